@@ -1,0 +1,1 @@
+"""Raw recordings in, one analysed model out."""

@@ -1,0 +1,195 @@
+"""The analysed model: the one value every renderer reads, saved as ``model.json``.
+
+Times are seconds relative to ``t0_ns`` (CLOCK_MONOTONIC when the target began running user code);
+``t0_ns`` keeps the absolute anchor. The schema is versioned and loaders refuse versions they do not
+know, so a report is never built from a model it would misread.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tracer.errors import CorruptRecording, UnknownSchema
+
+SCHEMA_VERSION = 1
+
+# Thread states, finest first. ``on_cpu``/``off_cpu`` are what the OS alone can tell; the GIL
+# recorders refine them into ``running``/``native`` and ``gil_wait``/``blocked``/``lock_wait``.
+RUNNING = "running"  # holds the GIL and executes Python
+NATIVE = "native"  # on a CPU without the GIL (C code that released it)
+GIL_WAIT = "gil_wait"  # ready to run Python, waiting for the GIL
+LOCK_WAIT = "lock_wait"  # blocked on a known threading lock
+BLOCKED = "blocked"  # sleep, I/O, join, queue, condition: not wanting the GIL
+ON_CPU = "on_cpu"  # on a CPU, GIL ownership unknown
+OFF_CPU = "off_cpu"  # off CPU, reason unknown
+STATES = (RUNNING, NATIVE, ON_CPU, GIL_WAIT, LOCK_WAIT, BLOCKED, OFF_CPU)
+ON_CPU_STATES = frozenset({RUNNING, NATIVE, ON_CPU})
+
+
+@dataclass
+class Interval:
+    """A thread was in ``state`` from ``start`` to ``end`` (seconds from t0)."""
+
+    start: float
+    end: float
+    state: str
+    detail: dict[str, Any] | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass
+class StackSample:
+    """What a sampler saw on one thread at one instant: GIL flags and the Python stack."""
+
+    t: float
+    owns_gil: bool | None
+    active: bool | None
+    stack: int  # index into RunModel.stacks (-1: no Python frames)
+
+
+@dataclass
+class ThreadTimeline:
+    tid: int  # OS thread id (Linux: the tid in /proc, ``threading.get_native_id()``)
+    pid: int
+    name: str
+    start_s: float | None
+    end_s: float | None
+    cpu_s: float
+    daemon: bool | None = None
+    is_main: bool = False
+    end_reason: str | None = None  # finished | killed_at_exit | running_at_stop
+    intervals: list[Interval] = field(default_factory=list)
+    state_s: dict[str, float] = field(default_factory=dict)
+    samples: list[StackSample] = field(default_factory=list)
+    last_stack: list[str] = field(default_factory=list)  # frames seen last, innermost first
+
+
+@dataclass
+class Source:
+    """One recorder's contribution: was it used, why not, and how good its figures are."""
+
+    used: bool
+    reason: str = ""
+    method: str = ""  # exact | sampled | instrumented
+    rate_hz: float | None = None
+    samples: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Target:
+    kind: str  # scenario | script | module
+    name: str
+    argv: list[str]
+    python: str
+    python_version: str
+    exit_code: int | None
+    status: str  # ok | failed | timeout | interrupted | killed | error
+    error: str | None = None
+
+
+@dataclass
+class Marker:
+    name: str
+    kind: str  # mark | phase
+    start: float
+    end: float | None
+    tid: int | None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Series:
+    """A regularly binned curve (e.g. CPU parallelism): ``values[i]`` covers [t[i], t[i]+bin_s)."""
+
+    bin_s: float
+    t: list[float]
+    values: list[float]
+
+
+@dataclass
+class Claim:
+    """A scenario's claim checked against the recording."""
+
+    claim: str
+    held: bool | None  # None: could not be checked
+    detail: str
+
+
+@dataclass
+class RunModel:
+    target: Target
+    t0_ns: int
+    wall_s: float
+    cores: int
+    sources: dict[str, Source]
+    threads: list[ThreadTimeline]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    parallelism: Series | None = None
+    markers: list[Marker] = field(default_factory=list)
+    stacks: list[list[str]] = field(default_factory=list)
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    partial: bool = False
+    warnings: list[str] = field(default_factory=list)
+    claims: list[Claim] = field(default_factory=list)
+    scenario: dict[str, Any] | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json_bytes(self) -> bytes:
+        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+
+    def save(self, path: Path) -> None:
+        from tracer.runfolder import atomic_write_bytes
+
+        atomic_write_bytes(path, self.to_json_bytes())
+
+    @classmethod
+    def load(cls, path: Path) -> RunModel:
+        try:
+            raw = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise CorruptRecording(f"cannot read {path}: {exc}") from exc
+        return cls.from_dict(raw, origin=str(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], origin: str = "model") -> RunModel:
+        version = raw.get("schema_version") if isinstance(raw, dict) else None
+        if version != SCHEMA_VERSION:
+            raise UnknownSchema(
+                f"{origin}: schema_version {version!r} is not {SCHEMA_VERSION}; "
+                "rebuild it with `python -m tracer report RUN_DIR`"
+            )
+        try:
+            return cls(
+                target=Target(**raw["target"]),
+                t0_ns=raw["t0_ns"],
+                wall_s=raw["wall_s"],
+                cores=raw["cores"],
+                sources={k: Source(**v) for k, v in raw["sources"].items()},
+                threads=[_thread_from_dict(t) for t in raw["threads"]],
+                metrics=raw.get("metrics", {}),
+                parallelism=Series(**raw["parallelism"]) if raw.get("parallelism") else None,
+                markers=[Marker(**m) for m in raw.get("markers", [])],
+                stacks=raw.get("stacks", []),
+                processes=raw.get("processes", []),
+                partial=raw.get("partial", False),
+                warnings=raw.get("warnings", []),
+                claims=[Claim(**c) for c in raw.get("claims", [])],
+                scenario=raw.get("scenario"),
+            )
+        except (KeyError, TypeError) as exc:
+            raise CorruptRecording(f"{origin}: malformed model ({exc})") from exc
+
+
+def _thread_from_dict(raw: dict[str, Any]) -> ThreadTimeline:
+    raw = dict(raw)
+    raw["intervals"] = [Interval(**i) for i in raw.get("intervals", [])]
+    raw["samples"] = [StackSample(**s) for s in raw.get("samples", [])]
+    return ThreadTimeline(**raw)

@@ -1,0 +1,1 @@
+"""Recorders: each watches the target one way and writes raw files; none knows about the others."""

@@ -1,0 +1,45 @@
+"""The one interface every out-of-process recorder implements.
+
+The session calls :meth:`Recorder.check` before the target starts (a failure there is a reason, not
+an error: the run goes on without that source), :meth:`Recorder.start` while the target waits at its
+starting line, and :meth:`Recorder.stop` after the target has ended, however it ended.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tracer.model.schema import Source
+
+
+@dataclass
+class RecordContext:
+    """What a recorder needs to know about the run."""
+
+    raw_dir: Path
+    python: str  # interpreter that runs the target
+    pid: int = 0  # filled in once the target process exists
+    rate_hz: float = 200.0
+    options: dict[str, object] = field(default_factory=dict)
+
+
+class Recorder(abc.ABC):
+    name: str = ""
+
+    @abc.abstractmethod
+    def check(self, ctx: RecordContext) -> None:
+        """Raise :class:`tracer.errors.RecorderUnavailable` with the reason if it cannot run here."""
+
+    @abc.abstractmethod
+    def start(self, ctx: RecordContext) -> None:
+        """Begin recording ``ctx.pid``; return once recording is live."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop and flush raw files. Idempotent; never raises for cleanup problems."""
+
+    @abc.abstractmethod
+    def describe(self) -> Source:
+        """After :meth:`stop`: what was recorded (rate, samples, notes)."""

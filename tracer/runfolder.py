@@ -1,0 +1,92 @@
+"""The run folder: where one run's report, trace, model and raw recordings live.
+
+Nothing in an existing run folder is overwritten unless the user asked for it (``--force``), and
+every file is written atomically (temporary file, then rename) so an interrupted write never
+leaves a half file that looks whole.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tracer.errors import RunFolderExists
+
+DEFAULT_PARENT = Path("threadscope_runs")
+
+
+def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    root: Path
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "raw"
+
+    @property
+    def report_html(self) -> Path:
+        return self.root / "report.html"
+
+    @property
+    def trace_json(self) -> Path:
+        return self.root / "trace.json"
+
+    @property
+    def model_json(self) -> Path:
+        return self.root / "model.json"
+
+    def raw_file(self, name: str) -> Path:
+        return self.raw / name
+
+    @classmethod
+    def create(cls, out: Path | None, label: str, force: bool = False) -> RunFolder:
+        """Make a new run folder: ``out`` if given, else a fresh timestamped one."""
+        if out is None:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "run"
+            out = DEFAULT_PARENT / f"{safe}-{stamp}"
+            suffix = 1
+            while out.exists():
+                suffix += 1
+                out = DEFAULT_PARENT / f"{safe}-{stamp}-{suffix}"
+        if out.exists() and not out.is_dir():
+            raise RunFolderExists(f"{out} exists and is not a folder")
+        if out.is_dir() and any(out.iterdir()):
+            if not force:
+                raise RunFolderExists(
+                    f"{out} already holds files; choose another --out or add --force"
+                )
+            shutil.rmtree(out)
+        folder = cls(out)
+        folder.raw.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    @classmethod
+    def existing(cls, root: Path) -> RunFolder:
+        from tracer.errors import CorruptRecording
+
+        folder = cls(root)
+        if not (folder.raw / "run.json").is_file():
+            raise CorruptRecording(f"{root} is not a run folder (no raw/run.json)")
+        return folder

@@ -1,0 +1,69 @@
+"""Command line: verbs as small modules; domain errors become one line and exit code 2 here, and
+nowhere else."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.text import Text
+
+from tracer.commands.list import ListCommand
+from tracer.commands.protocol import Command
+from tracer.commands.report import ReportCommand
+from tracer.commands.run import RunCommand
+from tracer.commands.view import ViewCommand
+from tracer.errors import ThreadscopeError
+
+COMMANDS: dict[str, Command] = {
+    "run": RunCommand(),
+    "report": ReportCommand(),
+    "list": ListCommand(),
+    "view": ViewCommand(),
+}
+
+
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    parser = argparse.ArgumentParser(
+        prog="python -m tracer",
+        description="threadscope: what are my threads doing, and is the GIL why it is slow?",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parsers = {}
+    for name, command in COMMANDS.items():
+        parsers[name] = sub.add_parser(name, help=command.help, description=command.help)
+        command.prepare_parser(parsers[name])
+    return parser, parsers
+
+
+def split_target_args(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Everything after the first ``--`` belongs to the target."""
+    if "--" in argv:
+        cut = argv.index("--")
+        return argv[:cut], argv[cut + 1 :]
+    return argv, []
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    ours, target_args = split_target_args(argv)
+    parser, parsers = build_parser()
+    args, unknown = parser.parse_known_args(ours)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    if unknown:
+        if args.command != "run" or target_args:
+            parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        target_args = unknown  # `run gil_cpu --threads 8` passes --threads 8 to the scenario
+    args.target_args = target_args
+    try:
+        return COMMANDS[args.command].run(args, parsers[args.command])
+    except ThreadscopeError as exc:
+        message = Text.assemble(("error: ", "bold red"), str(exc))
+        Console(stderr=True, highlight=False).print(message, soft_wrap=True)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        return 130

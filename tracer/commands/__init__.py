@@ -1,0 +1,1 @@
+"""CLI verbs, one module each, all implementing :class:`tracer.commands.protocol.Command`."""

@@ -1,0 +1,71 @@
+"""`tracer run`: record a scenario, a script or a module, then analyse and report it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import webbrowser
+from pathlib import Path
+
+from rich.console import Console
+
+from tracer.pipeline import analyse_and_render
+from tracer.runfolder import RunFolder
+from tracer.session import RecordOptions, record
+from tracer.target import resolve
+
+
+class RunCommand:
+    help = "record a scenario, a script or a module and write a report"
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.usage = ("python -m tracer run [OPTIONS] (SCENARIO | SCRIPT.py | -m MODULE) "
+                        "[-- ARGS...]")
+        parser.add_argument("target", nargs="?", help="scenario name or path of a script")
+        parser.add_argument("-m", dest="module", metavar="MODULE", help="run a module, like python -m")
+        parser.add_argument("--out", type=Path, help="run folder (default: threadscope_runs/NAME-TIME)")
+        parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+        parser.add_argument("--open", action="store_true", help="open report.html in a browser")
+        parser.add_argument("--timeout", type=float, metavar="S",
+                            help="stop the target after S seconds (a partial report is written)")
+        parser.add_argument("--rate", type=float, default=200.0, metavar="HZ",
+                            help="OS sampler rate (default: 200 Hz, one sample per 5 ms switch "
+                                 "interval)")
+        parser.add_argument("--python", default=sys.executable, metavar="PATH",
+                            help="interpreter that runs the target (default: this one)")
+        parser.add_argument("--tracer-entries", type=int, default=1_000_000, metavar="N",
+                            help="VizTracer's buffer size in events (default: 1,000,000)")
+        for name, what in (("viztracer", "VizTracer's in-process function timeline"),
+                           ("pyspy", "py-spy stack sampling"),
+                           ("perf", "exact GIL events from perf uprobes"),
+                           ("sched", "the /proc CPU sampler"),
+                           ("locks", "lock-wait instrumentation")):
+            parser.add_argument(f"--no-{name}", dest=name, action="store_false",
+                                help=f"do not record {what}")
+        parser.add_argument("--quiet", action="store_true", help="print only the report path")
+
+    def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+        target_args: list[str] = list(getattr(args, "target_args", []))
+        if args.module and args.target:
+            target_args.insert(0, args.target)
+        if not args.module and not args.target:
+            parser.error("name a scenario, a script or -m MODULE")
+        spec = resolve(args.module or args.target, target_args, as_module=bool(args.module))
+        folder = RunFolder.create(args.out, spec.label, force=args.force)
+        options = RecordOptions(
+            python=args.python, timeout_s=args.timeout, rate_hz=args.rate,
+            viztracer=args.viztracer, pyspy=args.pyspy, sched=args.sched, perf=args.perf,
+            locks=args.locks, tracer_entries=args.tracer_entries, quiet=args.quiet,
+        )
+        console = Console(stderr=True)
+        result = record(spec, folder, options)
+        model = analyse_and_render(folder)
+        if args.quiet:
+            console.print(str(folder.report_html))
+        else:
+            from reports.summary import print_summary
+
+            print_summary(model, folder.root, console)
+        if args.open:
+            webbrowser.open(folder.report_html.resolve().as_uri())
+        return result.exit_code

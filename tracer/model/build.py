@@ -1,0 +1,274 @@
+"""Raw recordings of one run folder in, one :class:`RunModel` out.
+
+Every source is optional: whatever was recorded is used, whatever is missing is named in
+``sources`` and ``warnings``, and a run that ended badly is marked ``partial`` rather than dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracer.model.cpu import CpuRecording, analyse_cpu
+from tracer.model.functions import FunctionTrace, load_function_trace
+from tracer.model.rawfiles import read_json, read_jsonl
+from tracer.model.samples import SampledThreads, StackTable, load_samples
+from tracer.model.schema import (
+    Interval,
+    Marker,
+    RunModel,
+    Source,
+    Target,
+    ThreadTimeline,
+)
+from tracer.model.states import state_seconds
+from tracer.runfolder import RunFolder
+from tracer.session import load_run
+
+INTERNAL_THREAD_PREFIX = "threadscope-"
+
+
+@dataclass
+class _ThreadFacts:
+    """What the bootstrap's thread hooks saw of one thread."""
+
+    name: str = ""
+    daemon: bool | None = None
+    start_ns: int | None = None
+    end_ns: int | None = None
+    is_main: bool = False
+
+
+@dataclass
+class BuiltRun:
+    model: RunModel
+    functions: FunctionTrace = field(default_factory=FunctionTrace)
+
+
+def build_run(folder: RunFolder) -> BuiltRun:
+    run = load_run(folder)
+    raw = folder.raw
+    target_raw: dict[str, Any] = read_json(raw / "target.json") or {}
+    events = list(read_jsonl(raw / "threads.jsonl"))
+    t0_ns = int(target_raw.get("t0_ns") or _first(events, "run_start") or run["go_ns"])
+    end_ns = int(target_raw.get("end_ns") or run["exit_ns"])
+    end_ns = max(end_ns, t0_ns)
+    wall_s = (end_ns - t0_ns) / 1e9
+    pid = int(target_raw.get("pid") or run["pid"])
+
+    warnings: list[str] = []
+    sources = {name: Source(**value) for name, value in run.get("sources", {}).items()}
+    status = run["status"]
+    partial = status in ("timeout", "interrupted", "killed") or not target_raw
+    if not target_raw:
+        warnings.append("The target ended without writing its own record (killed or crashed "
+                        "hard): the function timeline and thread names may be missing.")
+
+    cpu = analyse_cpu(read_jsonl(raw / "sched.jsonl"), t0_ns, end_ns) if (
+        raw / "sched.jsonl").exists() else None
+    table = StackTable()
+    sampled = load_samples(read_jsonl(raw / "pyspy.jsonl"), t0_ns, end_ns, table)
+    functions = _functions(folder, run, target_raw, t0_ns, sources, warnings)
+    facts = _thread_facts(events)
+
+    threads = _threads(pid, facts, cpu, sampled, functions, t0_ns, end_ns)
+    _mark_thread_ends(threads, target_raw, status, sampled, wall_s)
+
+    markers = _markers(read_jsonl(raw / "markers.jsonl"), t0_ns, end_ns)
+    target = Target(
+        kind=run["target"]["kind"],
+        name=run["target"]["name"],
+        argv=list(run["target"]["argv"]),
+        python=str(target_raw.get("python") or run.get("python", "")),
+        python_version=str(target_raw.get("python_version", "")),
+        exit_code=run.get("exit_code"),
+        status=status,
+        error=target_raw.get("error"),
+    )
+    cpu_s = cpu.cpu_s if cpu else sum(t.cpu_s for t in threads)
+    cores = int(run.get("cores") or (cpu.cores if cpu else 1))
+    metrics: dict[str, Any] = {
+        "cpu_s": round(cpu_s, 6),
+        "parallelism": round(cpu_s / wall_s, 4) if wall_s > 0 and cpu else None,
+        "cores": cores,
+        "threads": len(threads),
+    }
+    if cpu and cpu.parallelism and cpu.parallelism.values:
+        metrics["peak_parallelism"] = max(cpu.parallelism.values)
+    if cpu is None:
+        warnings.append("No OS sampler data: CPU time and parallelism are unknown.")
+    model = RunModel(
+        target=target,
+        t0_ns=t0_ns,
+        wall_s=round(wall_s, 6),
+        cores=cores,
+        sources=sources,
+        threads=threads,
+        metrics=metrics,
+        parallelism=cpu.parallelism if cpu else None,
+        markers=markers,
+        stacks=table.stacks,
+        processes=cpu.processes if cpu else [{"pid": pid}],
+        partial=partial,
+        warnings=warnings + _source_warnings(sources),
+    )
+    _check_scenario(model, run)
+    return BuiltRun(model=model, functions=functions)
+
+
+def _first(events: list[dict[str, Any]], kind: str) -> int | None:
+    for event in events:
+        if event.get("ev") == kind:
+            return int(event["t_ns"])
+    return None
+
+
+def _functions(folder: RunFolder, run: dict[str, Any], target_raw: dict[str, Any], t0_ns: int,
+               sources: dict[str, Source], warnings: list[str]) -> FunctionTrace:
+    wanted = run.get("options", {}).get("viztracer", False)
+    if not wanted:
+        return FunctionTrace()
+    path = folder.raw_file("viztracer.json")
+    error = target_raw.get("viztracer_error") or ""
+    if not path.exists():
+        reason = error or "the target ended before VizTracer could save its trace"
+        sources["viztracer"] = Source(used=False, reason=reason)
+        return FunctionTrace()
+    functions = load_function_trace(path, target_raw.get("viztracer_clock", []), t0_ns)
+    notes = [f"{functions.entries} events"]
+    if functions.overflow:
+        notes.append("buffer full: the oldest calls were dropped")
+        warnings.append(
+            f"VizTracer's buffer ({target_raw.get('viztracer_entries')} entries) overflowed: "
+            "the oldest function calls were dropped from trace.json. Re-run with a larger "
+            "--tracer-entries or --no-viztracer."
+        )
+    sources["viztracer"] = Source(used=True, method="instrumented", samples=functions.entries,
+                                  notes=notes)
+    return functions
+
+
+def _thread_facts(events: list[dict[str, Any]]) -> dict[int, _ThreadFacts]:
+    facts: dict[int, _ThreadFacts] = {}
+    for event in events:
+        kind = event.get("ev")
+        if kind not in ("start", "end", "main"):
+            continue
+        fact = facts.setdefault(int(event["tid"]), _ThreadFacts())
+        if event.get("name"):
+            fact.name = str(event["name"])
+        if kind == "start":
+            fact.start_ns = int(event["t_ns"])
+            fact.daemon = bool(event.get("daemon"))
+        elif kind == "end":
+            fact.end_ns = int(event["t_ns"])
+        else:
+            fact.is_main = True
+            fact.daemon = False
+    return facts
+
+
+def _threads(pid: int, facts: dict[int, _ThreadFacts], cpu: CpuRecording | None,
+             sampled: SampledThreads, functions: FunctionTrace, t0_ns: int,
+             end_ns: int) -> list[ThreadTimeline]:
+    keys: set[tuple[int, int]] = {(pid, tid) for tid in facts}
+    if cpu:
+        keys |= {key for key, t in cpu.threads.items() if t.last_ns >= t0_ns}
+    keys |= set(sampled.samples)
+    out: list[ThreadTimeline] = []
+    for key in sorted(keys):
+        fact = facts.get(key[1]) if key[0] == pid else None
+        fact = fact or _ThreadFacts()
+        cpu_thread = cpu.threads.get(key) if cpu else None
+        name = (fact.name or sampled.names.get(key)
+                or (functions.thread_names.get(key[1]) if key[0] == pid else None)
+                or (cpu_thread.comm if cpu_thread else "") or f"thread {key[1]}")
+        if name.startswith(INTERNAL_THREAD_PREFIX):
+            continue
+        is_main = fact.is_main or key[0] == key[1]
+        start_ns = fact.start_ns if fact.start_ns is not None else (
+            t0_ns if is_main or not cpu_thread else max(cpu_thread.first_ns, t0_ns))
+        stop_ns = fact.end_ns if fact.end_ns is not None else (
+            cpu_thread.last_ns if cpu_thread and not is_main and cpu_thread.last_ns < end_ns
+            else end_ns)
+        start_s = round(max(0, start_ns - t0_ns) / 1e9, 6)
+        end_s = round(max(0, min(stop_ns, end_ns) - t0_ns) / 1e9, 6)
+        intervals = _clip(cpu_thread.intervals if cpu_thread else [], start_s, end_s)
+        thread = ThreadTimeline(
+            tid=key[1], pid=key[0], name=name, start_s=start_s, end_s=end_s,
+            cpu_s=round(cpu_thread.cpu_s, 6) if cpu_thread else 0.0,
+            daemon=fact.daemon, is_main=is_main and key[0] == pid,
+            end_reason="finished" if fact.end_ns is not None else None,
+            intervals=intervals, samples=sampled.samples.get(key, []),
+        )
+        thread.state_s = state_seconds(thread.intervals)
+        out.append(thread)
+    out.sort(key=lambda t: (t.pid != pid, not t.is_main, t.start_s or 0.0, t.tid))
+    return out
+
+
+def _clip(intervals: list[Interval], start: float, end: float) -> list[Interval]:
+    out = []
+    for interval in intervals:
+        s, e = max(interval.start, start), min(interval.end, end)
+        if e > s:
+            out.append(Interval(s, e, interval.state, interval.detail))
+    return out
+
+
+def _mark_thread_ends(threads: list[ThreadTimeline], target_raw: dict[str, Any], status: str,
+                      sampled: SampledThreads, wall_s: float) -> None:
+    """Say how each thread ended: finished, killed at interpreter exit, or still running."""
+    alive = {int(a["tid"]): a for a in target_raw.get("daemon_alive", []) if a.get("tid")}
+    for thread in threads:
+        if thread.tid in alive and thread.end_reason is None:
+            thread.end_reason = "killed_at_exit" if alive[thread.tid].get("daemon") else (
+                "running_at_stop")
+            thread.last_stack = list(alive[thread.tid].get("stack", []))
+            thread.end_s = round(wall_s, 6)
+        elif thread.end_reason is None and thread.is_main:
+            thread.end_reason = "finished" if status in ("ok", "failed") else "running_at_stop"
+        elif thread.end_reason is None and status in ("timeout", "interrupted", "killed"):
+            thread.end_reason = "running_at_stop"
+        final = sampled.final_stacks.get((thread.pid, thread.tid))
+        if final and not thread.last_stack:
+            thread.last_stack = final
+
+
+def _markers(records: Any, t0_ns: int, end_ns: int) -> list[Marker]:
+    out: list[Marker] = []
+    open_phases: dict[tuple[str, int], Marker] = {}
+    for record in records:
+        t = round((int(record["t_ns"]) - t0_ns) / 1e9, 6)
+        name, tid = str(record.get("name", "")), record.get("tid")
+        if record.get("kind") == "mark":
+            out.append(Marker(name, "mark", t, None, tid, dict(record.get("fields", {}))))
+        elif record.get("kind") == "phase_start":
+            marker = Marker(name, "phase", t, None, tid, dict(record.get("fields", {})))
+            open_phases[(name, tid or 0)] = marker
+            out.append(marker)
+        elif record.get("kind") == "phase_end":
+            started = open_phases.pop((name, tid or 0), None)
+            if started is not None:
+                started.end = t
+    for marker in open_phases.values():
+        marker.end = round((end_ns - t0_ns) / 1e9, 6)
+    return out
+
+
+def _source_warnings(sources: dict[str, Source]) -> list[str]:
+    return [f"{name} was not used: {source.reason}" for name, source in sorted(sources.items())
+            if not source.used and source.reason
+            and source.reason != "turned off on the command line"]
+
+
+def _check_scenario(model: RunModel, run: dict[str, Any]) -> None:
+    if run["target"]["kind"] != "scenario":
+        return
+    from scenarios.registry import get_scenario
+
+    scenario = get_scenario(run["target"]["name"])
+    if scenario is None:
+        return
+    model.scenario = scenario.describe()
+    model.claims = scenario.check(model)

@@ -1,0 +1,59 @@
+"""py-spy's dumps as per-thread stack samples, with stacks interned once per run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tracer.model.schema import StackSample
+
+
+@dataclass
+class StackTable:
+    """Each distinct stack stored once; samples refer to it by index."""
+
+    stacks: list[list[str]] = field(default_factory=list)
+    index: dict[tuple[str, ...], int] = field(default_factory=dict)
+
+    def intern(self, frames: list[str]) -> int:
+        if not frames:
+            return -1
+        key = tuple(frames)
+        found = self.index.get(key)
+        if found is None:
+            found = self.index[key] = len(self.stacks)
+            self.stacks.append(list(frames))
+        return found
+
+
+@dataclass
+class SampledThreads:
+    samples: dict[tuple[int, int], list[StackSample]] = field(default_factory=dict)
+    names: dict[tuple[int, int], str] = field(default_factory=dict)
+    final_stacks: dict[tuple[int, int], list[str]] = field(default_factory=dict)
+
+
+def load_samples(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int,
+                 table: StackTable) -> SampledThreads:
+    out = SampledThreads()
+    for record in records:
+        t_ns = (int(record["t0"]) + int(record["t1"])) // 2
+        for thread in record.get("threads", []):
+            if thread.get("tid") is None:
+                continue
+            key = (int(thread.get("pid") or 0), int(thread["tid"]))
+            if thread.get("name"):
+                out.names[key] = str(thread["name"])
+            frames = [str(f) for f in thread.get("frames", [])]
+            if record.get("final"):
+                out.final_stacks[key] = frames
+            if t_ns < t0_ns or t_ns > end_ns:
+                continue
+            out.samples.setdefault(key, []).append(StackSample(
+                t=round((t_ns - t0_ns) / 1e9, 6),
+                owns_gil=thread.get("owns_gil"),
+                active=thread.get("active"),
+                stack=table.intern(frames),
+            ))
+    return out

@@ -1,0 +1,195 @@
+"""py-spy, out of process: the Python stack of every thread (idle ones too) and who owns the GIL.
+
+We call ``py-spy dump --json`` in a loop rather than ``py-spy record``: only ``dump`` reports the
+per-thread ``owns_gil`` and ``active`` flags, and ``record``'s time-stamped format (chrometrace)
+merges consecutive samples and drops the flags. Each dump is a new py-spy process (tens of ms), so
+the rate is modest; each sample is stamped with the monotonic time before and after the call.
+The last dump, taken when a run is stopped, is also what a timed-out report shows as "the stacks
+at the moment it was stopped".
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from tracer.errors import RecorderUnavailable
+from tracer.model.schema import Source
+from tracer.recorders.base import RecordContext, Recorder
+
+RAW_NAME = "pyspy.jsonl"
+DEFAULT_MAX_HZ = 20.0  # one dump costs 20-100 ms of a py-spy process; more would load 2 cores
+DUMP_TIMEOUT_S = 5.0
+
+
+def find_pyspy() -> str | None:
+    """py-spy next to the running interpreter (pip installs it there), else on PATH."""
+    beside = Path(sys.executable).with_name("py-spy")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("py-spy")
+
+
+def ptrace_scope() -> int | None:
+    try:
+        return int(Path("/proc/sys/kernel/yama/ptrace_scope").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def frame_label(frame: dict[str, Any]) -> str:
+    name = frame.get("name") or "?"
+    filename = frame.get("short_filename") or frame.get("filename") or "?"
+    return f"{name} ({filename}:{frame.get('line', '?')})"
+
+
+class PySpyRecorder(Recorder):
+    name = "py-spy"
+
+    def __init__(self, max_hz: float = DEFAULT_MAX_HZ) -> None:
+        self._exe: str | None = None
+        self._max_hz = max_hz
+        self._pid = 0
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._out: IO[bytes] | None = None
+        self._out_lock = threading.Lock()
+        self._samples = 0
+        self._failures = 0
+        self._last_error = ""
+        self._started_ns = 0
+        self._stopped_ns = 0
+
+    def check(self, ctx: RecordContext) -> None:
+        if sys.platform == "win32":
+            raise RecorderUnavailable("py-spy sampling is not wired up on Windows yet")
+        self._exe = find_pyspy()
+        if self._exe is None:
+            raise RecorderUnavailable("py-spy is not installed (pip install py-spy)")
+        scope = ptrace_scope()
+        if scope is not None and scope >= 2 and os.geteuid() != 0:
+            raise RecorderUnavailable(
+                f"ptrace is restricted (kernel.yama.ptrace_scope={scope}); run as root or "
+                "set it to 1"
+            )
+
+    def start(self, ctx: RecordContext) -> None:
+        self._pid = ctx.pid
+        self._out = open(ctx.raw_dir / RAW_NAME, "wb")  # noqa: SIM115
+        self._started_ns = time.monotonic_ns()
+        first = self._dump()
+        if first is None:
+            reason = self._last_error or "py-spy could not read the target"
+            self._close()
+            raise RecorderUnavailable(reason)
+        self._thread = threading.Thread(target=self._loop, name="threadscope-pyspy", daemon=True)
+        self._thread.start()
+
+    def final_dump(self) -> None:
+        """One more dump now, marked final: the stacks at the moment the run was stopped."""
+        if self._out is not None:
+            self._dump(final=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=DUMP_TIMEOUT_S + 1)
+            self._thread = None
+        self._stopped_ns = time.monotonic_ns()
+        self._close()
+
+    def describe(self) -> Source:
+        seconds = max((self._stopped_ns - self._started_ns) / 1e9, 1e-9)
+        notes = [f"py-spy dump loop, at most {self._max_hz:g} Hz"]
+        if self._failures:
+            notes.append(f"{self._failures} dumps failed (last: {self._last_error})")
+        return Source(used=True, method="sampled", rate_hz=round(self._samples / seconds, 1),
+                      samples=self._samples, notes=notes)
+
+    def _close(self) -> None:
+        with self._out_lock:
+            if self._out is not None:
+                self._out.close()
+                self._out = None
+
+    def _loop(self) -> None:
+        period = 1.0 / self._max_hz
+        while not self._stop.is_set():
+            began = time.monotonic()
+            if self._dump() is None and not _alive(self._pid):
+                self._failures -= 1  # the target ended during the dump: not py-spy's fault
+                return
+            self._stop.wait(max(0.0, period - (time.monotonic() - began)))
+
+    def _dump(self, final: bool = False) -> list[dict[str, Any]] | None:
+        assert self._exe is not None
+        before = time.monotonic_ns()
+        try:
+            proc = subprocess.run(
+                [self._exe, "dump", "--json", "--subprocesses", "--pid", str(self._pid)],
+                capture_output=True, timeout=DUMP_TIMEOUT_S, check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            self._fail(str(exc))
+            return None
+        after = time.monotonic_ns()
+        if proc.returncode != 0:
+            self._fail(proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or "")
+            return None
+        try:
+            threads = orjson.loads(proc.stdout)
+        except orjson.JSONDecodeError:
+            self._fail("py-spy printed something that is not JSON")
+            return None
+        record = {
+            "t0": before,
+            "t1": after,
+            "final": final,
+            "threads": [
+                {
+                    "pid": t.get("pid"),
+                    "tid": t.get("os_thread_id"),
+                    "name": t.get("thread_name"),
+                    "owns_gil": t.get("owns_gil"),
+                    "active": t.get("active"),
+                    "frames": [frame_label(f) for f in t.get("frames", [])],
+                }
+                for t in threads
+            ],
+        }
+        with self._out_lock:
+            if self._out is None:
+                return None
+            self._out.write(orjson.dumps(record) + b"\n")
+            self._out.flush()
+        self._samples += 1
+        return threads  # type: ignore[no-any-return]
+
+    def _fail(self, message: object) -> None:
+        self._failures += 1
+        if isinstance(message, list):
+            message = message[0] if message else "py-spy failed"
+        self._last_error = str(message) or "py-spy failed"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) still answers kill(0): look at its state too.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] != "Z"

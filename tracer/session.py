@@ -1,0 +1,259 @@
+"""One recording: start the target at a starting line, attach the recorders, let it run, stop
+everything however the target ends (exit, crash, timeout, Ctrl-C), and write ``raw/run.json``.
+
+The target waits for a go signal after its interpreter has started, so that the recorders' own
+start-up (perf takes about a second) is neither lost from the record nor counted in the target's
+time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+
+import tracer
+from tracer.errors import RecorderUnavailable, ThreadscopeError
+from tracer.model.schema import Source
+from tracer.recorders.base import RecordContext, Recorder
+from tracer.recorders.pyspy import PySpyRecorder
+from tracer.recorders.sched import SchedSampler
+from tracer.runfolder import RunFolder, atomic_write_bytes
+from tracer.target import TargetSpec
+
+READY_TIMEOUT_S = 60.0  # interpreter start plus imports of VizTracer on a slow, loaded machine
+INTERRUPT_GRACE_S = 5.0  # time the target gets to save its trace after SIGINT before SIGTERM
+TERM_GRACE_S = 3.0
+
+
+@dataclass
+class RecordOptions:
+    python: str = sys.executable
+    timeout_s: float | None = None
+    rate_hz: float = 200.0
+    viztracer: bool = True
+    pyspy: bool = True
+    sched: bool = True
+    perf: bool = True
+    locks: bool = True
+    tracer_entries: int = 1_000_000
+    quiet: bool = False
+
+
+@dataclass
+class RecordResult:
+    exit_code: int
+    status: str  # ok | failed | timeout | interrupted | killed | error
+    sources: dict[str, Source] = field(default_factory=dict)
+
+
+class _Interrupted:
+    """Ctrl-C reaches the whole foreground process group, so the target gets it too; the session
+    just notes it and keeps waiting for the target to wind down and save its trace."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.count += 1
+
+
+def build_recorders(options: RecordOptions) -> list[Recorder]:
+    recorders: list[Recorder] = []
+    if options.sched:
+        recorders.append(SchedSampler())
+    if options.pyspy:
+        recorders.append(PySpyRecorder())
+    if options.perf:
+        try:
+            from tracer.recorders.perf_gil import PerfGilRecorder
+        except ImportError:
+            pass
+        else:
+            recorders.append(PerfGilRecorder())
+    return recorders
+
+
+def record(spec: TargetSpec, folder: RunFolder, options: RecordOptions) -> RecordResult:
+    ctx = RecordContext(raw_dir=folder.raw, python=options.python, rate_hz=options.rate_hz)
+    sources: dict[str, Source] = {}
+    ready: list[Recorder] = []
+    for recorder in build_recorders(options):
+        try:
+            recorder.check(ctx)
+        except RecorderUnavailable as exc:
+            sources[recorder.name] = Source(used=False, reason=str(exc))
+        else:
+            ready.append(recorder)
+    for name, wanted in (("viztracer", options.viztracer), ("sched", options.sched),
+                         ("py-spy", options.pyspy), ("perf", options.perf),
+                         ("locks", options.locks)):
+        if not wanted:
+            sources[name] = Source(used=False, reason="turned off on the command line")
+
+    started_ns = time.monotonic_ns()
+    with _target_process(spec, folder, options) as (proc, go_fd):
+        ctx.pid = proc.pid
+        running: list[Recorder] = []
+        for recorder in ready:
+            try:
+                recorder.start(ctx)
+            except RecorderUnavailable as exc:
+                sources[recorder.name] = Source(used=False, reason=str(exc))
+            else:
+                running.append(recorder)
+        go_ns = time.monotonic_ns()
+        os.write(go_fd, b"G")
+        os.close(go_fd)
+        status, exit_code = _wait(proc, options, running)
+        exit_ns = time.monotonic_ns()
+        for recorder in reversed(running):
+            with contextlib.suppress(Exception):
+                recorder.stop()
+            sources[recorder.name] = recorder.describe()
+
+    run = {
+        "threadscope_version": tracer.__version__,
+        "target": spec.to_dict(),
+        "python": options.python,
+        "options": asdict(options),
+        "started_ns": started_ns,
+        "go_ns": go_ns,
+        "exit_ns": exit_ns,
+        "exit_code": exit_code,
+        "status": status,
+        "pid": ctx.pid,
+        "cores": os.cpu_count() or 1,
+        "sources": {name: asdict(source) for name, source in sources.items()},
+    }
+    atomic_write_bytes(folder.raw_file("run.json"), orjson.dumps(run, option=orjson.OPT_INDENT_2))
+    return RecordResult(exit_code=exit_code, status=status, sources=sources)
+
+
+@contextlib.contextmanager
+def _target_process(
+    spec: TargetSpec, folder: RunFolder, options: RecordOptions
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Start the bootstrap and wait until it stands at its starting line."""
+    go_r, go_w = os.pipe()
+    ready_r, ready_w = os.pipe()
+    config = {
+        "raw_dir": str(folder.raw.resolve()),
+        "kind": spec.kind if spec.kind == "script" else "module",
+        "run": spec.run,
+        "argv": spec.argv,
+        "viztracer": options.viztracer,
+        "locks": options.locks,
+        "tracer_entries": options.tracer_entries,
+        "go_fd": go_r,
+        "ready_fd": ready_w,
+    }
+    config_path = folder.raw_file("bootstrap.json")
+    atomic_write_bytes(config_path, orjson.dumps(config))
+    env = dict(os.environ)
+    package_root = str(Path(tracer.__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    env["THREADSCOPE_MARKERS"] = str((folder.raw / "markers.jsonl").resolve())
+    try:
+        proc = subprocess.Popen(
+            [options.python, "-m", "tracer.bootstrap", str(config_path.resolve())],
+            pass_fds=(go_r, ready_w),
+            env=env,
+        )
+    except OSError as exc:
+        for fd in (go_r, go_w, ready_r, ready_w):
+            os.close(fd)
+        raise ThreadscopeError(f"cannot start {options.python}: {exc}") from exc
+    os.close(go_r)
+    os.close(ready_w)
+    try:
+        readable, _, _ = select.select([ready_r], [], [], READY_TIMEOUT_S)
+        if not readable or os.read(ready_r, 1) != b"R":
+            proc.kill()
+            proc.wait()
+            raise ThreadscopeError(
+                f"the target interpreter {options.python} did not start (exit code "
+                f"{proc.returncode}); is threadscope importable there?"
+            )
+        yield proc, go_w
+    finally:
+        os.close(ready_r)
+        with contextlib.suppress(OSError):
+            os.close(go_w)
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def _wait(
+    proc: subprocess.Popen[bytes], options: RecordOptions, recorders: list[Recorder]
+) -> tuple[str, int]:
+    interrupted = _Interrupted()
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
+        while True:
+            try:
+                code = proc.wait(timeout=0.05)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if deadline is not None and time.monotonic() >= deadline:
+                for recorder in recorders:
+                    if isinstance(recorder, PySpyRecorder):
+                        recorder.final_dump()
+                code = _stop_target(proc)
+                return "timeout", code if code >= 0 else 128 - code
+            if interrupted.count:
+                grace_end = time.monotonic() + INTERRUPT_GRACE_S
+                while proc.poll() is None and time.monotonic() < grace_end:
+                    time.sleep(0.05)
+                code = proc.poll() if proc.poll() is not None else _stop_target(proc)
+                return "interrupted", 130 if code in (-signal.SIGINT, 130) else _code(code)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if code < 0:
+        return "killed", 128 - code
+    return ("ok" if code == 0 else "failed"), code
+
+
+def _stop_target(proc: subprocess.Popen[bytes]) -> int:
+    """SIGINT first (the target saves its trace), then SIGTERM, then SIGKILL."""
+    for sig, grace in ((signal.SIGINT, INTERRUPT_GRACE_S), (signal.SIGTERM, TERM_GRACE_S)):
+        if proc.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=grace)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    return int(proc.returncode)
+
+
+def _code(code: int | None) -> int:
+    if code is None:
+        return 1
+    return 128 - code if code < 0 else code
+
+
+def load_run(folder: RunFolder) -> dict[str, Any]:
+    from tracer.errors import CorruptRecording
+
+    path = folder.raw_file("run.json")
+    try:
+        return orjson.loads(path.read_bytes())  # type: ignore[no-any-return]
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise CorruptRecording(f"cannot read {path}: {exc}") from exc

@@ -1,0 +1,26 @@
+"""A thread that sleeps, spins for a known time between two markers, then sleeps again: the
+markers are the ground truth every source is checked against."""
+
+import threading
+import time
+
+from tracer.markers import mark
+
+
+def spin_for(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+def worker() -> None:
+    time.sleep(0.3)
+    mark("spin_start")
+    spin_for(0.4)
+    mark("spin_end")
+    time.sleep(0.3)
+
+
+thread = threading.Thread(target=worker, name="spinner")
+thread.start()
+thread.join()

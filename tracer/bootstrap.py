@@ -25,6 +25,7 @@ THREADS_RAW = "threads.jsonl"
 TARGET_RAW = "target.json"
 VIZTRACER_RAW = "viztracer.json"
 VIZTRACER_CLOCK_RAW = "viztracer_clock.json"
+GIL_LAYOUT_RAW = "gil_layout.json"
 
 
 class _EventLog:
@@ -57,13 +58,26 @@ def _allow_ptrace_from_anyone() -> None:
         pass
 
 
+def _thread_state_address() -> int | None:
+    """This thread's PyThreadState address: the GIL sampler sees the holder as one."""
+    try:
+        from tracer.instrument import gil_probe
+    except ImportError:
+        return None
+    try:
+        return gil_probe.thread_tstate()
+    except Exception:
+        return None
+
+
 def _hook_threads(log: _EventLog) -> None:
     """Record every threading.Thread's start and end with its native id, name and daemon flag."""
     original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
 
     def _bootstrap_inner(self: threading.Thread) -> None:
         log.write({"ev": "start", "t_ns": time.monotonic_ns(), "tid": threading.get_native_id(),
-                   "ident": threading.get_ident(), "name": self.name, "daemon": self.daemon})
+                   "ident": threading.get_ident(), "name": self.name, "daemon": self.daemon,
+                   "tstate": _thread_state_address()})
         try:
             original(self)
         finally:
@@ -90,6 +104,7 @@ class _Target:
     def prepare(self) -> None:
         _allow_ptrace_from_anyone()
         _hook_threads(self.log)
+        self._calibrate_gil_probe()
         if self.config.get("locks"):
             try:
                 from tracer.instrument import locks
@@ -101,6 +116,18 @@ class _Target:
             self._prepare_viztracer()
         self._patch_os_exit()
         signal.signal(signal.SIGTERM, _raise_interrupt)
+
+    def _calibrate_gil_probe(self) -> None:
+        """Find the GIL's address in this interpreter for the out-of-process GIL sampler; done
+        before the ready signal so the sampler can attach at once."""
+        try:
+            from tracer.instrument import gil_probe
+
+            layout: dict[str, Any] = gil_probe.calibrate()
+        except Exception as exc:
+            layout = {"error": f"{type(exc).__name__}: {exc}"}
+        with open(os.path.join(self.raw_dir, GIL_LAYOUT_RAW), "w", encoding="utf-8") as handle:
+            json.dump(layout, handle)
 
     def _prepare_viztracer(self) -> None:
         try:
@@ -131,7 +158,8 @@ class _Target:
 
     def run(self) -> int:
         self.log.write({"ev": "main", "t_ns": time.monotonic_ns(), "tid": threading.get_native_id(),
-                        "ident": threading.get_ident(), "name": threading.current_thread().name})
+                        "ident": threading.get_ident(), "name": threading.current_thread().name,
+                        "tstate": _thread_state_address()})
         sys.argv = list(self.config["argv"])
         self.t0_ns = time.monotonic_ns()
         self.log.write({"ev": "run_start", "t_ns": self.t0_ns})

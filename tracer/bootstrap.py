@@ -148,7 +148,8 @@ class _Target:
         """``os._exit`` skips every finally block; save what was recorded before it happens."""
         real_exit = os._exit
 
-        def _exit(code: int) -> NoReturn:
+        def _exit(status: int) -> NoReturn:
+            code = status
             self.exit_code = code
             self.status = "ok" if code == 0 else "failed"
             self.finish(reason="os._exit")
@@ -257,7 +258,7 @@ def _daemon_threads_alive() -> list[dict[str, Any]]:
 
 
 def _stack_labels(frame: FrameType | None) -> list[str]:
-    labels = []
+    labels: list[str] = []
     while frame is not None and len(labels) < 40:
         code = frame.f_code
         labels.append(f"{code.co_name} ({os.path.basename(code.co_filename)}:{frame.f_lineno})")

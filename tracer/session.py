@@ -219,7 +219,8 @@ def _wait(
                 grace_end = time.monotonic() + INTERRUPT_GRACE_S
                 while proc.poll() is None and time.monotonic() < grace_end:
                     time.sleep(0.05)
-                code = proc.poll() if proc.poll() is not None else _stop_target(proc)
+                polled = proc.poll()
+                code = polled if polled is not None else _stop_target(proc)
                 return "interrupted", 130 if code in (-signal.SIGINT, 130) else _code(code)
     finally:
         signal.signal(signal.SIGINT, previous)
@@ -254,6 +255,7 @@ def load_run(folder: RunFolder) -> dict[str, Any]:
 
     path = folder.raw_file("run.json")
     try:
-        return orjson.loads(path.read_bytes())  # type: ignore[no-any-return]
+        loaded: dict[str, Any] = orjson.loads(path.read_bytes())
+        return loaded
     except (OSError, orjson.JSONDecodeError) as exc:
         raise CorruptRecording(f"cannot read {path}: {exc}") from exc

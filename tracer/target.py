@@ -43,7 +43,8 @@ def resolve(what: str, args: list[str], as_module: bool = False) -> TargetSpec:
     if what.endswith(".py") or "/" in what or path.suffix:
         raise TargetNotFound(f"no such script: {path.resolve()}")
     close = difflib.get_close_matches(what, names, n=3, cutoff=0.5)
-    hint = f"; did you mean {', '.join(close)}?" if close else "; `python -m tracer list` shows them"
+    hint = (f"; did you mean {', '.join(close)}?" if close
+            else "; `python -m tracer list` shows them")
     raise TargetNotFound(f"{what!r} is neither a scenario nor a file{hint}")
 
 

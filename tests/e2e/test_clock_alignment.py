@@ -22,7 +22,8 @@ def test_markers_align_across_sources(tmp_path: Path) -> None:
     assert 0.35 <= spin_end - spin_start <= 1.0
 
     (spinner,) = thread_named(model, "spinner")
-    on_cpu = [i for i in spinner["intervals"] if i["state"] == "on_cpu" and i["end"] - i["start"] > 0.1]
+    on_cpu = [i for i in spinner["intervals"]
+              if i["state"] == "on_cpu" and i["end"] - i["start"] > 0.1]
     assert on_cpu, spinner["intervals"]
     longest = max(on_cpu, key=lambda i: i["end"] - i["start"])
     assert abs(longest["start"] - spin_start) < SAMPLER_TOLERANCE_S
@@ -32,8 +33,10 @@ def test_markers_align_across_sources(tmp_path: Path) -> None:
     import json
 
     trace = json.loads((out / "trace.json").read_text())["traceEvents"]
-    instants = {e["name"]: e["ts"] / 1e6 for e in trace if e.get("name", "").startswith("threadscope:")}
+    instants = {e["name"]: e["ts"] / 1e6 for e in trace
+                if str(e.get("name", "")).startswith("threadscope:")}
     assert abs(instants["threadscope:spin_start"] - spin_start) < VIZTRACER_TOLERANCE_S
-    spins = [e for e in trace if e.get("ph") == "X" and str(e.get("name", "")).startswith("spin_for")]
+    spins = [e for e in trace
+             if e.get("ph") == "X" and str(e.get("name", "")).startswith("spin_for")]
     assert spins
     assert abs(spins[0]["ts"] / 1e6 - spin_start) < VIZTRACER_TOLERANCE_S

@@ -22,8 +22,10 @@ class RunCommand:
         parser.usage = ("python -m tracer run [OPTIONS] (SCENARIO | SCRIPT.py | -m MODULE) "
                         "[-- ARGS...]")
         parser.add_argument("target", nargs="?", help="scenario name or path of a script")
-        parser.add_argument("-m", dest="module", metavar="MODULE", help="run a module, like python -m")
-        parser.add_argument("--out", type=Path, help="run folder (default: threadscope_runs/NAME-TIME)")
+        parser.add_argument("-m", dest="module", metavar="MODULE",
+                            help="run a module, like python -m")
+        parser.add_argument("--out", type=Path,
+                            help="run folder (default: threadscope_runs/NAME-TIME)")
         parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
         parser.add_argument("--open", action="store_true", help="open report.html in a browser")
         parser.add_argument("--timeout", type=float, metavar="S",

@@ -7,6 +7,7 @@ a thread ran at least half the time is drawn as ``on_cpu``.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -98,7 +99,7 @@ def _cpu_in_window(readings: list[tuple[int, int, str]], t0_ns: int, end_ns: int
 
 def _intervals(readings: list[tuple[int, int, str]], t0_ns: int, end_ns: int) -> list[Interval]:
     out: list[Interval] = []
-    for (ta, ca, _), (tb, cb, _) in zip(readings, readings[1:]):
+    for (ta, ca, _), (tb, cb, _) in itertools.pairwise(readings):
         start, end = max(ta, t0_ns), min(tb, end_ns)
         if end <= start or tb <= ta:
             continue
@@ -129,7 +130,7 @@ def _parallelism(threads: Iterable[ThreadCpu], t0_ns: int, end_ns: int) -> Serie
     return Series(
         bin_s=bin_ns / 1e9,
         t=[round(i * bin_ns / 1e9, 6) for i in range(nbins)],
-        values=[round(total / width, 4) for total, width in zip(totals, widths)],
+        values=[round(total / width, 4) for total, width in zip(totals, widths, strict=False)],
     )
 
 

@@ -25,7 +25,7 @@ def mean_parallelism(model: RunModel, start: float, end: float) -> float | None:
     if series is None or end <= start:
         return None
     total = 0.0
-    for t, value in zip(series.t, series.values):
+    for t, value in zip(series.t, series.values, strict=False):
         overlap = min(end, t + series.bin_s) - max(start, t)
         if overlap > 0:
             total += value * overlap

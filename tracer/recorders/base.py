@@ -30,7 +30,7 @@ class Recorder(abc.ABC):
 
     @abc.abstractmethod
     def check(self, ctx: RecordContext) -> None:
-        """Raise :class:`tracer.errors.RecorderUnavailable` with the reason if it cannot run here."""
+        """Raise :class:`tracer.errors.RecorderUnavailable` (with the reason) if it cannot run."""
 
     @abc.abstractmethod
     def start(self, ctx: RecordContext) -> None:

@@ -171,7 +171,7 @@ class PySpyRecorder(Recorder):
             self._out.write(orjson.dumps(record) + b"\n")
             self._out.flush()
         self._samples += 1
-        return threads  # type: ignore[no-any-return]
+        return list(threads)
 
     def _fail(self, message: object) -> None:
         self._failures += 1

@@ -11,6 +11,7 @@ because ``schedstat`` already accumulates exact on-CPU nanoseconds between two s
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -55,10 +56,8 @@ class _Task:
 
     def close(self) -> None:
         for fd in (self.schedstat_fd, self.stat_fd):
-            try:
+            with contextlib.suppress(OSError):
                 os.close(fd)
-            except OSError:
-                pass
 
 
 def _read_text(path: str) -> str:

@@ -28,7 +28,7 @@ def test_jsonl_tolerates_only_a_truncated_last_line(tmp_path: Path) -> None:
     path.write_text('{"a": 1}\n{"a": 2}\n{"a": ')
     assert [r["a"] for r in read_jsonl(path)] == [1, 2]
     path.write_text('{"a": 1}\nnot json\n{"a": 3}\n')
-    with pytest.raises(CorruptRecording, match="x.jsonl: line 2"):
+    with pytest.raises(CorruptRecording, match=r"x\.jsonl: line 2"):
         list(read_jsonl(path))
     assert list(read_jsonl(tmp_path / "missing.jsonl")) == []
 
@@ -36,7 +36,7 @@ def test_jsonl_tolerates_only_a_truncated_last_line(tmp_path: Path) -> None:
 def test_json_errors_name_the_file(tmp_path: Path) -> None:
     path = tmp_path / "target.json"
     path.write_text("{truncated")
-    with pytest.raises(CorruptRecording, match="target.json"):
+    with pytest.raises(CorruptRecording, match=r"target\.json"):
         read_json(path)
     assert read_json(tmp_path / "nope.json") is None
 

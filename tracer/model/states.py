@@ -26,3 +26,34 @@ def merge_adjacent(intervals: Iterable[Interval], gap: float = 1e-9) -> list[Int
         else:
             out.append(Interval(interval.start, interval.end, interval.state, interval.detail))
     return out
+
+
+def overlay(base: list[Interval], top: list[Interval], replaces: frozenset[str]) -> list[Interval]:
+    """``base`` with ``top`` laid over it wherever base is in one of ``replaces`` or knows nothing.
+
+    Used to refine a coarse state with a more specific source: an instrumented lock wait turns
+    the ``blocked`` time it covers into ``lock_wait``, but never hides ``running``.
+    """
+    if not top:
+        return list(base)
+    cuts = sorted({p for i in base for p in (i.start, i.end)} | {p for i in top for p in (i.start,
+                                                                                         i.end)})
+    out: list[Interval] = []
+    b = t = 0
+    base_sorted = sorted(base, key=lambda i: i.start)
+    top_sorted = sorted(top, key=lambda i: i.start)
+    for lo, hi in zip(cuts, cuts[1:]):
+        if hi <= lo:
+            continue
+        mid = (lo + hi) / 2
+        while b < len(base_sorted) and base_sorted[b].end <= mid:
+            b += 1
+        while t < len(top_sorted) and top_sorted[t].end <= mid:
+            t += 1
+        under = base_sorted[b] if b < len(base_sorted) and base_sorted[b].start <= mid else None
+        over = top_sorted[t] if t < len(top_sorted) and top_sorted[t].start <= mid else None
+        chosen = over if over is not None and (under is None or under.state in replaces) else under
+        if chosen is None:
+            continue
+        out.append(Interval(lo, hi, chosen.state, chosen.detail))
+    return merge_adjacent(out)

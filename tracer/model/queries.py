@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tracer.model.schema import Marker, RunModel
+from tracer.model.schema import Marker, RunModel, ThreadTimeline
 
 
 def phase(model: RunModel, name: str) -> Marker | None:
@@ -37,3 +37,7 @@ def phase_parallelism(model: RunModel, name: str) -> float | None:
     if found is None or found.end is None:
         return None
     return mean_parallelism(model, found.start, found.end)
+
+
+def threads_named(model: RunModel, prefix: str) -> list[ThreadTimeline]:
+    return [t for t in model.threads if t.name.startswith(prefix)]

@@ -1,0 +1,259 @@
+"""The measured numbers of a run and their plain-language reading.
+
+Every renderer (HTML, terminal) states the same numbers, so they are derived here once, from the
+model only. The wording is chosen from the measurements (parallelism against 1 and against the
+cores, shares of time per state), never from the scenario's name: a user's own program gets the
+same honest reading as a scenario.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from tracer.model.schema import (
+    BLOCKED,
+    GIL_WAIT,
+    LOCK_WAIT,
+    NATIVE,
+    OFF_CPU,
+    ON_CPU,
+    ON_CPU_STATES,
+    RUNNING,
+    STATES,
+    Interval,
+    RunModel,
+    ThreadTimeline,
+)
+
+# Parallelism within this margin of a whole number reads as "about" that number: the OS sampler
+# and bin edges blur the mean by a few percent, so 0.93 on a GIL-bound run is "about one core".
+ABOUT_MARGIN = 0.15
+# A thread that spent at least this share of the run on a CPU or waiting for the GIL "wanted a CPU".
+BUSY_SHARE = 0.25
+
+STATE_PHRASES = {
+    RUNNING: "running Python while holding the GIL",
+    NATIVE: "on a CPU in native code without the GIL",
+    ON_CPU: "on a CPU",
+    GIL_WAIT: "waiting for the GIL",
+    LOCK_WAIT: "waiting for a lock",
+    BLOCKED: "blocked (sleep, I/O, join, queue)",
+    OFF_CPU: "off the CPU (reason not recorded)",
+}
+
+
+def thread_state_seconds(thread: ThreadTimeline) -> dict[str, float]:
+    """Seconds per state: the model's own figures, or summed from the intervals when absent."""
+    if thread.state_s:
+        return {s: float(v) for s, v in thread.state_s.items() if v}
+    return state_seconds_of(thread.intervals)
+
+
+def state_seconds_of(intervals: Iterable[Interval]) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for interval in intervals:
+        totals[interval.state] = totals.get(interval.state, 0.0) + max(0.0, interval.duration)
+    return {s: v for s, v in totals.items() if v}
+
+
+def thread_label(thread: ThreadTimeline) -> str:
+    """How a thread is named everywhere: names repeat across threads, tids do not."""
+    return f"{thread.name} (tid {thread.tid})"
+
+
+def ordered_threads(model: RunModel) -> list[ThreadTimeline]:
+    """Main thread first, then in order of start, so rows read like the program ran."""
+    return sorted(
+        model.threads,
+        key=lambda t: (not t.is_main, t.start_s if t.start_s is not None else 0.0, t.tid),
+    )
+
+
+@dataclass
+class RunNumbers:
+    """What was measured, in the units the report states them."""
+
+    threads: int
+    wall_s: float
+    cpu_s: float
+    cores: int
+    parallelism: float | None
+    state_s: dict[str, float]
+    gil_measured: bool
+    busy_threads: list[str] = field(default_factory=list)
+    mean_gil_waiters: float | None = None
+    gil_switches_per_s: float | None = None
+
+    @property
+    def thread_time_s(self) -> float:
+        return sum(self.state_s.values())
+
+    def share(self, state: str) -> float:
+        total = self.thread_time_s
+        return self.state_s.get(state, 0.0) / total if total > 0 else 0.0
+
+    def on_cpu_share(self) -> float:
+        return sum(self.share(s) for s in ON_CPU_STATES)
+
+
+def run_numbers(model: RunModel) -> RunNumbers:
+    totals: dict[str, float] = {}
+    for thread in model.threads:
+        for state, seconds in thread_state_seconds(thread).items():
+            totals[state] = totals.get(state, 0.0) + seconds
+    cpu_s = float(model.metrics.get("cpu_s", sum(t.cpu_s for t in model.threads)))
+    parallelism = model.metrics.get("parallelism")
+    if parallelism is None and model.wall_s > 0:
+        parallelism = cpu_s / model.wall_s
+    gil_measured = totals.get(RUNNING, 0.0) > 0 or totals.get(GIL_WAIT, 0.0) > 0
+    waiters = model.metrics.get("mean_gil_waiters")
+    if waiters is None and gil_measured and model.wall_s > 0:
+        waiters = totals.get(GIL_WAIT, 0.0) / model.wall_s
+    switches = model.metrics.get("gil_switches_per_s")
+    return RunNumbers(
+        threads=len(model.threads),
+        wall_s=float(model.wall_s),
+        cpu_s=cpu_s,
+        cores=int(model.cores),
+        parallelism=float(parallelism) if parallelism is not None else None,
+        state_s=totals,
+        gil_measured=gil_measured,
+        busy_threads=_busy_threads(model),
+        mean_gil_waiters=float(waiters) if waiters is not None else None,
+        gil_switches_per_s=float(switches) if switches is not None else None,
+    )
+
+
+def _busy_threads(model: RunModel) -> list[str]:
+    """Threads that wanted a CPU for a good part of the run (on a CPU or queued for the GIL)."""
+    if model.wall_s <= 0:
+        return []
+    busy = []
+    for thread in ordered_threads(model):
+        seconds = thread_state_seconds(thread)
+        wanting = sum(seconds.get(s, 0.0) for s in (*ON_CPU_STATES, GIL_WAIT))
+        if wanting >= BUSY_SHARE * model.wall_s:
+            busy.append(thread.name)
+    return busy
+
+
+def explain(model: RunModel) -> list[str]:
+    """Paragraphs that say, in plain words and with the measured numbers, what the threads did."""
+    numbers = run_numbers(model)
+    if not model.threads:
+        return ["No threads were recorded, so there is nothing to explain about them."]
+    paragraphs = [_headline(numbers)]
+    paragraphs += _parallelism_reading(numbers)
+    paragraphs.append(_state_shares(numbers))
+    paragraphs += _gil_reading(numbers)
+    paragraphs += _lock_reading(model, numbers)
+    if model.partial or model.target.status != "ok":
+        paragraphs.append(
+            f"The run did not finish normally (status: {model.target.status}), so these figures "
+            "cover only the part that was recorded."
+        )
+    return paragraphs
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def _headline(n: RunNumbers) -> str:
+    threads = _plural(n.threads, "thread")
+    text = f"{threads} used {n.cpu_s:.2f} s of CPU in {n.wall_s:.2f} s of wall time"
+    if n.parallelism is None:
+        return text + "; the wall time is zero, so no CPU parallelism can be computed."
+    return (
+        f"{text}: a CPU parallelism of {n.parallelism:.2f} on a machine with "
+        f"{_plural(n.cores, 'core')}."
+    )
+
+
+def _parallelism_reading(n: RunNumbers) -> list[str]:
+    p = n.parallelism
+    if p is None:
+        return []
+    busy = len(n.busy_threads)
+    if busy >= 2 and p < 1 + ABOUT_MARGIN:
+        if n.gil_measured:
+            return [
+                f"{busy} threads wanted a CPU for much of the run, yet together they used about "
+                "one core's worth. Python code in threads of one process runs one thread at a "
+                "time under the GIL, so CPU-bound threads take turns holding it instead of running "
+                "side by side: adding threads did not add speed."
+            ]
+        return [
+            f"{busy} threads were busy for much of the run, yet together they used about one "
+            "core's worth. That is what the GIL does to CPU-bound Python threads (they take "
+            "turns), but GIL ownership was not measured in this run, so the recording alone "
+            "cannot tell a GIL queue from other waiting."
+        ]
+    if p >= 1 + ABOUT_MARGIN:
+        saturated = n.cores > 0 and p >= n.cores - ABOUT_MARGIN
+        where = "all the machine's cores were busy" if saturated else "more than one core was busy"
+        native = n.state_s.get(NATIVE, 0.0)
+        why = (
+            f"; {native:.2f} s were spent in native code that released the GIL, which is how "
+            "threads run in parallel despite it"
+            if native > 0
+            else "; work that runs in parallel must have run outside the GIL (native code that "
+            "releases it, or other processes)"
+        )
+        return [f"On average {where}{why}."]
+    if p < 0.5:
+        return [
+            "Less than half a core was busy on average: the threads spent most of the run off "
+            "the CPU, so the run is limited by waiting (sleep, I/O, locks), not by computation."
+        ]
+    return []
+
+
+def _state_shares(n: RunNumbers) -> str:
+    parts = [
+        f"{n.share(state) * 100:.0f}% {STATE_PHRASES.get(state, state)} ({n.state_s[state]:.2f} s)"
+        for state in STATES
+        if n.state_s.get(state, 0.0) > 0
+    ]
+    parts += [
+        f"{n.share(state) * 100:.0f}% {state} ({seconds:.2f} s)"
+        for state, seconds in n.state_s.items()
+        if state not in STATES and seconds > 0
+    ]
+    if not parts:
+        return "No per-thread state was recorded, only the totals above."
+    return f"Of the {n.thread_time_s:.2f} s the threads existed in total: " + "; ".join(parts) + "."
+
+
+def _gil_reading(n: RunNumbers) -> list[str]:
+    if not n.gil_measured:
+        return [
+            "GIL ownership was not measured in this run: the timeline shows only whether each "
+            "thread was on a CPU or off it, as the operating system saw it."
+        ]
+    wait = n.state_s.get(GIL_WAIT, 0.0)
+    if wait <= 0:
+        return ["No thread had to wait for the GIL."]
+    text = (
+        f"Threads waited {wait:.2f} s in total for the GIL ({n.share(GIL_WAIT) * 100:.0f}% of "
+        "their time)"
+    )
+    if n.mean_gil_waiters is not None:
+        text += f"; on average {n.mean_gil_waiters:.2f} threads were queued for it"
+    if n.gil_switches_per_s is not None:
+        text += f", and the GIL changed hands {n.gil_switches_per_s:.0f} times per second"
+    return [text + "."]
+
+
+def _lock_reading(model: RunModel, n: RunNumbers) -> list[str]:
+    wait = n.state_s.get(LOCK_WAIT, 0.0)
+    if wait <= 0:
+        return []
+    worst = max(model.threads, key=lambda t: thread_state_seconds(t).get(LOCK_WAIT, 0.0))
+    worst_s = thread_state_seconds(worst).get(LOCK_WAIT, 0.0)
+    return [
+        f"Threads waited {wait:.2f} s in total for locks ({n.share(LOCK_WAIT) * 100:.0f}% of "
+        f"their time); {thread_label(worst)} waited longest, {worst_s:.2f} s. Time spent waiting "
+        "for a lock is time no other core can use for that thread."
+    ]

@@ -1,0 +1,733 @@
+"""The report's Plotly figures, one function per figure, each reading only the model.
+
+Scale is the constraint that shapes this module: a CPU-bound run hands the GIL over every 5 ms, so
+a minute of recording is tens of thousands of intervals. Each figure therefore draws one trace per
+state (or per holder) rather than one shape per interval, merges adjacent intervals of the same
+state, and past ``SEGMENT_BUDGET`` drawn segments shows the dominant state per time bin instead;
+the Perfetto trace keeps every event.
+
+Every string that comes from user code (thread names, frames, marker names) is HTML-escaped
+before it enters a figure, because Plotly renders a subset of HTML in labels and hover text and
+shows entities as literal text.
+"""
+
+from __future__ import annotations
+
+import html
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import plotly.graph_objects as go
+
+from reports.explain import ordered_threads, thread_label, thread_state_seconds
+from tracer.model.schema import (
+    BLOCKED,
+    GIL_WAIT,
+    LOCK_WAIT,
+    NATIVE,
+    OFF_CPU,
+    ON_CPU,
+    RUNNING,
+    STATES,
+    Interval,
+    RunModel,
+    ThreadTimeline,
+)
+
+# Past this many drawn bars in one figure, SVG rendering gets slow enough to freeze a tab
+# (measured: ~20k bars draw in about a second in headless Chromium), so figures aggregate.
+SEGMENT_BUDGET = 20_000
+# The GIL detail window: 100 ms holds ~20 hand-offs at the default 5 ms switch interval, each a
+# visible block.
+DETAIL_WINDOW_S = 0.1
+# Bins of the run-scale GIL overview: enough to see phases, few enough to stay a smooth curve.
+OVERVIEW_BINS = 400
+# Marker shapes are drawn one shape each; beyond this many they would clutter and slow the plot.
+MARKER_LIMIT = 200
+# Frames shown in a hover box; the full stack is in trace.json and the raw recordings.
+HOVER_FRAMES = 12
+# Intervals closer than this (1 µs) count as touching when merging.
+TOUCH_S = 1e-6
+
+# Okabe-Ito colours (colour-blind safe); greys for "not wanting a CPU".
+STATE_COLOURS = {
+    RUNNING: "#009E73",
+    NATIVE: "#56B4E9",
+    ON_CPU: "#0072B2",
+    GIL_WAIT: "#D55E00",
+    LOCK_WAIT: "#CC79A7",
+    BLOCKED: "#999999",
+    OFF_CPU: "#D4D4D4",
+}
+STATE_NAMES = {
+    RUNNING: "running (holds GIL)",
+    NATIVE: "native (no GIL)",
+    ON_CPU: "on CPU",
+    GIL_WAIT: "waiting for GIL",
+    LOCK_WAIT: "waiting for lock",
+    BLOCKED: "blocked",
+    OFF_CPU: "off CPU",
+}
+# Colour-blind-safe qualitative palette (Paul Tol's "muted") for one colour per GIL holder.
+HOLDER_COLOURS = (
+    "#332288",
+    "#88CCEE",
+    "#44AA99",
+    "#117733",
+    "#999933",
+    "#DDCC77",
+    "#CC6677",
+    "#882255",
+    "#AA4499",
+    "#6699CC",
+)
+UNKNOWN_COLOUR = "#666666"
+FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One drawn bar: ``key`` is the state (timeline) or the holder's row (GIL strip)."""
+
+    row: int
+    start: float
+    end: float
+    key: str
+    stack: int = -1
+
+
+@dataclass
+class FigureSpec:
+    """A figure plus what the page needs to finish it: hover side tables and a note to show."""
+
+    div_id: str
+    figure: go.Figure
+    labels: list[str] = field(default_factory=list)  # escaped row labels, indexed by bar y
+    hover: dict[int, dict[str, Any]] = field(default_factory=dict)  # trace index -> hover spec
+    note: str = ""
+    aggregated: bool = False
+
+
+def esc(text: object) -> str:
+    """Escape user text for Plotly, which would otherwise interpret tags in it."""
+    return html.escape(str(text), quote=True)
+
+
+def stack_hover_table(stacks: Sequence[Sequence[str]]) -> list[str]:
+    """Each stack once, escaped, innermost frame first, ready to append to hover text."""
+    table = []
+    for frames in stacks:
+        shown = [esc(frame) for frame in frames[:HOVER_FRAMES]]
+        if len(frames) > HOVER_FRAMES:
+            shown.append(f"… {len(frames) - HOVER_FRAMES} more frames")
+        table.append("<br>".join(shown) if shown else "(no Python frames)")
+    return table
+
+
+# ---------------------------------------------------------------------------------------------
+# Segments: merging, sample lookup, aggregation
+
+
+def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
+    """Join touching intervals of one state; clip overlaps so bars never stack on one row."""
+    merged: list[Interval] = []
+    for interval in sorted(intervals, key=lambda i: i.start):
+        start = max(interval.start, merged[-1].end) if merged else interval.start
+        if interval.end <= start:
+            continue
+        last = merged[-1] if merged else None
+        if last is not None and last.state == interval.state and start - last.end <= TOUCH_S:
+            last.end = interval.end
+        else:
+            merged.append(Interval(start, interval.end, interval.state))
+    return merged
+
+
+def sample_stack(thread: ThreadTimeline, times: list[float], start: float, end: float) -> int:
+    """The stack of the first sample taken inside [start, end), or -1 when none was."""
+    index = bisect_left(times, start)
+    if index < len(times) and times[index] < end:
+        return thread.samples[index].stack
+    return -1
+
+
+def bin_overlaps(
+    pieces: Iterable[tuple[float, float]], bin_s: float, bins: int
+) -> Iterator[tuple[int, float]]:
+    """(bin, seconds) for each piece and each bin it overlaps; times past the end go to the last."""
+    for start, end in pieces:
+        first = min(bins - 1, max(0, int(start / bin_s)))
+        last = min(bins - 1, max(0, int(end / bin_s)))
+        for b in range(first, last + 1):
+            overlap = min(end, (b + 1) * bin_s) - max(start, b * bin_s)
+            if overlap > 0:
+                yield b, overlap
+
+
+def dominant_per_bin(
+    pieces: Iterable[tuple[float, float, str]], bin_s: float, bins: int
+) -> list[tuple[float, float, str]]:
+    """Reduce pieces to the key covering most of each bin, merging equal neighbouring bins."""
+    cover: list[dict[str, float]] = [{} for _ in range(bins)]
+    for start, end, key in pieces:
+        for b, seconds in bin_overlaps([(start, end)], bin_s, bins):
+            cover[b][key] = cover[b].get(key, 0.0) + seconds
+    result: list[tuple[float, float, str]] = []
+    for b, shares in enumerate(cover):
+        if not shares:
+            continue
+        key = max(shares, key=lambda k: shares[k])
+        start = b * bin_s
+        if result and result[-1][2] == key and abs(result[-1][1] - start) < TOUCH_S:
+            result[-1] = (result[-1][0], start + bin_s, key)
+        else:
+            result.append((start, start + bin_s, key))
+    return result
+
+
+def run_end(model: RunModel) -> float:
+    """The time axis end: the wall time, or the last interval when the wall time is missing."""
+    ends = [i.end for t in model.threads for i in t.intervals]
+    return max([model.wall_s, *ends]) if ends else max(model.wall_s, 0.0)
+
+
+def timeline_segments(
+    threads: Sequence[ThreadTimeline], span_s: float, budget: int
+) -> tuple[list[Segment], float | None]:
+    """All merged intervals, or per-bin dominant states when they exceed ``budget``.
+
+    Returns the segments and the bin width when aggregated (None when every interval is drawn).
+    """
+    merged = [merge_intervals(t.intervals) for t in threads]
+    if sum(len(m) for m in merged) <= budget:
+        return _exact_segments(threads, merged), None
+    bins = max(1, budget // max(1, len(threads)))
+    bin_s = span_s / bins if span_s > 0 else 1.0
+    segments = []
+    for row, (thread, intervals) in enumerate(zip(threads, merged, strict=True)):
+        times = [s.t for s in thread.samples]
+        pieces = ((i.start, i.end, i.state) for i in intervals)
+        for start, end, state in dominant_per_bin(pieces, bin_s, bins):
+            segments.append(
+                Segment(row, start, end, state, sample_stack(thread, times, start, end))
+            )
+    return segments, bin_s
+
+
+def _exact_segments(
+    threads: Sequence[ThreadTimeline], merged: Sequence[list[Interval]]
+) -> list[Segment]:
+    segments = []
+    for row, (thread, intervals) in enumerate(zip(threads, merged, strict=True)):
+        times = [s.t for s in thread.samples]
+        for i in intervals:
+            stack = sample_stack(thread, times, i.start, i.end)
+            segments.append(Segment(row, i.start, i.end, i.state, stack))
+    return segments
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared layout pieces
+
+
+# Legends sit in the top-right corner of the figure box, clear of the title (top left) and of
+# the marker names that are written just above the plot area.
+_LEGEND = {
+    "orientation": "h",
+    "yref": "container",
+    "y": 0.99,
+    "yanchor": "top",
+    "x": 1.0,
+    "xanchor": "right",
+    "font": {"size": 11},
+}
+
+
+def _base_layout(title: str, height: int) -> dict[str, Any]:
+    return {
+        "title": {"text": title, "x": 0.01, "xanchor": "left", "font": {"size": 16}},
+        "template": "plotly_white",
+        "font": {"family": FONT, "size": 12},
+        "height": height,
+        "margin": {"l": 10, "r": 20, "t": 80, "b": 50},
+        "hoverlabel": {"align": "left", "font": {"family": "ui-monospace, monospace", "size": 11}},
+        "legend": _LEGEND,
+    }
+
+
+def _time_axis(span_s: float, title: str = "time since start (s)") -> dict[str, Any]:
+    return {
+        "title": {"text": title},
+        "range": [0, span_s if span_s > 0 else 1e-3],
+        "ticksuffix": " s",
+        "showgrid": True,
+        "zeroline": False,
+    }
+
+
+def _row_axis(labels: Sequence[str]) -> dict[str, Any]:
+    return {
+        "tickmode": "array",
+        "tickvals": list(range(len(labels))),
+        "ticktext": list(labels),
+        "autorange": "reversed",
+        "automargin": True,
+        "showgrid": False,
+        "zeroline": False,
+    }
+
+
+def _rows_height(rows: int, per_row: int = 28, extra: int = 150) -> int:
+    return max(280, min(2400, extra + per_row * rows))
+
+
+def marker_decorations(model: RunModel) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Phases as shaded bands and marks as dashed vertical lines, each named at the top."""
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
+    for index, marker in enumerate(sorted(model.markers, key=lambda m: m.start)[:MARKER_LIMIT]):
+        name = esc(marker.name)
+        if marker.kind == "phase" and marker.end is not None:
+            shapes.append(_phase_band(marker.start, marker.end))
+        else:
+            shapes.append(_mark_line(marker.start))
+        notes.append(
+            {
+                "x": marker.start,
+                "y": 1.0,
+                "xref": "x",
+                "yref": "paper",
+                "text": name,
+                "showarrow": False,
+                "xanchor": "left",
+                "yanchor": "bottom",
+                "yshift": 14 * (index % 2),  # neighbours alternate height so names stay legible
+                "font": {"size": 10, "color": "#444"},
+                "bgcolor": "rgba(255,255,255,0.8)",
+            }
+        )
+    return shapes, notes
+
+
+def _phase_band(start: float, end: float) -> dict[str, Any]:
+    return {
+        "type": "rect",
+        "xref": "x",
+        "yref": "paper",
+        "x0": start,
+        "x1": end,
+        "y0": 0,
+        "y1": 1,
+        "fillcolor": "rgba(120,120,160,0.10)",
+        "line": {"width": 1, "color": "rgba(120,120,160,0.5)", "dash": "dot"},
+        "layer": "below",
+    }
+
+
+def _mark_line(at: float) -> dict[str, Any]:
+    return {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": at,
+        "x1": at,
+        "y0": 0,
+        "y1": 1,
+        "line": {"width": 1.5, "color": "#333", "dash": "dash"},
+    }
+
+
+def _bar_trace(
+    segments: Sequence[Segment], name: str, colour: str, y: float | None = None
+) -> go.Bar:
+    return go.Bar(
+        orientation="h",
+        name=name,
+        y=[s.row if y is None else y for s in segments],
+        base=[round(s.start, 7) for s in segments],
+        x=[round(s.end - s.start, 7) for s in segments],
+        marker={"color": colour, "line": {"width": 0}},
+        width=0.8,
+        hovertemplate="%{hovertext}<extra></extra>",
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Figures
+
+
+def timeline_figure(model: RunModel, budget: int = SEGMENT_BUDGET) -> FigureSpec | None:
+    """One row per thread, coloured by state over time; markers on top."""
+    threads = ordered_threads(model)
+    if not threads:
+        return None
+    span = run_end(model)
+    segments, bin_s = timeline_segments(threads, span, budget)
+    labels = [esc(thread_label(t)) for t in threads]
+    figure = go.Figure()
+    hover: dict[int, dict[str, Any]] = {}
+    present = {s.key for s in segments}
+    for state in [*STATES, *sorted(present - set(STATES))]:
+        mine = [s for s in segments if s.key == state]
+        if not mine:
+            continue
+        hover[len(figure.data)] = {
+            "state": STATE_NAMES.get(state, esc(state)),
+            "stacks": [s.stack for s in mine],
+        }
+        colour = STATE_COLOURS.get(state, UNKNOWN_COLOUR)
+        figure.add_trace(_bar_trace(mine, STATE_NAMES.get(state, esc(state)), colour))
+    shapes, notes = marker_decorations(model)
+    layout = _base_layout("Threads over time, coloured by state", _rows_height(len(threads)))
+    layout.update(
+        barmode="overlay",
+        bargap=0.2,
+        xaxis=_time_axis(span),
+        yaxis=_row_axis(labels),
+        shapes=shapes,
+        annotations=notes,
+    )
+    figure.update_layout(layout)
+    note = ""
+    if bin_s is not None:
+        note = (
+            f"Aggregated: this run has more intervals than the page can draw, so each row shows "
+            f"the state that dominated each {_fmt_s(bin_s)} bin. trace.json has every event."
+        )
+    return FigureSpec("fig-timeline", figure, labels, hover, note, bin_s is not None)
+
+
+def has_gil_data(model: RunModel) -> bool:
+    return any(i.state in (RUNNING, GIL_WAIT) for t in model.threads for i in t.intervals)
+
+
+def gil_turns(model: RunModel) -> list[Segment]:
+    """Each holding turn (merged ``running`` intervals of one thread), overlaps clipped."""
+    threads = ordered_threads(model)
+    turns = []
+    for row, thread in enumerate(threads):
+        times = [s.t for s in thread.samples]
+        running = [i for i in thread.intervals if i.state == RUNNING]
+        for i in merge_intervals(running):
+            turns.append(
+                Segment(row, i.start, i.end, str(row), sample_stack(thread, times, i.start, i.end))
+            )
+    turns.sort(key=lambda s: s.start)
+    clipped: list[Segment] = []
+    for turn in turns:
+        start = max(turn.start, clipped[-1].end) if clipped else turn.start
+        if turn.end > start:
+            clipped.append(Segment(turn.row, start, turn.end, turn.key, turn.stack))
+    return clipped
+
+
+def gil_waiter_steps(model: RunModel) -> tuple[list[float], list[int]]:
+    """Number of threads in ``gil_wait`` as a step function: value y[i] holds from x[i]."""
+    changes: dict[float, int] = {}
+    for thread in model.threads:
+        for i in merge_intervals(i for i in thread.intervals if i.state == GIL_WAIT):
+            changes[i.start] = changes.get(i.start, 0) + 1
+            changes[i.end] = changes.get(i.end, 0) - 1
+    xs: list[float] = []
+    ys: list[int] = []
+    level = 0
+    for t in sorted(changes):
+        level += changes[t]
+        if ys and ys[-1] == level:
+            continue
+        xs.append(t)
+        ys.append(level)
+    return xs, ys
+
+
+def binned_state_seconds(model: RunModel, state: str, bins: int, span_s: float) -> list[float]:
+    """Seconds spent in ``state`` by all threads together, per time bin."""
+    totals = [0.0] * bins
+    pieces = ((i.start, i.end) for t in model.threads for i in t.intervals if i.state == state)
+    for b, seconds in bin_overlaps(pieces, span_s / bins, bins):
+        totals[b] += seconds
+    return totals
+
+
+def binned_turn_seconds(turns: Sequence[Segment], bins: int, span_s: float) -> list[float]:
+    """Seconds the GIL was held per bin, from the de-overlapped turns (so never above 100%)."""
+    totals = [0.0] * bins
+    for b, seconds in bin_overlaps(((t.start, t.end) for t in turns), span_s / bins, bins):
+        totals[b] += seconds
+    return totals
+
+
+def gil_detail_figure(model: RunModel, budget: int = SEGMENT_BUDGET) -> FigureSpec | None:
+    """Who held the GIL when, and how many threads queued for it, in a ~100 ms window."""
+    if not has_gil_data(model):
+        return None
+    threads = ordered_threads(model)
+    span = run_end(model)
+    turns = gil_turns(model)
+    note = ""
+    if len(turns) > budget:
+        bin_s = span / budget
+        pieces = ((t.start, t.end, t.key) for t in turns)
+        turns = [Segment(int(k), s, e, k) for s, e, k in dominant_per_bin(pieces, bin_s, budget)]
+        note = (
+            f"Aggregated: more GIL turns than the page can draw; the strip shows the main holder "
+            f"of each {_fmt_s(bin_s)} bin. trace.json has every turn."
+        )
+    figure = go.Figure()
+    hover: dict[int, dict[str, Any]] = {}
+    for row, thread in enumerate(threads):
+        mine = [t for t in turns if t.row == row]
+        if not mine:
+            continue
+        label = esc(thread_label(thread))
+        hover[len(figure.data)] = {
+            "state": "holds the GIL",
+            "label": label,
+            "stacks": [t.stack for t in mine],
+        }
+        figure.add_trace(_bar_trace(mine, label, HOLDER_COLOURS[row % len(HOLDER_COLOURS)], y=0))
+    xs, steps = gil_waiter_steps(model)
+    ys: list[float] = [float(y) for y in steps]
+    if len(xs) > 2 * budget:
+        xs, ys, note = _binned_waiters(model, span, budget, note)
+    if xs:
+        figure.add_trace(_waiters_trace(xs, ys, span))
+    _gil_detail_layout(figure, span, _window_start(turns, xs, ys), max(ys, default=0))
+    labels = [esc(thread_label(t)) for t in threads]
+    return FigureSpec("fig-gil-detail", figure, labels, hover, note, bool(note))
+
+
+def _binned_waiters(
+    model: RunModel, span: float, budget: int, note: str
+) -> tuple[list[float], list[float], str]:
+    seconds = binned_state_seconds(model, GIL_WAIT, budget, span)
+    bin_s = span / budget
+    extra = f" The waiters curve is the mean per {_fmt_s(bin_s)} bin."
+    return [b * bin_s for b in range(budget)], [v / bin_s for v in seconds], (note + extra).strip()
+
+
+def _waiters_trace(xs: list[float], ys: list[float], span: float) -> go.Scatter:
+    if xs[-1] < span:
+        xs = [*xs, span]
+        ys = [*ys, ys[-1]]
+    return go.Scatter(
+        x=xs,
+        y=ys,
+        name="threads waiting for the GIL",
+        mode="lines",
+        line={"shape": "hv", "color": STATE_COLOURS[GIL_WAIT], "width": 1.5},
+        fill="tozeroy",
+        fillcolor="rgba(213,94,0,0.15)",
+        yaxis="y2",
+        hovertemplate="%{y} waiting from %{x:.4f} s<extra></extra>",
+    )
+
+
+def _window_start(turns: Sequence[Segment], xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Open the zoomed view where threads first compete for the GIL: that is where turns show."""
+    contended = next((x for x, y in zip(xs, ys, strict=True) if y > 0), None)
+    if contended is not None:
+        return max(0.0, contended - DETAIL_WINDOW_S / 10)
+    return turns[0].start if turns else 0.0
+
+
+def _gil_detail_layout(figure: go.Figure, span: float, start: float, most_waiting: float) -> None:
+    start = min(start, max(0.0, span - DETAIL_WINDOW_S))
+    window = [start, start + DETAIL_WINDOW_S] if span > 2 * DETAIL_WINDOW_S else [0, span or 1e-3]
+    layout = _base_layout("GIL holder and waiting threads, 100 ms window", 440)
+    axis = _time_axis(span)
+    axis.update(
+        range=window, rangeslider={"visible": True, "range": [0, span or 1e-3], "thickness": 0.12}
+    )
+    layout.update(
+        barmode="overlay",
+        xaxis=axis,
+        yaxis={
+            "domain": [0.55, 1.0],
+            "tickvals": [0],
+            "ticktext": ["GIL holder"],
+            "range": [-0.6, 0.6],
+            "fixedrange": True,
+            "showgrid": False,
+        },
+        yaxis2={
+            "domain": [0.0, 0.45],
+            "title": {"text": "waiting threads"},
+            "range": [0, max(1.0, float(most_waiting)) * 1.15],
+            "fixedrange": True,
+            "tickformat": "d",
+            "anchor": "x",
+        },
+        # One entry per holder can be many: a vertical list on the right never covers the title.
+        legend={
+            "orientation": "v",
+            "x": 1.01,
+            "y": 1.0,
+            "xanchor": "left",
+            "yanchor": "top",
+            "font": {"size": 11},
+            "title": {"text": "GIL holder"},
+        },
+    )
+    figure.update_layout(layout)
+
+
+def gil_overview_figure(model: RunModel) -> FigureSpec | None:
+    """Run-scale GIL utilisation and mean waiters per bin: the shape of the whole run."""
+    if not has_gil_data(model):
+        return None
+    span = run_end(model)
+    if span <= 0:
+        return None
+    bins = OVERVIEW_BINS
+    bin_s = span / bins
+    xs = [round((b + 0.5) * bin_s, 7) for b in range(bins)]
+    held = binned_turn_seconds(gil_turns(model), bins, span)
+    waiting = binned_state_seconds(model, GIL_WAIT, bins, span)
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[round(h / bin_s, 4) for h in held],
+            name="GIL held (share of time)",
+            mode="lines",
+            line={"color": STATE_COLOURS[RUNNING], "width": 2},
+            hovertemplate="%{y:.0%} held around %{x:.3f} s<extra></extra>",
+        )
+    )
+    figure.add_trace(
+        go.Scatter(
+            x=xs,
+            y=[round(w / bin_s, 4) for w in waiting],
+            name="mean threads waiting for the GIL",
+            mode="lines",
+            line={"color": STATE_COLOURS[GIL_WAIT], "width": 2},
+            yaxis="y2",
+            hovertemplate="%{y:.2f} waiting around %{x:.3f} s<extra></extra>",
+        )
+    )
+    layout = _base_layout(f"GIL over the whole run ({_fmt_s(bin_s)} bins)", 320)
+    layout.update(
+        xaxis=_time_axis(span),
+        yaxis={"title": {"text": "GIL held"}, "tickformat": ".0%", "rangemode": "tozero"},
+        yaxis2={
+            "title": {"text": "waiting threads"},
+            "overlaying": "y",
+            "side": "right",
+            "rangemode": "tozero",
+            "showgrid": False,
+        },
+    )
+    figure.update_layout(layout)
+    return FigureSpec("fig-gil-overview", figure)
+
+
+def parallelism_figure(model: RunModel) -> FigureSpec | None:
+    """CPU-seconds per wall-second over time against one core and the machine's cores."""
+    series = model.parallelism
+    if series is None or not series.t:
+        return None
+    span = max(run_end(model), series.t[-1] + series.bin_s)
+    xs = [*series.t, series.t[-1] + series.bin_s]
+    ys = [*series.values, series.values[-1]]
+    figure = go.Figure()
+    figure.add_trace(
+        go.Scatter(
+            x=xs,
+            y=ys,
+            name="CPU parallelism",
+            mode="lines",
+            line={"shape": "hv", "color": "#0072B2", "width": 2},
+            fill="tozeroy",
+            fillcolor="rgba(0,114,178,0.12)",
+            hovertemplate="%{y:.2f} cores busy from %{x:.3f} s<extra></extra>",
+        )
+    )
+    _reference_line(figure, span, float(model.cores), f"{model.cores} cores (this machine)", "dash")
+    _reference_line(figure, span, 1.0, "1.0 = one core's worth", "dot")
+    mean = model.metrics.get("parallelism")
+    if mean is not None:
+        _reference_line(figure, span, float(mean), f"run mean {float(mean):.2f}", "dashdot")
+    shapes, notes = marker_decorations(model)
+    top = max([float(model.cores), 1.0, *series.values]) * 1.15
+    layout = _base_layout(f"CPU parallelism over time ({_fmt_s(series.bin_s)} bins)", 340)
+    layout.update(
+        xaxis=_time_axis(span),
+        yaxis={"title": {"text": "cores busy (CPU-s per s)"}, "range": [0, top]},
+        shapes=shapes,
+        annotations=notes,
+    )
+    figure.update_layout(layout)
+    return FigureSpec("fig-parallelism", figure)
+
+
+def _reference_line(figure: go.Figure, span: float, level: float, name: str, dash: str) -> None:
+    figure.add_trace(
+        go.Scatter(
+            x=[0, span],
+            y=[level, level],
+            name=name,
+            mode="lines",
+            line={"color": "#444", "width": 1.2, "dash": dash},
+            hoverinfo="name",
+        )
+    )
+
+
+def breakdown_figure(model: RunModel) -> FigureSpec | None:
+    """Seconds per state for each thread, stacked, so totals and mixes compare at a glance."""
+    threads = ordered_threads(model)
+    if not threads:
+        return None
+    labels = [esc(thread_label(t)) for t in threads]
+    seconds = [thread_state_seconds(t) for t in threads]
+    present = {s for per in seconds for s in per}
+    figure = go.Figure()
+    for state in [*STATES, *sorted(present - set(STATES))]:
+        if state not in present:
+            continue
+        values = [round(per.get(state, 0.0), 6) for per in seconds]
+        name = STATE_NAMES.get(state, esc(state))
+        figure.add_trace(
+            go.Bar(
+                orientation="h",
+                name=name,
+                y=list(range(len(threads))),
+                x=values,
+                marker={"color": STATE_COLOURS.get(state, UNKNOWN_COLOUR)},
+                hovertext=[
+                    f"{label}<br>{name}: {v:.3f} s" for label, v in zip(labels, values, strict=True)
+                ],
+                hovertemplate="%{hovertext}<extra></extra>",
+            )
+        )
+    layout = _base_layout("Seconds per state, per thread", _rows_height(len(threads), 26))
+    layout.update(
+        barmode="stack",
+        xaxis={"title": {"text": "seconds"}, "ticksuffix": " s", "rangemode": "tozero"},
+        yaxis=_row_axis(labels),
+    )
+    figure.update_layout(layout)
+    return FigureSpec("fig-breakdown", figure, labels)
+
+
+def _fmt_s(seconds: float) -> str:
+    if seconds >= 1:
+        return f"{seconds:.2f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} µs"
+
+
+def all_figures(model: RunModel, budget: int = SEGMENT_BUDGET) -> list[FigureSpec]:
+    """The report's figures in page order; figures without data are left out."""
+    candidates = [
+        timeline_figure(model, budget),
+        gil_detail_figure(model, budget),
+        gil_overview_figure(model),
+        parallelism_figure(model),
+        breakdown_figure(model),
+    ]
+    return [spec for spec in candidates if spec is not None]

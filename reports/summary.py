@@ -1,0 +1,167 @@
+"""The terminal summary printed at the end of ``tracer run`` and ``tracer report``.
+
+It answers, without opening a browser: did the run finish, how parallel was it, what each thread
+did, which recorders ran (and why the others did not), and where the report files are. Text from
+user code is printed with rich markup disabled, so a thread named ``[red]x[/red]`` stays literal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from reports.explain import (
+    RunNumbers,
+    ordered_threads,
+    run_numbers,
+    thread_state_seconds,
+)
+from tracer.model.schema import STATES, Claim, RunModel, Source, ThreadTimeline
+
+STATE_HEADINGS = {
+    "running": "running",
+    "native": "native",
+    "on_cpu": "on\nCPU",
+    "gil_wait": "GIL\nwait",
+    "lock_wait": "lock\nwait",
+    "blocked": "blocked",
+    "off_cpu": "off\nCPU",
+}
+FILES = ("report.html", "trace.json", "model.json")
+
+
+def print_summary(model: RunModel, run_dir: Path, console: Console) -> None:
+    """Print the whole summary to ``console``."""
+    numbers = run_numbers(model)
+    _print_status(model, console)
+    _print_numbers(numbers, console)
+    console.print(_thread_table(model, numbers))
+    console.print(_source_table(model.sources))
+    if model.claims:
+        console.print(_claims_table(model.claims))
+    for warning in model.warnings:
+        console.print(Text.assemble(("warning: ", "bold yellow"), warning))
+    _print_files(run_dir, console)
+
+
+def _print_status(model: RunModel, console: Console) -> None:
+    target = model.target
+    line = Text.assemble(
+        ("threadscope ", "bold"), (f"{target.kind} ", "dim"), (target.name, "bold")
+    )
+    line.append(f"  (Python {target.python_version})", style="dim")
+    console.print(line)
+    failed = model.partial or target.status != "ok"
+    status = Text(f"status: {target.status}", style="bold red" if failed else "bold green")
+    if target.exit_code is not None:
+        status.append(f" (exit code {target.exit_code})")
+    if model.partial:
+        status.append("  PARTIAL RECORDING: figures cover only what was captured", style="bold red")
+    if target.error:
+        status.append(f"  {target.error}", style="red")
+    console.print(status)
+
+
+def _print_numbers(n: RunNumbers, console: Console) -> None:
+    parallelism = "—" if n.parallelism is None else f"{n.parallelism:.2f}"
+    console.print(
+        Text.assemble(
+            "wall ",
+            (f"{n.wall_s:.3f} s", "bold"),
+            "   CPU ",
+            (f"{n.cpu_s:.3f} s", "bold"),
+            "   CPU parallelism ",
+            (parallelism, "bold"),
+            f" on {n.cores} cores",
+            f"   threads {n.threads}",
+        )
+    )
+
+
+def _present_states(numbers: RunNumbers) -> list[str]:
+    states = [s for s in STATES if numbers.state_s.get(s, 0.0) > 0]
+    return states + sorted(s for s in numbers.state_s if s not in STATES)
+
+
+def _thread_table(model: RunModel, numbers: RunNumbers) -> Table:
+    states = _present_states(numbers)
+    table = Table(
+        title="Threads (seconds)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
+    )
+    # rich does not wrap headers, so two-word headings are split by hand; the numbers and the end
+    # reason never wrap, and the name column takes what is left (folding long names).
+    table.add_column("thread", overflow="fold")
+    for heading in ("tid", "daemon", "start", "end", "CPU s"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for state in states:
+        table.add_column(STATE_HEADINGS.get(state, state), justify="right", no_wrap=True)
+    table.add_column("end\nreason", no_wrap=True)
+    for thread in ordered_threads(model):
+        table.add_row(*_thread_cells(thread, states))
+    return table
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def _thread_cells(thread: ThreadTimeline, states: list[str]) -> list[Text | str]:
+    seconds = thread_state_seconds(thread)
+    daemon = "—" if thread.daemon is None else ("yes" if thread.daemon else "no")
+    name = Text(thread.name + (" (main)" if thread.is_main else ""))
+    return [
+        name,
+        str(thread.tid),
+        daemon,
+        _fmt(thread.start_s),
+        _fmt(thread.end_s),
+        f"{thread.cpu_s:.3f}",
+        *[_fmt(seconds.get(s, 0.0)) for s in states],
+        Text(thread.end_reason or "—"),
+    ]
+
+
+def _source_table(sources: dict[str, Source]) -> Table:
+    table = Table(title="Sources", title_justify="left", box=box.SIMPLE_HEAD)
+    for heading in ("source", "used", "method", "rate", "samples", "why not / notes"):
+        table.add_column(heading)
+    if not sources:
+        table.add_row("—", "no", "", "", "", "no sources were recorded")
+    for name, source in sources.items():
+        used = Text("yes", style="green") if source.used else Text("no", style="red")
+        rate = "" if source.rate_hz is None else f"{source.rate_hz:g} Hz"
+        samples = "" if source.samples is None else f"{source.samples:,}"
+        why = (
+            source.reason
+            if not source.used
+            else "; ".join(filter(None, [source.reason, *source.notes]))
+        )
+        table.add_row(Text(name), used, source.method, rate, samples, Text(why))
+    return table
+
+
+def _claims_table(claims: list[Claim]) -> Table:
+    table = Table(title="Claims", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("verdict")
+    table.add_column("claim")
+    table.add_column("detail")
+    for claim in claims:
+        if claim.held is None:
+            verdict = Text("not checked", style="yellow")
+        elif claim.held:
+            verdict = Text("held", style="bold green")
+        else:
+            verdict = Text("NOT HELD", style="bold red")
+        table.add_row(verdict, Text(claim.claim), Text(claim.detail))
+    return table
+
+
+def _print_files(run_dir: Path, console: Console) -> None:
+    for name in FILES:
+        path = run_dir / name
+        state = "" if path.exists() else "  (not written)"
+        console.print(Text.assemble((f"{name:<12}", "bold"), str(path), (state, "red")))

@@ -1,0 +1,67 @@
+"""The terminal summary: status, numbers, per-thread table, sources and why some are missing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from reports.summary import print_summary
+from tests.fixtures.synthetic_model import build_synthetic_model
+from tracer.model.schema import RunModel
+
+
+def summary_text(model: RunModel, run_dir: Path) -> str:
+    console = Console(record=True, width=120)
+    print_summary(model, run_dir, console)
+    return console.export_text()
+
+
+def test_summary_has_thread_table_sources_and_paths(tmp_path: Path) -> None:
+    (tmp_path / "report.html").write_text("x")
+    text = summary_text(build_synthetic_model(), tmp_path)
+    assert "gil_cpu" in text and "status: ok" in text
+    assert "CPU parallelism 1.08 on 2 cores" in text
+    for name in ("MainThread", "worker-0", "hasher", "<img src=x", "onerror=alert(1)"):
+        assert name in text  # long names fold across lines in the table
+    for tid in ("1000", "1001", "1100", "1101"):
+        assert tid in text
+    for heading in ("running", "GIL", "lock", "wait", "blocked", "native", "killed_at_exit"):
+        assert heading in text
+    assert "perf is not installed (apt install linux-perf)" in text
+    assert "NOT HELD" in text and "not checked" in text
+    assert "warning: VizTracer slowed the target 1.78x" in text
+    assert str(tmp_path / "report.html") in text
+    assert "trace.json" in text and "model.json" in text
+
+
+def test_summary_explains_missing_sources_and_os_only_states(tmp_path: Path) -> None:
+    text = summary_text(build_synthetic_model(gil=False), tmp_path)
+    assert "ptrace denied: py-spy needs CAP_SYS_PTRACE" in text
+    assert "on " in text and "off " in text
+    assert "GIL  " not in text
+
+
+def test_summary_marks_partial_and_timed_out_runs(tmp_path: Path) -> None:
+    model = build_synthetic_model()
+    model.target.status = "timeout"
+    model.target.exit_code = None
+    model.partial = True
+    text = summary_text(model, tmp_path)
+    assert "status: timeout" in text
+    assert "PARTIAL RECORDING" in text
+
+
+def test_summary_prints_markup_in_names_literally(tmp_path: Path) -> None:
+    model = build_synthetic_model()
+    model.threads[0].name = "[b]x[/b]"
+    text = summary_text(model, tmp_path)
+    assert "[b]x[/b]" in text
+
+
+def test_summary_of_an_empty_model(tmp_path: Path) -> None:
+    model = build_synthetic_model()
+    model.threads, model.sources, model.claims, model.warnings = [], {}, [], []
+    model.wall_s, model.metrics, model.parallelism = 0.0, {}, None
+    text = summary_text(model, tmp_path)
+    assert "no sources were recorded" in text

@@ -15,7 +15,7 @@ import orjson
 
 from tracer.errors import CorruptRecording, UnknownSchema
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: GIL figures per thread, figure_sources, locks and lock holds
 
 # Thread states, finest first. ``on_cpu``/``off_cpu`` are what the OS alone can tell; the GIL
 # recorders refine them into ``running``/``native`` and ``gil_wait``/``blocked``/``lock_wait``.
@@ -26,6 +26,7 @@ LOCK_WAIT = "lock_wait"  # blocked on a known threading lock
 BLOCKED = "blocked"  # sleep, I/O, join, queue, condition: not wanting the GIL
 ON_CPU = "on_cpu"  # on a CPU, GIL ownership unknown
 OFF_CPU = "off_cpu"  # off CPU, reason unknown
+LOCK_HOLD = "lock_hold"  # not a thread state: a lock held (ThreadTimeline.holds)
 STATES = (RUNNING, NATIVE, ON_CPU, GIL_WAIT, LOCK_WAIT, BLOCKED, OFF_CPU)
 ON_CPU_STATES = frozenset({RUNNING, NATIVE, ON_CPU})
 
@@ -69,6 +70,13 @@ class ThreadTimeline:
     state_s: dict[str, float] = field(default_factory=dict)
     samples: list[StackSample] = field(default_factory=list)
     last_stack: list[str] = field(default_factory=list)  # frames seen last, innermost first
+    # GIL figures (None when GIL ownership was not recorded); see RunModel.figure_sources
+    gil_held_s: float | None = None
+    gil_wait_s: float | None = None
+    gil_waits: int | None = None
+    max_gil_wait_s: float | None = None
+    lock_wait_s: float | None = None
+    holds: list[Interval] = field(default_factory=list)  # lock hold intervals (state lock_hold)
 
 
 @dataclass
@@ -140,6 +148,10 @@ class RunModel:
     warnings: list[str] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
     scenario: dict[str, Any] | None = None
+    # figure -> how it was obtained, e.g. {"gil": "exact", "cpu": "sampled", "locks": ...}
+    figure_sources: dict[str, str] = field(default_factory=dict)
+    locks: list[dict[str, Any]] = field(default_factory=list)  # per-lock statistics
+    deadlocks: list[list[dict[str, Any]]] = field(default_factory=list)  # cycles at stop time
     schema_version: int = SCHEMA_VERSION
 
     def to_json_bytes(self) -> bytes:
@@ -183,6 +195,9 @@ class RunModel:
                 warnings=raw.get("warnings", []),
                 claims=[Claim(**c) for c in raw.get("claims", [])],
                 scenario=raw.get("scenario"),
+                figure_sources=raw.get("figure_sources", {}),
+                locks=raw.get("locks", []),
+                deadlocks=raw.get("deadlocks", []),
             )
         except (KeyError, TypeError) as exc:
             raise CorruptRecording(f"{origin}: malformed model ({exc})") from exc
@@ -192,4 +207,5 @@ def _thread_from_dict(raw: dict[str, Any]) -> ThreadTimeline:
     raw = dict(raw)
     raw["intervals"] = [Interval(**i) for i in raw.get("intervals", [])]
     raw["samples"] = [StackSample(**s) for s in raw.get("samples", [])]
+    raw["holds"] = [Interval(**i) for i in raw.get("holds", [])]
     return ThreadTimeline(**raw)

@@ -1,0 +1,936 @@
+"""Lock-wait instrumentation that runs inside the target (standard library only).
+
+VizTracer cannot see ``with lock:`` (CPython calls ``__enter__`` without a profile event), so
+:func:`install` replaces ``threading.Lock``/``RLock`` with thin wrappers and wraps the blocking
+calls of ``Condition``, ``Semaphore``, ``Event``, ``Barrier`` and ``queue.Queue``.
+
+Cost model, because instrumented programs must not slow to a crawl:
+
+* an uncontended acquire is one non-blocking try on the real lock plus a few slot writes and one
+  ``monotonic_ns`` call; its release adds one more clock read. No event is written: counters on the
+  lock (acquisitions, total and max hold) carry it.
+* only a failed try is a contended wait. It is timed and written as events (``wait`` at its start,
+  ``wait_end`` when it ends), and the hold that follows, or any hold that hands the lock to a
+  waiter or lasts ``LONG_HOLD_NS`` or more, is written as a ``release`` event with its start.
+* events are dicts appended to a list (``list.append`` is atomic under the GIL) and written as
+  JSON lines by a daemon thread every ``FLUSH_INTERVAL_S``, by :func:`flush`, and at exit.
+
+Our own bookkeeping uses raw ``_thread`` locks, so the instrumentation never records itself, and
+threads started with ``_thread`` so ``threading.enumerate()`` in the target is unchanged.
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import contextlib
+import itertools
+import json
+import linecache
+import os
+import queue
+import re
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+FORMAT_VERSION = 1
+
+# A hold of 1 ms is 1% of the ~100 ms window the report uses to show hand-offs: long enough to be
+# seen there, so it is written as an event; shorter uncontended holds only feed counters.
+LONG_HOLD_NS = 1_000_000
+# A crash loses at most this much of the event tail; a 4 Hz wake-up costs nothing measurable.
+FLUSH_INTERVAL_S = 0.25
+# Counters change on every acquire, so they are written less often than events (every 2 s).
+STATS_EVERY_TICKS = 8
+# A wait this long may be a deadlock: the writer then also saves a state snapshot (at most once
+# per second), so a run killed by a timeout still names the cycle.
+STUCK_WAIT_NS = 1_000_000_000
+
+_ACTIVE: dict[int, threading.Thread] = threading._active  # type: ignore[attr-defined]
+_ATTR = "_threadscope_id"  # identity stored on Condition/Semaphore/Event/Barrier/Queue instances
+_INTERNAL = 0  # identity of primitives made by threading.Thread itself: never recorded
+
+_mono = time.monotonic_ns
+_get_ident = _thread.get_ident
+_native_id = _thread.get_native_id
+_raw_lock = _thread.allocate_lock
+_orig_lock: Callable[..., Any] = threading.Lock
+_orig_rlock: Callable[..., Any] = threading.RLock
+_LOCK_TYPES: tuple[type, ...] = (_thread.LockType,)
+_RLOCK_TYPES: tuple[type, ...] = tuple(
+    t for t in (getattr(threading, "_CRLock", None), getattr(threading, "_PyRLock", None))
+    if isinstance(t, type)
+)
+
+Origin = tuple[Any, ...]  # (file, line, qualname, module, stdlib (module, qualname, file, line))
+
+_events: list[dict[str, Any]] = []
+_book = _raw_lock()  # guards _waiting and per-lock waiter counts
+_flush_lock = _raw_lock()
+# thread ident -> (id, kind, since ns, native tid, holder ident)
+_waiting: dict[int, tuple[int, str, int, int, int | None]] = {}
+_registry: dict[int, weakref.ref[Any]] = {}  # id -> traced lock (for stats, names, snapshots)
+_declared: dict[int, dict[str, Any]] = {}  # id -> lock record already written
+# id -> (kind, origin, object) of every primitive that appears in an event: its record can be
+# written, with a name, even after the object is gone.
+_seen: dict[int, tuple[str, Origin | None, weakref.ref[Any] | None]] = {}
+_dead_totals: dict[tuple[Any, ...], list[int]] = {}  # origin key -> [instances, n, hold, max]
+_site_ids: dict[tuple[Any, ...], int] = {}
+_ids = itertools.count(1)
+_tls = _thread._local()
+_state: dict[str, Any] = {"sink": None, "installed": False, "pid": os.getpid(), "saved": {}}
+_file_kind: dict[str, int] = {}
+_USER, _STDLIB, _OURS = 0, 1, 2
+_STDLIB_DIR = os.path.dirname(threading.__file__) + os.sep
+_OUR_FILE = __file__
+_THREAD_INIT = threading.Thread.__init__.__code__
+_ASSIGN = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
+
+
+
+# ----------------------------------------------------------------------------------------------
+# Where a primitive was made
+
+
+def _classify(filename: str) -> int:
+    kind = _file_kind.get(filename)
+    if kind is None:
+        if filename == _OUR_FILE:
+            kind = _OURS
+        elif filename.startswith(_STDLIB_DIR) and "-packages" not in filename:
+            kind = _STDLIB
+        else:
+            kind = _USER
+        _file_kind[filename] = kind
+    return kind
+
+
+def _qualname(frame: FrameType) -> str:
+    code = frame.f_code
+    return str(getattr(code, "co_qualname", code.co_name))  # co_qualname: 3.11+
+
+
+def _creation_origin() -> Origin | None:
+    """The first frame outside the standard library, and the stdlib frame that made the primitive
+    on the user's behalf (e.g. ``queue.Queue.__init__``). ``None`` for threading.Thread's own
+    primitives: every thread start would otherwise show up as a wait."""
+    frame: FrameType | None = sys._getframe(2)
+    made_by: tuple[Any, ...] | None = None
+    while frame is not None:
+        code = frame.f_code
+        kind = _classify(code.co_filename)
+        if kind == _USER:
+            return (code.co_filename, frame.f_lineno, _qualname(frame),
+                    frame.f_globals.get("__name__"), made_by)
+        if kind == _STDLIB:
+            if code is _THREAD_INIT:
+                return None
+            if made_by is None:
+                made_by = (frame.f_globals.get("__name__"), _qualname(frame),
+                           code.co_filename, frame.f_lineno)
+        frame = frame.f_back
+    return (None, None, None, None, made_by)
+
+
+def _new_identity() -> int:
+    return next(_ids)
+
+
+# ----------------------------------------------------------------------------------------------
+# Recording waits (the slow path: only reached when a thread really blocks)
+
+
+def _native_of(ident: int | None) -> int | None:
+    """Native thread id of another thread, without a syscall on the hot path: threading knows it."""
+    if ident is None:
+        return None
+    thread = _ACTIVE.get(ident)
+    return getattr(thread, "native_id", None)
+
+
+def _emit(event: dict[str, Any]) -> None:
+    event["pid"] = _state["pid"]
+    _events.append(event)
+
+
+def _wait_begin(prim_id: int, kind: str, holder: int | None) -> tuple[Any, ...]:
+    """Register the calling thread as waiting (for snapshots) and write a ``wait`` event, unless
+    this wait is the lock re-acquire inside a condition wait that is already being recorded."""
+    t0 = _mono()
+    tid = _native_id()
+    ident = _get_ident()
+    nested = getattr(_tls, "depth", 0) > 0
+    with _book:
+        previous = _waiting.get(ident)
+        _waiting[ident] = (prim_id, kind, t0, tid, holder)
+    if not nested:
+        _emit({"ev": "wait", "id": prim_id, "kind": kind, "tid": tid, "t": t0,
+               "holder": _native_of(holder)})
+    return (prim_id, kind, t0, tid, ident, previous, nested)
+
+
+def _wait_end(rec: tuple[Any, ...], ok: bool) -> None:
+    prim_id, kind, t0, tid, ident, previous, nested = rec
+    t1 = _mono()
+    with _book:
+        if previous is None:
+            _waiting.pop(ident, None)
+        else:
+            _waiting[ident] = previous
+    if not nested:
+        _emit({"ev": "wait_end", "id": prim_id, "kind": kind, "tid": tid, "t0": t0, "t": t1,
+               "ok": ok})
+
+
+def _valid_timeout(blocking: Any, timeout: Any) -> bool:
+    """True when the real lock would accept these arguments; otherwise we let it raise."""
+    try:
+        return bool(blocking) and 0 <= timeout <= _thread.TIMEOUT_MAX
+    except TypeError:
+        return False
+
+
+# ----------------------------------------------------------------------------------------------
+# Lock and RLock
+
+
+class _TracedMeta(type):
+    """Keeps ``isinstance(x, threading.Lock)`` true for locks made before install (3.13+ allows
+    the check; on 3.10-3.12 ``threading.Lock`` was a function and the check raised)."""
+
+    _plain: tuple[type, ...] = ()
+
+    def __instancecheck__(cls, obj: Any) -> bool:
+        return type.__instancecheck__(cls, obj) or isinstance(obj, cls._plain)
+
+
+class TracedLock(metaclass=_TracedMeta):
+    """Drop-in for ``threading.Lock`` that records contended waits and long holds."""
+
+    __slots__ = (
+        "__weakref__",
+        "_contended",
+        "_free",
+        "_hold_max",
+        "_hold_ns",
+        "_id",
+        "_lock",
+        "_log",
+        "_n",
+        "_origin",
+        "_owner",
+        "_t_acq",
+        "_try",
+        "_waiters",
+        "_written",
+    )
+    _plain = _LOCK_TYPES
+    _kind = "lock"
+    _factory: Callable[..., Any] = staticmethod(_orig_lock)
+    _lock: Any
+    _try: Callable[..., bool]
+    _free: Callable[[], None]
+    _id: int
+    _origin: Origin
+    _owner: int | None
+    _t_acq: int
+    _n: int
+    _contended: int
+    _hold_ns: int
+    _hold_max: int
+    _written: int
+    _waiters: int
+    _log: bool
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        raw = cls._factory(*args, **kwargs)
+        origin = _creation_origin()
+        if origin is None:
+            return raw
+        self = object.__new__(cls)
+        self._lock = raw
+        self._try = raw.acquire
+        self._free = raw.release
+        self._id = next(_ids)
+        self._origin = origin
+        self._owner = None
+        self._t_acq = 0
+        self._n = self._contended = self._hold_ns = self._hold_max = self._written = 0
+        self._waiters = 0
+        self._log = False
+        _registry[self._id] = weakref.ref(self, _forget(self._id))
+        return self
+
+    # -- acquiring ----------------------------------------------------------------------------
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout == -1 and self._try(False):
+            self._owner = _get_ident()
+            self._t_acq = _mono()
+            self._n += 1
+            return True
+        return self._acquire_slow(blocking, timeout)
+
+    def __enter__(self) -> bool:
+        if self._try(False):
+            self._owner = _get_ident()
+            self._t_acq = _mono()
+            self._n += 1
+            return True
+        return self._wait(-1)
+
+    def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
+        if timeout != -1:
+            if not _valid_timeout(blocking, timeout):
+                return bool(self._lock.acquire(blocking, timeout))  # raises like the original
+            if self._try(False):
+                self._took(_mono(), False)
+                return True
+            if timeout == 0:
+                return False
+        elif not blocking:
+            return False
+        return self._wait(timeout)
+
+    def _wait(self, timeout: float) -> bool:
+        _mark_seen(self._id, self._kind, self._origin, self)
+        rec = _wait_begin(self._id, self._kind, self._owner)
+        with _book:
+            self._waiters += 1
+        ok = False
+        try:
+            ok = self._lock.acquire(True, timeout)
+        finally:
+            with _book:
+                self._waiters -= 1
+            _wait_end(rec, ok)
+        if ok:
+            self._took(_mono(), True)
+        return ok
+
+    def _took(self, t: int, contended: bool) -> None:
+        self._owner = _get_ident()
+        self._t_acq = t
+        self._n += 1
+        if contended:
+            self._contended += 1
+            self._log = True
+
+    # -- releasing ----------------------------------------------------------------------------
+    def release(self) -> None:
+        if self._owner is None:  # not held through us: the real lock raises or releases
+            self._lock.release()
+            return
+        held = _mono() - self._t_acq
+        self._hold_ns += held
+        if held > self._hold_max:
+            self._hold_max = held
+        if self._log or self._waiters or held >= LONG_HOLD_NS:
+            self._log_hold(held)
+        self._owner = None
+        self._free()
+
+    def __exit__(self, *exc: object) -> None:
+        # The body of release() again: one Python call less per ``with`` is ~15% of the cost.
+        if self._owner is None:
+            self._lock.release()
+            return
+        held = _mono() - self._t_acq
+        self._hold_ns += held
+        if held > self._hold_max:
+            self._hold_max = held
+        if self._log or self._waiters or held >= LONG_HOLD_NS:
+            self._log_hold(held)
+        self._owner = None
+        self._free()
+
+    def _close_hold(self) -> None:
+        """Account the hold that ends now (RLock's full release and ``_release_save``)."""
+        held = _mono() - self._t_acq
+        self._hold_ns += held
+        if held > self._hold_max:
+            self._hold_max = held
+        if self._log or self._waiters or held >= LONG_HOLD_NS:
+            self._log_hold(held)
+
+    def _log_hold(self, held: int) -> None:
+        """Write a hold that a waiter saw, that followed a wait, or that was long. Never raises:
+        the caller still has to release the real lock."""
+        self._log = False
+        try:
+            _mark_seen(self._id, self._kind, self._origin, self)
+            _emit({"ev": "release", "id": self._id, "kind": self._kind, "tid": _native_id(),
+                   "t_acq": self._t_acq, "t": self._t_acq + held})
+        except Exception:
+            pass
+
+    # -- the rest of the lock protocol ----------------------------------------------------------
+    def locked(self) -> bool:
+        return bool(self._lock.locked())
+
+    acquire_lock = acquire
+    release_lock = release
+    locked_lock = locked
+
+    def _at_fork_reinit(self) -> None:
+        self._lock._at_fork_reinit()
+        self._owner = None
+        self._waiters = 0
+        self._log = False
+
+    # No __getattr__ delegation: it would stop CPython specialising every attribute load on
+    # these objects and cost ~200 ns per acquire/release pair.
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(f"cannot pickle {type(self._lock).__name__!r} object")
+
+    def __repr__(self) -> str:
+        return f"{repr(self._lock)[:-1]} (threadscope #{self._id} {_site_text(self._origin)})>"
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):  # at shutdown, module globals may be gone
+            _fold_dead(self)
+
+
+class TracedRLock(TracedLock):
+    """Drop-in for ``threading.RLock``: a hold is the outermost acquire to the last release."""
+
+    __slots__ = ("_depth",)
+    _depth: int
+    _plain = _RLOCK_TYPES
+    _kind = "rlock"
+    _factory = staticmethod(_orig_rlock)
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
+        self = super().__new__(cls, *args, **kwargs)
+        if type(self) is cls:
+            self._depth = 0
+        return self
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if timeout == -1 and self._try(False):
+            self._enter_owned()
+            return True
+        return self._acquire_slow(blocking, timeout)
+
+    def __enter__(self) -> bool:
+        if self._try(False):
+            self._enter_owned()
+            return True
+        return self._wait(-1)
+
+    def _enter_owned(self) -> None:
+        me = _get_ident()
+        if self._owner != me:
+            self._owner = me
+            self._t_acq = _mono()
+            self._n += 1
+            self._depth = 1
+        else:
+            self._depth += 1
+
+    def _took(self, t: int, contended: bool) -> None:
+        if self._owner == _get_ident():  # a re-entrant acquire that took a slow path
+            self._depth += 1
+            return
+        super()._took(t, contended)
+        self._depth = 1
+
+    def release(self) -> None:
+        if self._owner != _get_ident():  # not ours: the real RLock raises RuntimeError
+            self._lock.release()
+            return
+        if self._depth > 1:
+            self._depth -= 1
+            self._free()
+            return
+        self._close_hold()
+        self._owner = None
+        self._depth = 0
+        self._free()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._owner != _get_ident():
+            self._lock.release()
+            return
+        if self._depth > 1:
+            self._depth -= 1
+            self._free()
+            return
+        self._close_hold()
+        self._owner = None
+        self._depth = 0
+        self._free()
+
+    def _is_owned(self) -> bool:
+        return bool(self._lock._is_owned())
+
+    def _recursion_count(self) -> int:
+        """3.11+ (used by the stdlib's own tests); on 3.10 the real RLock has no such method."""
+        return int(self._lock._recursion_count())
+
+    def _release_save(self) -> Any:
+        """Condition.wait releases an RLock fully; keep our depth with the real lock's state."""
+        if self._owner != _get_ident():
+            return self._lock._release_save()  # raises like the original
+        depth = self._depth
+        try:
+            self._close_hold()
+        finally:
+            self._owner = None
+            self._depth = 0
+        return (self._lock._release_save(), depth)
+
+    def _acquire_restore(self, saved: Any) -> None:
+        inner, depth = saved
+        count = inner[0]
+        if self._try(False):
+            self._took(_mono(), False)
+        else:
+            self._wait(-1)
+        for _ in range(count - 1):  # same thread: these recursive acquires cannot block
+            self._lock.acquire()
+        self._depth = depth
+
+    def _at_fork_reinit(self) -> None:
+        super()._at_fork_reinit()
+        self._depth = 0
+
+
+def _forget(lock_id: int) -> Callable[[Any], None]:
+    def callback(_ref: Any) -> None:
+        _registry.pop(lock_id, None)
+
+    return callback
+
+
+def _origin_key(kind: str, origin: Origin) -> tuple[Any, ...]:
+    made_by = origin[4]
+    return (kind, origin[0], origin[1], made_by[1] if made_by else None)
+
+
+def _fold_dead(lock: TracedLock) -> None:
+    """A lock that dies keeps its counters: in its own record if it was ever in an event, else in
+    a per-site total (a program may make a million Future locks; one line per site is enough)."""
+    if lock._n == 0:
+        return
+    if lock._id in _seen:
+        _emit(_stats_record(lock._id, lock._n, lock._contended, lock._hold_ns, lock._hold_max, 1))
+        return
+    totals = _dead_totals.setdefault(_origin_key(lock._kind, lock._origin), [0, 0, 0, 0, 0])
+    totals[0] += 1
+    totals[1] += lock._n
+    totals[2] += lock._hold_ns
+    totals[3] = max(totals[3], lock._hold_max)
+    totals[4] = lock._id  # a representative, to name the site
+
+
+# ----------------------------------------------------------------------------------------------
+# Condition, Semaphore, Event, Barrier, queue.Queue
+
+
+def _identity_of(obj: Any) -> int:
+    ident = obj.__dict__.get(_ATTR)
+    if ident is None:  # made before install
+        ident = next(_ids)
+        obj.__dict__[_ATTR] = ident
+        obj.__dict__["_threadscope_origin"] = None
+    return int(ident)
+
+
+def _wrap_init(orig: Callable[..., None]) -> Callable[..., None]:
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        orig(self, *args, **kwargs)
+        origin = _creation_origin()
+        self.__dict__[_ATTR] = _INTERNAL if origin is None else next(_ids)
+        self.__dict__["_threadscope_origin"] = origin
+
+    __init__.__wrapped__ = orig  # type: ignore[attr-defined]
+    return __init__
+
+
+def _wrap_condition_wait(orig: Callable[..., bool]) -> Callable[..., bool]:
+    """Record the blocking part of ``Condition.wait`` (and so ``wait_for``, which calls it). When
+    an Event, Semaphore, Barrier or Queue is the caller, the wait is named after that object."""
+
+    def wait(self: Any, timeout: float | None = None) -> bool:
+        owner = getattr(_tls, "ctx", None)
+        kind, obj = owner if owner is not None else ("condition", self)
+        prim_id = _identity_of(obj)
+        if prim_id == _INTERNAL:
+            return orig(self, timeout)
+        if prim_id not in _seen:
+            _mark_seen(prim_id, kind, obj.__dict__.get("_threadscope_origin"), obj)
+        rec = _wait_begin(prim_id, kind, None)
+        _tls.depth = getattr(_tls, "depth", 0) + 1
+        ok: Any = False
+        try:
+            ok = orig(self, timeout)
+            return ok
+        finally:
+            _tls.depth -= 1
+            _wait_end(rec, bool(ok))
+
+    wait.__wrapped__ = orig  # type: ignore[attr-defined]
+    return wait
+
+
+def _wrap_blocking(orig: Callable[..., Any], kind: str) -> Callable[..., Any]:
+    """Name any condition wait inside ``orig`` after the calling object (e.g. a ``queue_get``)."""
+
+    def blocking_call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        previous = getattr(_tls, "ctx", None)
+        _tls.ctx = (kind, self)
+        try:
+            return orig(self, *args, **kwargs)
+        finally:
+            _tls.ctx = previous
+
+    blocking_call.__wrapped__ = orig  # type: ignore[attr-defined]
+    blocking_call.__name__ = getattr(orig, "__name__", "blocking_call")
+    blocking_call.__doc__ = orig.__doc__
+    return blocking_call
+
+
+def _mark_seen(prim_id: int, kind: str, origin: Origin | None, obj: Any) -> None:
+    if prim_id not in _seen:
+        try:
+            ref: weakref.ref[Any] | None = weakref.ref(obj)
+        except TypeError:
+            ref = None
+        _seen[prim_id] = (kind, origin, ref)
+
+
+# ----------------------------------------------------------------------------------------------
+# Names: lazily, at flush time, only for locks that appear in events
+
+
+def _site_text(origin: Origin | None) -> str:
+    if origin is None or origin[0] is None:
+        return "unknown site"
+    return f"{origin[0]}:{origin[1]}"
+
+
+def _assign_target(filename: str | None, lineno: int | None) -> str | None:
+    if not filename or not lineno:
+        return None
+    match = _ASSIGN.match(linecache.getline(filename, lineno))
+    return match.group(1) if match else None
+
+
+def _attr_name(target: str | None, qualname: str | None, module: str | None) -> str | None:
+    """``self._lock`` in ``Account.__init__`` -> ``Account._lock``; ``lock`` -> ``lock``."""
+    if target is None:
+        return None
+    if target.startswith("self.") and qualname and "." in qualname:
+        owner = qualname.rsplit(".", 2)[-2]
+        target = f"{owner}.{target[5:]}"
+    return target if module in (None, "__main__") else f"{module}.{target}"
+
+
+def _global_name(obj: Any, module: str | None) -> str | None:
+    """A module global that is this very object (exact, unlike reading the source line)."""
+    mod = sys.modules.get(module or "__main__")
+    if mod is None or obj is None:
+        return None
+    for key, value in list(vars(mod).items()):
+        if value is obj:
+            return key if module in (None, "__main__") else f"{module}.{key}"
+    return None
+
+
+def _lock_record(prim_id: int, kind: str, origin: Origin | None, obj: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {"ev": "lock", "id": prim_id, "kind": kind, "site": None,
+                              "func": None, "made_by": None, "name": None}
+    if origin is None:
+        record["site"] = "unknown (made before install)"
+        record["name"] = f"{kind} #{prim_id}"
+        return record
+    filename, lineno, qualname, module, made_by = origin
+    record["site"] = _site_text(origin)
+    record["func"] = qualname
+    user = _global_name(obj, module) or _attr_name(_assign_target(filename, lineno), qualname,
+                                                   module)
+    if made_by is not None:
+        std_module, std_qual, std_file, std_line = made_by
+        attr = _attr_name(_assign_target(std_file, std_line), std_qual, None)
+        record["made_by"] = f"{std_module}.{attr}" if attr else f"{std_module}.{std_qual}"
+        record["name"] = f"{record['made_by']} of {user}" if user else record["made_by"]
+    else:
+        record["name"] = user or record["site"]
+    return record
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+def _stats_record(prim_id: int, n: int, contended: int, hold: int, hold_max: int,
+                  instances: int) -> dict[str, Any]:
+    return {"ev": "stats", "id": prim_id, "n": n, "contended": contended, "hold_ns": hold,
+            "hold_max_ns": hold_max, "instances": instances, "pid": _state["pid"]}
+
+
+def _live_locks() -> list[TracedLock]:
+    for _ in range(3):
+        try:
+            refs = list(_registry.copy().values())
+            break
+        except RuntimeError:  # a weakref callback resized it mid-copy; try again
+            continue
+    else:
+        return []
+    return [lock for lock in (ref() for ref in refs) if lock is not None]
+
+
+def _stats_lines() -> list[dict[str, Any]]:
+    """Cumulative counters: one record per lock that is in events, one per site for the rest."""
+    out: list[dict[str, Any]] = []
+    sites: dict[tuple[Any, ...], list[int]] = {k: list(v) for k, v in _dead_totals.items()}
+    for lock in _live_locks():
+        n = lock._n
+        if n == 0:
+            continue
+        if lock._id in _seen:
+            if n != lock._written:
+                lock._written = n
+                out.append(_stats_record(lock._id, n, lock._contended, lock._hold_ns,
+                                         lock._hold_max, 1))
+            continue
+        totals = sites.setdefault(_origin_key(lock._kind, lock._origin), [0, 0, 0, 0, lock._id])
+        totals[0] += 1
+        totals[1] += n
+        totals[2] += lock._hold_ns
+        totals[3] = max(totals[3], lock._hold_max)
+        totals[4] = lock._id
+    for key, (instances, n, hold, hold_max, sample_id) in sites.items():
+        if key not in _site_ids:
+            _site_ids[key] = next(_ids)
+        site_id = _site_ids[key]
+        if site_id not in _declared:
+            sample = _registry.get(sample_id)
+            example: TracedLock | None = sample() if sample is not None else None
+            record = _lock_record(site_id, key[0], _origin_of(example, key), example)
+            record["per_site"] = True
+            _declared[site_id] = record
+            out.append(record)
+        out.append(_stats_record(site_id, n, 0, hold, hold_max, instances))
+    return out
+
+
+def _origin_of(lock: TracedLock | None, key: tuple[Any, ...]) -> Origin | None:
+    if lock is not None:
+        return lock._origin
+    _kind, filename, lineno, std_qual = key
+    return (filename, lineno, None, None, (None, std_qual, None, None) if std_qual else None)
+
+
+def _declarations(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A ``lock`` record, with its name, before the first event that mentions each lock."""
+    out: list[dict[str, Any]] = []
+    for event in batch:
+        prim_id = event.get("id")
+        if event["ev"] in ("lock", "stats") or prim_id is None or prim_id in _declared:
+            continue
+        record = _record_of(prim_id, event.get("kind", "lock"))
+        record["pid"] = _state["pid"]
+        _declared[prim_id] = record
+        out.append(record)
+    return out
+
+
+def _take_events() -> list[dict[str, Any]]:
+    n = len(_events)
+    batch = _events[:n]
+    del _events[:n]  # appends made meanwhile land after index n and stay for the next flush
+    return batch
+
+
+def flush(with_stats: bool = True) -> None:
+    """Write buffered events (and counters) to the sink as JSON lines."""
+    sink = _state["sink"]
+    if sink is None or not _flush_lock.acquire(True, 2.0):
+        return
+    try:
+        batch = _take_events()
+        lines = _declarations(batch) + batch
+        if with_stats:
+            lines += _stats_lines()
+        if not lines:
+            return
+        text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+        with open(sink, "a", encoding="utf-8") as out:
+            out.write(text)  # one write: lines from a forked child never interleave mid-line
+    finally:
+        _flush_lock.release()
+
+
+def _write_state() -> None:
+    sink = _state["sink"]
+    if sink is None:
+        return
+    record = {"ev": "state", **snapshot_state()}
+    with open(sink, "a", encoding="utf-8") as out:
+        out.write(json.dumps(record, separators=(",", ":")) + "\n")
+
+
+def _writer_loop(generation: int) -> None:
+    tick = 0
+    last_state = 0
+    while _state["installed"] and _state.get("generation") == generation:
+        time.sleep(FLUSH_INTERVAL_S)
+        tick += 1
+        try:
+            flush(with_stats=tick % STATS_EVERY_TICKS == 0)
+            now = _mono()
+            stuck = any(now - entry[2] >= STUCK_WAIT_NS for entry in list(_waiting.values()))
+            if stuck and now - last_state >= STUCK_WAIT_NS:
+                last_state = now
+                _write_state()
+        except Exception:  # never let the recorder take the target down
+            pass
+
+
+def _start_writer() -> None:
+    _state["generation"] = _state.get("generation", 0) + 1
+    _thread.start_new_thread(_writer_loop, (_state["generation"],))
+
+
+def _at_exit() -> None:
+    if not _state["installed"]:
+        return
+    flush()
+    _write_state()
+
+
+def _after_fork_in_child() -> None:
+    """The child inherits the parent's unwritten events and counters: drop them, start afresh."""
+    global _book, _flush_lock
+    if not _state["installed"]:
+        return
+    _book = _raw_lock()
+    _flush_lock = _raw_lock()
+    _state["pid"] = os.getpid()
+    del _events[:]
+    _waiting.clear()
+    _declared.clear()
+    _seen.clear()
+    _dead_totals.clear()
+    _site_ids.clear()
+    for lock in _live_locks():
+        lock._n = lock._contended = lock._hold_ns = lock._hold_max = lock._written = 0
+    _emit(_header())
+    _start_writer()
+
+
+def _header() -> dict[str, Any]:
+    return {"ev": "start", "format": FORMAT_VERSION, "t": _mono(),
+            "python": ".".join(map(str, sys.version_info[:3])), "long_hold_ns": LONG_HOLD_NS}
+
+
+# ----------------------------------------------------------------------------------------------
+# Snapshot
+
+
+def snapshot_state() -> dict[str, Any]:
+    """Who holds which lock and who waits for what, right now. Takes no lock, so it is safe from
+    a signal handler or while the program is deadlocked."""
+    live = {lock._id: lock for lock in _live_locks()}
+    threads = {}
+    for thread in list(_ACTIVE.values()):
+        if getattr(thread, "native_id", None) is not None:
+            threads[str(thread.native_id)] = thread.name
+    held = []
+    for lock in live.values():
+        owner = lock._owner
+        if owner is not None:
+            held.append({"id": lock._id, "kind": lock._kind, "name": _name_now(lock._id),
+                         "tid": _native_of(owner), "since": lock._t_acq,
+                         "depth": getattr(lock, "_depth", 1)})
+    waiting = []
+    for prim_id, kind, since, tid, holder in list(_waiting.values()):
+        waited = live.get(prim_id)
+        now_holder = waited._owner if waited is not None else holder
+        waiting.append({"tid": tid, "id": prim_id, "kind": kind, "name": _name_now(prim_id),
+                        "since": since, "holder": _native_of(now_holder)})
+    return {"pid": _state["pid"], "t": _mono(), "threads": threads, "held": held,
+            "waiting": waiting}
+
+
+def _name_now(prim_id: int) -> str:
+    record = _declared.get(prim_id)
+    if record is None:
+        record = _record_of(prim_id, "lock")
+    return str(record["name"])
+
+
+def _record_of(prim_id: int, kind: str) -> dict[str, Any]:
+    seen = _seen.get(prim_id)
+    if seen is not None:
+        kind, origin, ref = seen
+        return _lock_record(prim_id, kind, origin, ref() if ref is not None else None)
+    ref = _registry.get(prim_id)
+    lock = ref() if ref is not None else None
+    if lock is not None:
+        return _lock_record(prim_id, lock._kind, lock._origin, lock)
+    return _lock_record(prim_id, kind, None, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Install / uninstall
+
+_PATCHES: list[tuple[Any, str, Callable[[Any], Any]]] = [
+    (threading.Condition, "__init__", _wrap_init),
+    (threading.Condition, "wait", _wrap_condition_wait),
+    (threading.Semaphore, "__init__", _wrap_init),
+    (threading.Semaphore, "acquire", lambda f: _wrap_blocking(f, "semaphore")),
+    (threading.Semaphore, "__enter__", lambda f: _wrap_blocking(f, "semaphore")),
+    (threading.Event, "__init__", _wrap_init),
+    (threading.Event, "wait", lambda f: _wrap_blocking(f, "event")),
+    (threading.Barrier, "__init__", _wrap_init),
+    (threading.Barrier, "wait", lambda f: _wrap_blocking(f, "barrier")),
+    (queue.Queue, "__init__", _wrap_init),
+    (queue.Queue, "get", lambda f: _wrap_blocking(f, "queue_get")),
+    (queue.Queue, "put", lambda f: _wrap_blocking(f, "queue_put")),
+]
+
+
+def install(sink_path: str) -> None:
+    """Start recording lock waits into ``sink_path`` (JSON lines, appended). Call before user code
+    runs: locks the program made earlier keep working but are not recorded."""
+    if _state["installed"]:
+        return
+    saved: dict[tuple[Any, str], Any] = {}
+    for owner, name, wrap in _PATCHES:
+        original = owner.__dict__[name]
+        saved[(owner, name)] = original
+        setattr(owner, name, wrap(original))
+    saved[(threading, "Lock")] = threading.Lock
+    saved[(threading, "RLock")] = threading.RLock
+    threading.Lock = TracedLock
+    threading.RLock = TracedRLock
+    _state.update(sink=os.path.abspath(sink_path), installed=True, saved=saved,
+                  pid=os.getpid())
+    _emit(_header())
+    if not _state.get("hooks"):
+        _state["hooks"] = True
+        atexit.register(_at_exit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+    _start_writer()
+
+
+def uninstall() -> None:
+    """Restore the original classes and functions and write what was recorded. Locks made while
+    installed keep working (and keep counting) but are no longer written."""
+    if not _state["installed"]:
+        return
+    for (owner, name), original in _state["saved"].items():
+        setattr(owner, name, original)
+    flush()
+    _state["installed"] = False
+    _state["saved"] = {}

@@ -1,0 +1,317 @@
+"""Lock waits and holds, read from the JSON lines ``tracer.instrument.locks`` writes in the target.
+
+Raw records (one JSON object per line, ``ev`` says which; times are CLOCK_MONOTONIC ns, ``tid`` is
+the native thread id, ``pid`` the process, ``id`` a primitive's number within that process):
+
+* ``start``: ``format``, ``t``, ``python``, ``long_hold_ns``
+* ``lock``: ``id``, ``kind``, ``site``, ``func``, ``made_by``, ``name`` (optional ``per_site``)
+* ``wait`` (a thread starts blocking): ``id``, ``kind``, ``tid``, ``t``, ``holder``
+* ``wait_end``: ``id``, ``kind``, ``tid``, ``t0``, ``t``, ``ok`` (False: timed out or interrupted)
+* ``release`` (a hold worth drawing): ``id``, ``kind``, ``tid``, ``t_acq``, ``t``
+* ``stats`` (cumulative counters, last one wins): ``id``, ``n``, ``contended``, ``hold_ns``,
+  ``hold_max_ns``, ``instances``
+* ``state`` (snapshot): ``t``, ``threads``, ``held`` [{id, kind, name, tid, since, depth}],
+  ``waiting`` [{tid, id, kind, name, since, holder}]
+
+Everything here is a pure function of those records.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from bisect import bisect_right
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracer.errors import CorruptRecording
+from tracer.model.schema import LOCK_WAIT, Interval
+
+LOCK_HOLD = "lock_hold"  # state of the intervals in LockModel.holds (not a thread state)
+LOCK_KINDS = frozenset({"lock", "rlock"})  # kinds with one owner, so with holders and hand-offs
+
+Key = tuple[int, int]  # (pid, id)
+
+
+@dataclass
+class LockModel:
+    """Per thread, when it waited for which primitive and when it held which lock; per lock, the
+    figures the report ranks them by."""
+
+    waits: dict[int, list[Interval]] = field(default_factory=dict)
+    holds: dict[int, list[Interval]] = field(default_factory=dict)
+    locks: list[dict[str, Any]] = field(default_factory=list)
+    held_at_exit: list[dict[str, Any]] = field(default_factory=list)
+    cycles: list[list[dict[str, Any]]] = field(default_factory=list)
+    state: dict[str, Any] | None = None
+
+
+def load_lock_events(path: Path) -> list[dict[str, Any]]:
+    """Read the raw JSON lines. A cut-off last line (the target crashed mid-write) is dropped;
+    anything else that is not a lock record is a corrupt recording."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CorruptRecording(f"cannot read lock events {path}: {exc}") from exc
+    lines = text.split("\n")
+    events: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+        except ValueError:
+            if _is_last(lines, number) and not text.endswith("\n"):
+                break  # truncated tail of a crash
+            raise CorruptRecording(f"{path}: line {number} is not JSON") from None
+        if not isinstance(event, dict) or not isinstance(event.get("ev"), str):
+            raise CorruptRecording(f"{path}: line {number} is not a lock event")
+        events.append(event)
+    return events
+
+
+def _is_last(lines: list[str], number: int) -> bool:
+    return all(not rest.strip() for rest in lines[number:])
+
+
+def _key(event: dict[str, Any]) -> Key:
+    return (int(event.get("pid", 0)), int(event["id"]))
+
+
+def _s(ns: int, t0_ns: int) -> float:
+    return (ns - t0_ns) / 1e9
+
+
+def build_lock_model(events: list[dict[str, Any]], t0_ns: int, end_ns: int) -> LockModel:
+    """Turn raw records into intervals and per-lock figures, times in seconds from ``t0_ns``.
+    Waits still open at the end (a deadlock, a timeout) run to ``end_ns``."""
+    records: dict[Key, dict[str, Any]] = {}
+    stats: dict[Key, dict[str, Any]] = {}
+    starts: dict[tuple[Key, int, int], dict[str, Any]] = {}
+    ends: list[dict[str, Any]] = []
+    releases: dict[Key, list[dict[str, Any]]] = defaultdict(list)
+    state: dict[str, Any] | None = None
+    for event in events:
+        kind = event["ev"]
+        if kind == "lock":
+            records[_key(event)] = event
+        elif kind == "stats":
+            stats[_key(event)] = event
+        elif kind == "wait":
+            starts[(_key(event), event["tid"], event["t"])] = event
+        elif kind == "wait_end":
+            ends.append(event)
+        elif kind == "release":
+            releases[_key(event)].append(event)
+        elif kind == "state":
+            state = event
+    for group in releases.values():
+        group.sort(key=lambda e: e["t"])
+    model = LockModel(state=state)
+    names = {key: str(rec.get("name") or f"lock #{key[1]}") for key, rec in records.items()}
+    waits_by_lock = _waits(model, ends, starts, releases, names, t0_ns)
+    _open_waits(model, starts, ends, names, t0_ns, end_ns, waits_by_lock)
+    _holds(model, releases, names, t0_ns)
+    model.held_at_exit = held_locks(state, t0_ns) if state else []
+    for held in model.held_at_exit:
+        if held.get("tid") is not None:
+            model.holds.setdefault(held["tid"], []).append(Interval(
+                held["since_s"], _s(end_ns, t0_ns), LOCK_HOLD,
+                {"lock": held["id"], "name": held["name"], "kind": held["kind"], "open": True}))
+    model.locks = _lock_table(records, stats, waits_by_lock, releases, t0_ns)
+    model.cycles = deadlock_cycles(state) if state else []
+    return model
+
+
+def _holder(start: dict[str, Any] | None, end: dict[str, Any],
+            releases: list[dict[str, Any]]) -> int | None:
+    """Who held the lock: what the waiter saw when it started waiting, else the first thread that
+    released the lock during the wait."""
+    if start is not None and start.get("holder") is not None:
+        return int(start["holder"])
+    if end["kind"] not in LOCK_KINDS:
+        return None
+    index = bisect_right([r["t"] for r in releases], end["t0"])
+    for release in releases[index:]:
+        if release["t"] > end["t"]:
+            break
+        if release["tid"] != end["tid"]:
+            return int(release["tid"])
+    return None
+
+
+def _waits(model: LockModel, ends: list[dict[str, Any]],
+           starts: dict[tuple[Key, int, int], dict[str, Any]],
+           releases: dict[Key, list[dict[str, Any]]], names: dict[Key, str],
+           t0_ns: int) -> dict[Key, list[tuple[Interval, int]]]:
+    by_lock: dict[Key, list[tuple[Interval, int]]] = defaultdict(list)
+    for end in ends:
+        key = _key(end)
+        start = starts.get((key, end["tid"], end["t0"]))
+        interval = Interval(_s(end["t0"], t0_ns), _s(end["t"], t0_ns), LOCK_WAIT, {
+            "lock": key[1], "pid": key[0], "name": names.get(key, f"lock #{key[1]}"),
+            "holder": _holder(start, end, releases.get(key, [])), "kind": end["kind"],
+            "ok": bool(end.get("ok", True)), "t_end_ns": end["t"]})
+        model.waits.setdefault(end["tid"], []).append(interval)
+        by_lock[key].append((interval, end["tid"]))
+    for intervals in model.waits.values():
+        intervals.sort(key=lambda i: i.start)
+    return by_lock
+
+
+def _open_waits(model: LockModel, starts: dict[tuple[Key, int, int], dict[str, Any]],
+                ends: list[dict[str, Any]], names: dict[Key, str], t0_ns: int, end_ns: int,
+                by_lock: dict[Key, list[tuple[Interval, int]]]) -> None:
+    finished = {(_key(e), e["tid"], e["t0"]) for e in ends}
+    for ident, start in starts.items():
+        if ident in finished:
+            continue
+        key = ident[0]
+        interval = Interval(_s(start["t"], t0_ns), _s(max(end_ns, start["t"]), t0_ns), LOCK_WAIT,
+                            {"lock": key[1], "pid": key[0],
+                             "name": names.get(key, f"lock #{key[1]}"),
+                             "holder": start.get("holder"), "kind": start["kind"], "ok": False,
+                             "unfinished": True})
+        model.waits.setdefault(start["tid"], []).append(interval)
+        by_lock[key].append((interval, start["tid"]))
+
+
+def _holds(model: LockModel, releases: dict[Key, list[dict[str, Any]]], names: dict[Key, str],
+           t0_ns: int) -> None:
+    for key, group in releases.items():
+        for release in group:
+            model.holds.setdefault(release["tid"], []).append(Interval(
+                _s(release["t_acq"], t0_ns), _s(release["t"], t0_ns), LOCK_HOLD,
+                {"lock": key[1], "pid": key[0], "name": names.get(key, f"lock #{key[1]}"),
+                 "kind": release["kind"]}))
+    for intervals in model.holds.values():
+        intervals.sort(key=lambda i: i.start)
+
+
+def _p95(values: list[float]) -> float:
+    """Nearest-rank 95th percentile: a value that really occurred, no interpolation."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def _lock_table(records: dict[Key, dict[str, Any]], stats: dict[Key, dict[str, Any]],
+                waits: dict[Key, list[tuple[Interval, int]]],
+                releases: dict[Key, list[dict[str, Any]]], t0_ns: int) -> list[dict[str, Any]]:
+    table = []
+    for key in sorted(set(records) | set(stats) | set(waits)):
+        record = records.get(key, {})
+        counters = stats.get(key, {})
+        first_wait = (waits[key][0][0].detail or {}) if key in waits else {}
+        kind = str(record.get("kind") or first_wait.get("kind") or "lock")
+        durations = [interval.duration for interval, _ in waits.get(key, [])]
+        held = releases.get(key, [])
+        hold_events_s = [(r["t"] - r["t_acq"]) / 1e9 for r in held]
+        contended = max(int(counters.get("contended", 0)), len(durations))
+        table.append({
+            "id": key[1], "pid": key[0], "kind": kind,
+            "name": record.get("name") or f"{kind} #{key[1]}",
+            "site": record.get("site"), "made_by": record.get("made_by"),
+            "per_site": bool(record.get("per_site", False)),
+            "instances": int(counters.get("instances", 1)),
+            "acquisitions": max(int(counters.get("n", 0)), contended),
+            "contended": contended,
+            "wait_s": sum(durations),
+            "mean_wait_s": sum(durations) / len(durations) if durations else 0.0,
+            "p95_wait_s": _p95(durations),
+            "max_wait_s": max(durations, default=0.0),
+            "hold_s": max(counters.get("hold_ns", 0) / 1e9, sum(hold_events_s)),
+            "max_hold_s": max(counters.get("hold_max_ns", 0) / 1e9,
+                              max(hold_events_s, default=0.0)),
+            "waiters": _waiters(waits.get(key, [])),
+            "handoffs": _handoffs(kind, waits.get(key, []), held, t0_ns),
+        })
+    table.sort(key=lambda row: (-row["wait_s"], -row["acquisitions"], row["id"]))
+    return table
+
+
+def _waiters(waits: list[tuple[Interval, int]]) -> list[dict[str, Any]]:
+    """Which thread waited for which holder, how often and how long in total."""
+    totals: dict[tuple[int, int | None], list[float]] = defaultdict(lambda: [0, 0.0])
+    for interval, tid in waits:
+        holder = (interval.detail or {}).get("holder")
+        entry = totals[(tid, holder)]
+        entry[0] += 1
+        entry[1] += interval.duration
+    return [{"tid": tid, "holder": holder, "count": int(count), "wait_s": wait_s}
+            for (tid, holder), (count, wait_s) in sorted(totals.items(), key=lambda kv: -kv[1][1])]
+
+
+def _handoffs(kind: str, waits: list[tuple[Interval, int]], releases: list[dict[str, Any]],
+              t0_ns: int) -> list[dict[str, Any]]:
+    """A release followed by a waiter's acquisition: the arrow from one owner to the next."""
+    if kind not in LOCK_KINDS or not releases:
+        return []
+    times = [r["t"] for r in releases]
+    out = []
+    for interval, tid in sorted(waits, key=lambda w: w[0].end):
+        detail = interval.detail or {}
+        if not detail.get("ok") or detail.get("unfinished"):
+            continue
+        acquired_ns = int(detail["t_end_ns"])
+        index = bisect_right(times, acquired_ns) - 1
+        while index >= 0 and releases[index]["tid"] == tid:
+            index -= 1
+        if index < 0 or releases[index]["t"] < t0_ns + interval.start * 1e9 - 1:
+            continue  # released before this wait began: not the hand-off that woke it
+        release = releases[index]
+        out.append({"from": release["tid"], "to": tid, "released_s": _s(release["t"], t0_ns),
+                    "acquired_s": interval.end})
+    return out
+
+
+def held_locks(state: dict[str, Any], t0_ns: int = 0) -> list[dict[str, Any]]:
+    """Locks held when the snapshot was taken (at exit: never released)."""
+    return [{"id": h["id"], "kind": h.get("kind"), "name": h.get("name"), "tid": h.get("tid"),
+             "since_s": _s(int(h["since"]), t0_ns), "thread": _thread_name(state, h.get("tid"))}
+            for h in state.get("held", [])]
+
+
+def _thread_name(state: dict[str, Any], tid: int | None) -> str | None:
+    if tid is None:
+        return None
+    name = state.get("threads", {}).get(str(tid))
+    return str(name) if name is not None else None
+
+
+def deadlock_cycles(state_snapshot: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Cycles of threads each waiting for a lock the next one holds. Each step names the thread,
+    the lock it waits for, who holds that lock, and the locks the thread itself holds."""
+    waits_for: dict[int, dict[str, Any]] = {}
+    for wait in state_snapshot.get("waiting", []):
+        if wait.get("holder") is not None and wait.get("tid") is not None:
+            waits_for[int(wait["tid"])] = wait
+    holds: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for held in state_snapshot.get("held", []):
+        if held.get("tid") is not None:
+            holds[int(held["tid"])].append({"id": held["id"], "name": held.get("name")})
+    cycles: list[list[dict[str, Any]]] = []
+    seen: set[int] = set()
+    for first in sorted(waits_for):
+        path: list[int] = []
+        tid: int | None = first
+        while tid is not None and tid in waits_for and tid not in seen and tid not in path:
+            path.append(tid)
+            tid = int(waits_for[tid]["holder"])
+        if tid is not None and tid in path:
+            loop = path[path.index(tid):]
+            start = loop.index(min(loop))
+            loop = loop[start:] + loop[:start]
+            cycles.append([_cycle_step(state_snapshot, t, waits_for[t], holds[t]) for t in loop])
+        seen.update(path)
+    return cycles
+
+
+def _cycle_step(state: dict[str, Any], tid: int, wait: dict[str, Any],
+                holds: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"tid": tid, "thread": _thread_name(state, tid), "holds": holds,
+            "waits_for": {"id": wait["id"], "name": wait.get("name"), "kind": wait.get("kind")},
+            "held_by": int(wait["holder"])}

@@ -133,7 +133,15 @@ class PerfGilRecorder(Recorder):
         try:
             self._add_probes(binary)
             self._start_perf_record(ctx)
-        except BaseException:
+        except RecorderUnavailable as exc:
+            self._error = str(exc)
+            self.stop()
+            raise
+        except Exception as exc:  # a reason for the run to go on without perf, not a crash
+            self._error = f"perf recorder failed to start: {exc}"
+            self.stop()
+            raise RecorderUnavailable(self._error) from exc
+        except BaseException:  # Ctrl-C while starting: clean up, then let it through
             self.stop()
             raise
 

@@ -386,7 +386,8 @@ class TracedLock(metaclass=_TracedMeta):
     # these objects and cost ~200 ns per acquire/release pair.
 
     def __reduce_ex__(self, protocol: Any) -> Any:
-        raise TypeError(f"cannot pickle {type(self._lock).__name__!r} object")
+        """Pickling and copying fail exactly as the real lock does (wording varies by version)."""
+        return self._lock.__reduce_ex__(protocol)
 
     def __repr__(self) -> str:
         return f"{repr(self._lock)[:-1]} (threadscope #{self._id} {_site_text(self._origin)})>"
@@ -622,14 +623,15 @@ def _assign_target(filename: str | None, lineno: int | None) -> str | None:
     return match.group(1) if match else None
 
 
-def _attr_name(target: str | None, qualname: str | None, module: str | None) -> str | None:
-    """``self._lock`` in ``Account.__init__`` -> ``Account._lock``; ``lock`` -> ``lock``."""
+def _attr_name(target: str | None, qualname: str | None) -> str | None:
+    """``self._lock`` in ``Account.__init__`` -> ``Account._lock``; ``lock`` -> ``lock`` (a local
+    or a global: only a verified global gets its module's name, see :func:`_global_name`)."""
     if target is None:
         return None
     if target.startswith("self.") and qualname and "." in qualname:
         owner = qualname.rsplit(".", 2)[-2]
         target = f"{owner}.{target[5:]}"
-    return target if module in (None, "__main__") else f"{module}.{target}"
+    return target
 
 
 def _global_name(obj: Any, module: str | None) -> str | None:
@@ -653,11 +655,10 @@ def _lock_record(prim_id: int, kind: str, origin: Origin | None, obj: Any) -> di
     filename, lineno, qualname, module, made_by = origin
     record["site"] = _site_text(origin)
     record["func"] = qualname
-    user = _global_name(obj, module) or _attr_name(_assign_target(filename, lineno), qualname,
-                                                   module)
+    user = _global_name(obj, module) or _attr_name(_assign_target(filename, lineno), qualname)
     if made_by is not None:
         std_module, std_qual, std_file, std_line = made_by
-        attr = _attr_name(_assign_target(std_file, std_line), std_qual, None)
+        attr = _attr_name(_assign_target(std_file, std_line), std_qual)
         record["made_by"] = f"{std_module}.{attr}" if attr else f"{std_module}.{std_qual}"
         record["name"] = f"{record['made_by']} of {user}" if user else record["made_by"]
     else:

@@ -27,9 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from tracer.errors import CorruptRecording
-from tracer.model.schema import LOCK_WAIT, Interval
+from tracer.model.schema import LOCK_HOLD, LOCK_WAIT, Interval
 
-LOCK_HOLD = "lock_hold"  # state of the intervals in LockModel.holds (not a thread state)
 LOCK_KINDS = frozenset({"lock", "rlock"})  # kinds with one owner, so with holders and hand-offs
 
 Key = tuple[int, int]  # (pid, id)

@@ -161,6 +161,8 @@ class _Target:
         self.log.write({"ev": "main", "t_ns": time.monotonic_ns(), "tid": threading.get_native_id(),
                         "ident": threading.get_ident(), "name": threading.current_thread().name,
                         "tstate": _thread_state_address()})
+        for tid in _own_helper_threads():
+            self.log.write({"ev": "internal", "tid": tid})
         sys.argv = list(self.config["argv"])
         self.t0_ns = time.monotonic_ns()
         self.log.write({"ev": "run_start", "t_ns": self.t0_ns})
@@ -240,6 +242,16 @@ class _Target:
         with open(os.path.join(self.raw_dir, TARGET_RAW), "w", encoding="utf-8") as handle:
             json.dump(summary, handle)
         self.log.close()
+
+
+def _own_helper_threads() -> list[int]:
+    """Threads that exist before user code runs, besides the main one, are ours (the lock
+    recorder's writer, for one): the model leaves them out."""
+    try:
+        tids = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        return []
+    return [tid for tid in tids if tid != threading.get_native_id()]
 
 
 def _daemon_threads_alive() -> list[dict[str, Any]]:

@@ -21,7 +21,8 @@ from tracer.model.schema import (
     Target,
     ThreadTimeline,
 )
-from tracer.model.states import state_seconds
+from tracer.model.gil import GilResult, load_gil
+from tracer.model.states import overlay, state_seconds
 from tracer.runfolder import RunFolder
 from tracer.session import load_run
 
@@ -71,8 +72,19 @@ def build_run(folder: RunFolder) -> BuiltRun:
     functions = _functions(folder, run, target_raw, t0_ns, sources, warnings)
     facts = _thread_facts(events)
 
-    threads = _threads(pid, facts, cpu, sampled, functions, t0_ns, end_ns)
+    internal = {int(e["tid"]) for e in events if e.get("ev") == "internal"}
+    threads = [t for t in _threads(pid, facts, cpu, sampled, functions, t0_ns, end_ns)
+               if not (t.pid == pid and t.tid in internal)]
     _mark_thread_ends(threads, target_raw, status, sampled, wall_s)
+    figure_sources = {"cpu": "sampled" if cpu else "missing"}
+    gil = load_gil(raw, events, pid, t0_ns, end_ns)
+    if gil is not None:
+        _apply_gil(threads, gil, pid)
+        figure_sources["gil"] = gil.method
+        figure_sources["thread_states"] = gil.method
+    else:
+        figure_sources["gil"] = "missing"
+        figure_sources["thread_states"] = "sampled" if cpu else "missing"
 
     markers = _markers(read_jsonl(raw / "markers.jsonl"), t0_ns, end_ns)
     target = Target(
@@ -95,6 +107,9 @@ def build_run(folder: RunFolder) -> BuiltRun:
     }
     if cpu and cpu.parallelism and cpu.parallelism.values:
         metrics["peak_parallelism"] = max(cpu.parallelism.values)
+    if gil is not None:
+        metrics.update(gil.metrics)
+        metrics["gil_method"] = gil.method
     if cpu is None:
         warnings.append("No OS sampler data: CPU time and parallelism are unknown.")
     model = RunModel(
@@ -111,6 +126,7 @@ def build_run(folder: RunFolder) -> BuiltRun:
         processes=cpu.processes if cpu else [{"pid": pid}],
         partial=partial,
         warnings=warnings + _source_warnings(sources),
+        figure_sources=figure_sources,
     )
     _check_scenario(model, run)
     return BuiltRun(model=model, functions=functions)
@@ -205,6 +221,25 @@ def _threads(pid: int, facts: dict[int, _ThreadFacts], cpu: CpuRecording | None,
         out.append(thread)
     out.sort(key=lambda t: (t.pid != pid, not t.is_main, t.start_s or 0.0, t.tid))
     return out
+
+
+def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
+    """GIL states replace the OS view where known; the OS view fills what the GIL source missed
+    (e.g. before a thread's first GIL event)."""
+    for thread in threads:
+        if thread.pid != pid:
+            continue
+        timeline = gil.timelines.get(thread.tid)
+        if timeline is None or thread.start_s is None or thread.end_s is None:
+            continue
+        known = _clip(timeline, thread.start_s, thread.end_s)
+        thread.intervals = overlay(known, thread.intervals, frozenset())
+        thread.state_s = state_seconds(thread.intervals)
+        figures = gil.threads.get(thread.tid, {})
+        thread.gil_held_s = round(float(figures.get("gil_held_s", 0.0)), 6)
+        thread.gil_wait_s = round(float(figures.get("gil_wait_s", 0.0)), 6)
+        thread.gil_waits = int(figures.get("gil_waits", 0))
+        thread.max_gil_wait_s = round(float(figures.get("max_gil_wait_s", 0.0)), 6)
 
 
 def _clip(intervals: list[Interval], start: float, end: float) -> list[Interval]:

@@ -4,7 +4,8 @@ We call ``py-spy dump --json`` in a loop rather than ``py-spy record``: only ``d
 per-thread ``owns_gil`` and ``active`` flags, and ``record``'s time-stamped format (chrometrace)
 merges consecutive samples and drops the flags. Each dump is a new py-spy process (tens of ms), so
 the rate is modest; each sample is stamped with the monotonic time before and after the call.
-The last dump, taken when a run is stopped, is also what a timed-out report shows as "the stacks
+Dumps are ``--nonblocking``: pausing the target for each one showed up as gaps in its timeline
+(and cost it CPU time); the price is a rare torn stack. The last dump, taken when a run is stopped, is also what a timed-out report shows as "the stacks
 at the moment it was stopped".
 """
 
@@ -134,7 +135,8 @@ class PySpyRecorder(Recorder):
         before = time.monotonic_ns()
         try:
             proc = subprocess.run(
-                [self._exe, "dump", "--json", "--subprocesses", "--pid", str(self._pid)],
+                [self._exe, "dump", "--json", "--nonblocking", "--subprocesses", "--pid",
+                 str(self._pid)],
                 capture_output=True, timeout=DUMP_TIMEOUT_S, check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:

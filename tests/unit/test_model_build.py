@@ -10,7 +10,7 @@ import pytest
 
 from tracer.errors import CorruptRecording, UnknownSchema
 from tracer.model.build import build_run
-from tracer.model.schema import SCHEMA_VERSION, ON_CPU_STATES, RunModel
+from tracer.model.schema import ON_CPU_STATES, SCHEMA_VERSION, RunModel
 from tracer.runfolder import RunFolder
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
@@ -72,5 +72,5 @@ def test_model_round_trips_and_refuses_unknown_versions(tmp_path: Path) -> None:
 def test_corrupt_raw_file_is_named(tmp_path: Path) -> None:
     folder = _folder(tmp_path, "gil_io_os_only")
     (folder.raw / "sched.jsonl").write_text('{"kind": "s"\nnot json at all\n{}\n')
-    with pytest.raises(CorruptRecording, match="sched.jsonl"):
+    with pytest.raises(CorruptRecording, match=r"sched\.jsonl"):
         build_run(folder)

@@ -11,6 +11,7 @@ from typing import Any
 
 from tracer.model.cpu import CpuRecording, analyse_cpu
 from tracer.model.functions import FunctionTrace, load_function_trace
+from tracer.model.gil import GilResult, load_gil
 from tracer.model.rawfiles import read_json, read_jsonl
 from tracer.model.samples import SampledThreads, StackTable, load_samples
 from tracer.model.schema import (
@@ -21,7 +22,6 @@ from tracer.model.schema import (
     Target,
     ThreadTimeline,
 )
-from tracer.model.gil import GilResult, load_gil
 from tracer.model.states import overlay, state_seconds
 from tracer.runfolder import RunFolder
 from tracer.session import load_run

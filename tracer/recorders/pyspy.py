@@ -5,8 +5,8 @@ per-thread ``owns_gil`` and ``active`` flags, and ``record``'s time-stamped form
 merges consecutive samples and drops the flags. Each dump is a new py-spy process (tens of ms), so
 the rate is modest; each sample is stamped with the monotonic time before and after the call.
 Dumps are ``--nonblocking``: pausing the target for each one showed up as gaps in its timeline
-(and cost it CPU time); the price is a rare torn stack. The last dump, taken when a run is stopped, is also what a timed-out report shows as "the stacks
-at the moment it was stopped".
+(and cost it CPU time); the price is a rare torn stack. The last dump, taken when a run is
+stopped, is also what a timed-out report shows as "the stacks at the moment it was stopped".
 """
 
 from __future__ import annotations

@@ -68,8 +68,14 @@ def run_threads(*targets: Any) -> None:
 
 
 def test_install_replaces_and_uninstall_restores(tmp_path: Path) -> None:
-    original = (threading.Lock, threading.RLock, threading.Condition.wait, queue.Queue.get,
-                threading.Semaphore.__enter__, threading.Event.wait)
+    original = (
+        threading.Lock,
+        threading.RLock,
+        threading.Condition.wait,
+        queue.Queue.get,
+        threading.Semaphore.__enter__,
+        threading.Event.wait,
+    )
     locks.install(str(tmp_path / "x.jsonl"))
     try:
         assert threading.Lock is locks.TracedLock
@@ -77,8 +83,14 @@ def test_install_replaces_and_uninstall_restores(tmp_path: Path) -> None:
         assert threading.Condition.wait is not original[2]
     finally:
         locks.uninstall()
-    assert (threading.Lock, threading.RLock, threading.Condition.wait, queue.Queue.get,
-            threading.Semaphore.__enter__, threading.Event.wait) == original
+    assert (
+        threading.Lock,
+        threading.RLock,
+        threading.Condition.wait,
+        queue.Queue.get,
+        threading.Semaphore.__enter__,
+        threading.Event.wait,
+    ) == original
 
 
 def test_lock_protocol_matches_the_original(sink: Path) -> None:
@@ -423,8 +435,9 @@ def test_snapshot_names_a_deadlock_cycle(sink: Path) -> None:
             if theirs.acquire(timeout=0.5):  # bounded: the test must not hang
                 theirs.release()
 
-    threads = [threading.Thread(target=take, args=pair) for pair in ((first, second),
-                                                                    (second, first))]
+    threads = [
+        threading.Thread(target=take, args=pair) for pair in ((first, second), (second, first))
+    ]
     for thread in threads:
         thread.start()
     state = wait_until_waiting("lock", count=2)

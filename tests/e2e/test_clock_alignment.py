@@ -22,12 +22,12 @@ def test_markers_align_across_sources(tmp_path: Path) -> None:
     assert 0.35 <= spin_end - spin_start <= 1.0
 
     (spinner,) = thread_named(model, "spinner")
-    on_cpu = [i for i in spinner["intervals"]
-              if i["state"] == "on_cpu" and i["end"] - i["start"] > 0.1]
+    # The sampler saw the thread come on the CPU when it started spinning and leave it when it
+    # stopped (other processes may preempt it in between; that only splits the interval).
+    on_cpu = [i for i in spinner["intervals"] if i["state"] == "on_cpu"]
     assert on_cpu, spinner["intervals"]
-    longest = max(on_cpu, key=lambda i: i["end"] - i["start"])
-    assert abs(longest["start"] - spin_start) < SAMPLER_TOLERANCE_S
-    assert abs(longest["end"] - spin_end) < SAMPLER_TOLERANCE_S
+    assert abs(on_cpu[0]["start"] - spin_start) < SAMPLER_TOLERANCE_S
+    assert abs(on_cpu[-1]["end"] - spin_end) < SAMPLER_TOLERANCE_S
 
     # VizTracer saw the same markers as instant events, and the spin call between them.
     import json

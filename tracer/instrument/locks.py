@@ -81,6 +81,7 @@ _declared: dict[int, dict[str, Any]] = {}  # id -> lock record already written
 _seen: dict[int, tuple[str, Origin | None, weakref.ref[Any] | None]] = {}
 _dead_totals: dict[tuple[Any, ...], list[int]] = {}  # origin key -> [instances, n, hold, max]
 _site_ids: dict[tuple[Any, ...], int] = {}
+_site_origins: dict[tuple[Any, ...], Origin] = {}  # origin key -> where such locks are made
 _ids = itertools.count(1)
 _tls = _thread._local()
 _state: dict[str, Any] = {"sink": None, "installed": False, "pid": os.getpid(), "saved": {}}
@@ -111,8 +112,16 @@ def _classify(filename: str) -> int:
 
 
 def _qualname(frame: FrameType) -> str:
+    """``Account.__init__``: 3.11+ has ``co_qualname``; on 3.10 the class comes from ``self``."""
     code = frame.f_code
-    return str(getattr(code, "co_qualname", code.co_name))  # co_qualname: 3.11+
+    qualname = getattr(code, "co_qualname", None)
+    if qualname is not None:
+        return str(qualname)
+    if code.co_argcount and code.co_varnames[0] == "self":
+        owner = frame.f_locals.get("self")
+        if owner is not None:
+            return f"{type(owner).__qualname__}.{code.co_name}"
+    return code.co_name
 
 
 def _creation_origin() -> Origin | None:
@@ -522,12 +531,13 @@ def _fold_dead(lock: TracedLock) -> None:
     if lock._id in _seen:
         _emit(_stats_record(lock._id, lock._n, lock._contended, lock._hold_ns, lock._hold_max, 1))
         return
-    totals = _dead_totals.setdefault(_origin_key(lock._kind, lock._origin), [0, 0, 0, 0, 0])
+    key = _origin_key(lock._kind, lock._origin)
+    totals = _dead_totals.setdefault(key, [0, 0, 0, 0])
     totals[0] += 1
     totals[1] += lock._n
     totals[2] += lock._hold_ns
     totals[3] = max(totals[3], lock._hold_max)
-    totals[4] = lock._id  # a representative, to name the site
+    _site_origins.setdefault(key, lock._origin)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -562,8 +572,8 @@ def _wrap_condition_wait(orig: Callable[..., bool]) -> Callable[..., bool]:
         owner = getattr(_tls, "ctx", None)
         kind, obj = owner if owner is not None else ("condition", self)
         prim_id = _identity_of(obj)
-        if prim_id == _INTERNAL:
-            return orig(self, timeout)
+        if prim_id == _INTERNAL or (timeout is not None and timeout <= 0):
+            return orig(self, timeout)  # a zero timeout is a try (e.g. acquire(timeout=0))
         if prim_id not in _seen:
             _mark_seen(prim_id, kind, obj.__dict__.get("_threadscope_origin"), obj)
         rec = _wait_begin(prim_id, kind, None)
@@ -658,7 +668,8 @@ def _lock_record(prim_id: int, kind: str, origin: Origin | None, obj: Any) -> di
     user = _global_name(obj, module) or _attr_name(_assign_target(filename, lineno), qualname)
     if made_by is not None:
         std_module, std_qual, std_file, std_line = made_by
-        attr = _attr_name(_assign_target(std_file, std_line), std_qual)
+        target = _assign_target(std_file, std_line)
+        attr = _attr_name(target, std_qual) if target and target.startswith("self.") else None
         record["made_by"] = f"{std_module}.{attr}" if attr else f"{std_module}.{std_qual}"
         record["name"] = f"{record['made_by']} of {user}" if user else record["made_by"]
     else:
@@ -692,6 +703,7 @@ def _stats_lines() -> list[dict[str, Any]]:
     """Cumulative counters: one record per lock that is in events, one per site for the rest."""
     out: list[dict[str, Any]] = []
     sites: dict[tuple[Any, ...], list[int]] = {k: list(v) for k, v in _dead_totals.items()}
+    examples: dict[tuple[Any, ...], TracedLock] = {}
     for lock in _live_locks():
         n = lock._n
         if n == 0:
@@ -702,45 +714,44 @@ def _stats_lines() -> list[dict[str, Any]]:
                 out.append(_stats_record(lock._id, n, lock._contended, lock._hold_ns,
                                          lock._hold_max, 1))
             continue
-        totals = sites.setdefault(_origin_key(lock._kind, lock._origin), [0, 0, 0, 0, lock._id])
+        key = _origin_key(lock._kind, lock._origin)
+        totals = sites.setdefault(key, [0, 0, 0, 0])
         totals[0] += 1
         totals[1] += n
         totals[2] += lock._hold_ns
         totals[3] = max(totals[3], lock._hold_max)
-        totals[4] = lock._id
-    for key, (instances, n, hold, hold_max, sample_id) in sites.items():
+        examples.setdefault(key, lock)
+        _site_origins.setdefault(key, lock._origin)
+    for key, (instances, n, hold, hold_max) in sites.items():
         if key not in _site_ids:
             _site_ids[key] = next(_ids)
         site_id = _site_ids[key]
         if site_id not in _declared:
-            sample = _registry.get(sample_id)
-            example: TracedLock | None = sample() if sample is not None else None
-            record = _lock_record(site_id, key[0], _origin_of(example, key), example)
+            example = examples.get(key)  # one instance alive: its global name can be checked
+            record = _lock_record(site_id, key[0], _site_origins.get(key),
+                                  example if instances == 1 else None)
             record["per_site"] = True
+            record["pid"] = _state["pid"]
             _declared[site_id] = record
             out.append(record)
         out.append(_stats_record(site_id, n, 0, hold, hold_max, instances))
     return out
 
 
-def _origin_of(lock: TracedLock | None, key: tuple[Any, ...]) -> Origin | None:
-    if lock is not None:
-        return lock._origin
-    _kind, filename, lineno, std_qual = key
-    return (filename, lineno, None, None, (None, std_qual, None, None) if std_qual else None)
-
-
-def _declarations(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """A ``lock`` record, with its name, before the first event that mentions each lock."""
+def _with_declarations(batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The batch, with a ``lock`` record (and its name) just before the first event that
+    mentions each primitive, so the ``start`` header stays the file's first line."""
     out: list[dict[str, Any]] = []
     for event in batch:
         prim_id = event.get("id")
-        if event["ev"] in ("lock", "stats") or prim_id is None or prim_id in _declared:
-            continue
-        record = _record_of(prim_id, event.get("kind", "lock"))
-        record["pid"] = _state["pid"]
-        _declared[prim_id] = record
-        out.append(record)
+        if event["ev"] not in ("lock", "stats") and prim_id is not None and (
+            prim_id not in _declared
+        ):
+            record = _record_of(prim_id, event.get("kind", "lock"))
+            record["pid"] = _state["pid"]
+            _declared[prim_id] = record
+            out.append(record)
+        out.append(event)
     return out
 
 
@@ -758,7 +769,7 @@ def flush(with_stats: bool = True) -> None:
         return
     try:
         batch = _take_events()
-        lines = _declarations(batch) + batch
+        lines = _with_declarations(batch)
         if with_stats:
             lines += _stats_lines()
         if not lines:
@@ -822,6 +833,7 @@ def _after_fork_in_child() -> None:
     _seen.clear()
     _dead_totals.clear()
     _site_ids.clear()
+    _site_origins.clear()
     for lock in _live_locks():
         lock._n = lock._contended = lock._hold_ns = lock._hold_max = lock._written = 0
     _emit(_header())

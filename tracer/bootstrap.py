@@ -132,7 +132,11 @@ class _Target:
     def _prepare_viztracer(self) -> None:
         try:
             from viztracer import VizTracer
-
+        except ImportError:
+            self.viztracer_error = (f"viztracer is not installed for {sys.executable} "
+                                    f"({sys.executable} -m pip install viztracer)")
+            return
+        try:
             self.viztracer = VizTracer(
                 output_file=os.path.join(self.raw_dir, VIZTRACER_RAW),
                 tracer_entries=int(self.config.get("tracer_entries", 1_000_000)),

@@ -101,8 +101,10 @@ TARGET = textwrap.dedent(
     print(json.dumps({"go": go, "end": time.monotonic_ns()}), flush=True)
     """
 )
-SPIN = 2_500_000  # loop iterations per CPU thread: ~0.15 s alone here, ~0.5 s for three
-HASH_ROUNDS = 12  # sha256 of 10 MB takes ~25 ms here: ~0.3 s per hash thread
+# Loop iterations per CPU thread: ~0.3 s alone here, ~1 s for three. Shorter runs make the GIL's
+# short-term unfairness (one thread may get two turns in a row) show in the shares.
+SPIN = 5_000_000
+HASH_ROUNDS = 40  # sha256 of 10 MB takes ~6-12 ms here: ~0.25-0.5 s per hash thread
 
 
 @dataclass
@@ -295,7 +297,7 @@ def test_sampled_fractions_match_perf_within_5_points(python: str, tmp_path: Pat
     _available(perf, python, tmp_path)
     _available(sampler, python, tmp_path)
     # perf first: its ~1 s start-up then stays out of the measured window.
-    rec = record(python, tmp_path, [perf, sampler], spin=2 * SPIN)
+    rec = record(python, tmp_path, [perf, sampler])
     assert perf.describe().used, perf.describe().reason
     rows = compare(rec, ("cpu-",))
     print(f"{python}: percentage points, sampled - exact: {rows}")

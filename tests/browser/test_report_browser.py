@@ -1,0 +1,173 @@
+"""report.html in headless Chromium: every figure draws, offline, with no errors and no XSS."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reports.html import render_report
+from tests.fixtures.synthetic_model import (
+    HOSTILE_FUNCTION,
+    HOSTILE_THREAD,
+    build_synthetic_model,
+)
+from tracer.model.schema import RunModel
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+]
+DRAW_TIMEOUT_MS = 60_000  # generous: a loaded CI machine must not flake; drawing takes ~1 s
+GIL_FIGURES = [
+    "fig-timeline",
+    "fig-gil-detail",
+    "fig-gil-overview",
+    "fig-parallelism",
+    "fig-breakdown",
+]
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+if shutil.which(CHROMIUM) is None:
+    pytest.skip(f"{CHROMIUM} is missing (apt install chromium)", allow_module_level=True)
+
+
+@dataclass
+class OpenedReport:
+    """A report page plus everything it tried to do that it should not have."""
+
+    page: Any
+    console_errors: list[str] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+def open_report(browser: Any, model: RunModel, folder: Path) -> OpenedReport:
+    out = folder / "report.html"
+    render_report(model, out)
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    opened = OpenedReport(page)
+    page.on(
+        "console", lambda m: opened.console_errors.append(m.text) if m.type == "error" else None
+    )
+    page.on("pageerror", lambda error: opened.page_errors.append(str(error)))
+    page.on("dialog", lambda dialog: (opened.dialogs.append(dialog.message), dialog.dismiss()))
+
+    def refuse_network(route: Any) -> None:
+        if not route.request.url.startswith("file://"):
+            opened.requests.append(route.request.url)
+            route.abort()
+        else:
+            route.continue_()
+
+    page.route("**/*", refuse_network)
+    page.goto(out.as_uri())
+    page.wait_for_selector("body[data-plots]", state="attached", timeout=DRAW_TIMEOUT_MS)
+    return opened
+
+
+@pytest.fixture(scope="module")
+def report(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenedReport]:
+    opened = open_report(browser, build_synthetic_model(), tmp_path_factory.mktemp("gil"))
+    yield opened
+    opened.page.close()
+
+
+def assert_clean(opened: OpenedReport) -> None:
+    assert opened.page.get_attribute("body", "data-plots") == "ready"
+    assert opened.console_errors == []
+    assert opened.page_errors == []
+    assert opened.dialogs == []
+    assert opened.requests == []
+
+
+def test_every_figure_renders(report: OpenedReport) -> None:
+    for div_id in GIL_FIGURES:
+        assert report.page.locator(f"#{div_id} .main-svg").count() > 0, div_id
+    assert_clean(report)
+
+
+def test_hostile_names_show_as_text_and_run_nothing(report: OpenedReport) -> None:
+    page = report.page
+    table = page.locator("#thread-table").inner_text()
+    assert HOSTILE_THREAD in table
+    assert HOSTILE_FUNCTION in table
+    ticks = page.locator("#fig-timeline .ytick text").all_text_contents()
+    assert f"{HOSTILE_THREAD} (tid 1002)" in ticks
+    assert page.locator("img").count() == 0
+    assert page.evaluate("typeof window.alert") == "function"
+    assert_clean(report)
+
+
+def test_hover_shows_the_sampled_stack_literally(report: OpenedReport) -> None:
+    page = report.page
+    page.evaluate(
+        """() => {
+        const gd = document.getElementById("fig-timeline");
+        const payload = JSON.parse(
+            document.getElementById("threadscope-figures").textContent);
+        const stacks = payload.figures.find(f => f.id === "fig-timeline").hover;
+        // A bar of the hostile thread (row 2) with a sample inside it, so a stack is shown.
+        for (const [curve, spec] of Object.entries(stacks)) {
+            const point = gd.data[Number(curve)].y.findIndex(
+                (row, i) => row === 2 && spec.stacks[i] >= 0);
+            if (point >= 0) {
+                Plotly.Fx.hover(gd, [{curveNumber: Number(curve), pointNumber: point}]);
+                return;
+            }
+        }
+        throw new Error("the fixture has no sampled bar on the hostile thread's row");
+    }"""
+    )
+    hover = page.locator("#fig-timeline .hoverlayer")
+    sync_api.expect(hover).to_contain_text("Python stack", timeout=DRAW_TIMEOUT_MS)
+    text = hover.text_content() or ""
+    assert HOSTILE_THREAD in text
+    assert f"{HOSTILE_FUNCTION} (evil.py:1)" in text
+    assert_clean(report)
+
+
+def test_report_without_gil_data(browser: Any, tmp_path: Path) -> None:
+    opened = open_report(browser, build_synthetic_model(gil=False), tmp_path)
+    try:
+        page = opened.page
+        assert page.locator("#gil-absent").is_visible()
+        for div_id in ("fig-timeline", "fig-parallelism", "fig-breakdown"):
+            assert page.locator(f"#{div_id} .main-svg").count() > 0, div_id
+        assert page.locator("#fig-gil-detail").count() == 0
+        assert_clean(opened)
+    finally:
+        opened.page.close()
+
+
+def test_failed_empty_run_renders(browser: Any, tmp_path: Path) -> None:
+    model = build_synthetic_model()
+    model.threads, model.parallelism, model.markers, model.stacks = [], None, [], []
+    model.target.status, model.partial, model.wall_s = "failed", True, 0.0
+    opened = open_report(browser, model, tmp_path)
+    try:
+        assert "FAILED" in opened.page.locator("#status-banner").inner_text()
+        assert_clean(opened)
+    finally:
+        opened.page.close()

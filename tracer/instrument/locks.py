@@ -781,7 +781,8 @@ def flush(with_stats: bool = True) -> None:
         _flush_lock.release()
 
 
-def _write_state() -> None:
+def write_state() -> None:
+    """Append a snapshot of who holds and who waits for what (names a deadlock on timeout)."""
     sink = _state["sink"]
     if sink is None:
         return
@@ -802,7 +803,7 @@ def _writer_loop(generation: int) -> None:
             stuck = any(now - entry[2] >= STUCK_WAIT_NS for entry in list(_waiting.values()))
             if stuck and now - last_state >= STUCK_WAIT_NS:
                 last_state = now
-                _write_state()
+                write_state()
         except Exception:  # never let the recorder take the target down
             pass
 
@@ -816,7 +817,7 @@ def _at_exit() -> None:
     if not _state["installed"]:
         return
     flush()
-    _write_state()
+    write_state()
 
 
 def _after_fork_in_child() -> None:

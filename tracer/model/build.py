@@ -7,14 +7,20 @@ Every source is optional: whatever was recorded is used, whatever is missing is 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tracer.model.cpu import CpuRecording, analyse_cpu
 from tracer.model.functions import FunctionTrace, load_function_trace
 from tracer.model.gil import GilResult, load_gil
+from tracer.model.locks import LockModel, build_lock_model, load_lock_events
 from tracer.model.rawfiles import read_json, read_jsonl
 from tracer.model.samples import SampledThreads, StackTable, load_samples
 from tracer.model.schema import (
+    BLOCKED,
+    LOCK_WAIT,
+    NATIVE,
+    OFF_CPU,
     Interval,
     Marker,
     RunModel,
@@ -27,6 +33,10 @@ from tracer.runfolder import RunFolder
 from tracer.session import load_run
 
 INTERNAL_THREAD_PREFIX = "threadscope-"
+# What an instrumented lock wait may replace: the OS or the GIL recorder saw the thread off the
+# CPU (or, for a sampled source, on it for a moment while it went to sleep); never running
+# Python or waiting for the GIL, which it really did.
+BLOCKING_STATES = frozenset({BLOCKED, OFF_CPU, NATIVE})
 
 
 @dataclass
@@ -86,6 +96,11 @@ def build_run(folder: RunFolder) -> BuiltRun:
         figure_sources["gil"] = "missing"
         figure_sources["thread_states"] = "sampled" if cpu else "missing"
 
+    lock_model = _locks(raw, run, events, t0_ns, end_ns, sources, warnings)
+    if lock_model is not None:
+        _apply_locks(threads, lock_model, pid)
+        figure_sources["locks"] = "instrumented"
+
     markers = _markers(read_jsonl(raw / "markers.jsonl"), t0_ns, end_ns)
     target = Target(
         kind=run["target"]["kind"],
@@ -127,6 +142,8 @@ def build_run(folder: RunFolder) -> BuiltRun:
         partial=partial,
         warnings=warnings + _source_warnings(sources),
         figure_sources=figure_sources,
+        locks=lock_model.locks if lock_model else [],
+        deadlocks=lock_model.cycles if lock_model else [],
     )
     _check_scenario(model, run)
     return BuiltRun(model=model, functions=functions)
@@ -168,7 +185,7 @@ def _thread_facts(events: list[dict[str, Any]]) -> dict[int, _ThreadFacts]:
     facts: dict[int, _ThreadFacts] = {}
     for event in events:
         kind = event.get("ev")
-        if kind not in ("start", "end", "main"):
+        if kind not in ("start", "end", "main", "existing"):
             continue
         fact = facts.setdefault(int(event["tid"]), _ThreadFacts())
         if event.get("name"):
@@ -178,6 +195,8 @@ def _thread_facts(events: list[dict[str, Any]]) -> dict[int, _ThreadFacts]:
             fact.daemon = bool(event.get("daemon"))
         elif kind == "end":
             fact.end_ns = int(event["t_ns"])
+        elif kind == "existing":
+            fact.daemon = bool(event.get("daemon"))
         else:
             fact.is_main = True
             fact.daemon = False
@@ -240,6 +259,47 @@ def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
         thread.gil_wait_s = round(float(figures.get("gil_wait_s", 0.0)), 6)
         thread.gil_waits = int(figures.get("gil_waits", 0))
         thread.max_gil_wait_s = round(float(figures.get("max_gil_wait_s", 0.0)), 6)
+
+
+def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: int,
+           end_ns: int, sources: dict[str, Source], warnings: list[str]) -> LockModel | None:
+    if not run.get("options", {}).get("locks", False):
+        return None
+    unavailable = [e.get("reason", "") for e in events if e.get("ev") == "locks_unavailable"]
+    path = raw / "locks.jsonl"
+    if unavailable or not path.exists():
+        sources["locks"] = Source(used=False, reason=(unavailable or [
+            "the target ended before the lock recorder wrote anything"])[0])
+        return None
+    lock_model = build_lock_model(load_lock_events(path), t0_ns, end_ns)
+    contended = sum(int(lock.get("contended", 0)) for lock in lock_model.locks)
+    sources["locks"] = Source(
+        used=True, method="instrumented", samples=contended,
+        notes=[f"{len(lock_model.locks)} locks and other primitives, {contended} contended "
+               "acquisitions (threading.Lock/RLock/Condition/Semaphore/Event/Barrier, queue)"],
+    )
+    for cycle in lock_model.cycles:
+        steps = "; ".join(
+            f"{step.get('thread')} holds {', '.join(h.get('name', '?') for h in step['holds'])} "
+            f"and waits for {step['waits_for'].get('name', '?')}" for step in cycle)
+        warnings.append(f"Deadlock: {steps}.")
+    for held in lock_model.held_at_exit:
+        warnings.append(f"{held.get('thread') or held.get('tid')} still held "
+                        f"{held.get('name', 'a lock')} when the program ended.")
+    return lock_model
+
+
+def _apply_locks(threads: list[ThreadTimeline], lock_model: LockModel, pid: int) -> None:
+    """Instrumented lock waits turn the blocked time they cover into ``lock_wait``."""
+    for thread in threads:
+        if thread.pid != pid or thread.start_s is None or thread.end_s is None:
+            continue
+        waits = _clip(lock_model.waits.get(thread.tid, []), thread.start_s, thread.end_s)
+        thread.holds = _clip(lock_model.holds.get(thread.tid, []), thread.start_s, thread.end_s)
+        if waits:
+            thread.intervals = overlay(thread.intervals, waits, BLOCKING_STATES)
+            thread.state_s = state_seconds(thread.intervals)
+        thread.lock_wait_s = round(thread.state_s.get(LOCK_WAIT, 0.0), 6)
 
 
 def _clip(intervals: list[Interval], start: float, end: float) -> list[Interval]:

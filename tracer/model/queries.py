@@ -41,3 +41,7 @@ def phase_parallelism(model: RunModel, name: str) -> float | None:
 
 def threads_named(model: RunModel, prefix: str) -> list[ThreadTimeline]:
     return [t for t in model.threads if t.name.startswith(prefix)]
+
+
+def marks_named(model: RunModel, name: str) -> list[Marker]:
+    return [m for m in model.markers if m.kind == "mark" and m.name == name]

@@ -1,0 +1,258 @@
+"""In-process recording, shared by the bootstrap (``tracer run``) and the Python API
+(``with tracer.record()``): thread start/end hooks, the GIL probe's calibration, lock
+instrumentation and VizTracer, all written to the run's ``raw/`` folder.
+
+Standard library only (VizTracer and our lock instrumentation are imported when enabled), because
+``--python`` may point at an interpreter that has nothing else installed.
+"""
+
+from __future__ import annotations
+
+import _thread
+import ctypes
+import json
+import os
+import sys
+import threading
+import time
+from types import FrameType
+from typing import Any
+
+THREADS_RAW = "threads.jsonl"
+TARGET_RAW = "target.json"
+VIZTRACER_RAW = "viztracer.json"
+GIL_LAYOUT_RAW = "gil_layout.json"
+LOCKS_RAW = "locks.jsonl"
+INTERNAL_PREFIX = "threadscope-"
+
+
+class EventLog:
+    """Append-only JSON lines, flushed per line: thread starts and ends must survive a crash."""
+
+    def __init__(self, path: str) -> None:
+        self._lock = _thread.allocate_lock()
+        self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+
+    def write(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(line)
+
+    def close(self) -> None:
+        with self._lock:
+            self._file.close()
+
+
+def allow_ptrace_from_anyone() -> None:
+    """Let py-spy (our sibling, not our ancestor) read this process under Yama ptrace_scope=1."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_ptracer, pr_set_ptracer_any = 0x59616D61, ctypes.c_ulong(-1)
+        libc.prctl(pr_set_ptracer, pr_set_ptracer_any, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _thread_state_address() -> int | None:
+    """This thread's PyThreadState address: the GIL sampler sees the holder as one."""
+    try:
+        from tracer.instrument import gil_probe
+    except ImportError:
+        return None
+    try:
+        return gil_probe.thread_tstate()
+    except Exception:
+        return None
+
+
+def hook_threads(log: EventLog) -> Any:
+    """Record every threading.Thread's start and end with its native id, name and daemon flag;
+    returns the original method, for :func:`unhook_threads`."""
+    original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
+
+    def _bootstrap_inner(self: threading.Thread) -> None:
+        log.write({"ev": "start", "t_ns": time.monotonic_ns(), "tid": threading.get_native_id(),
+                   "ident": threading.get_ident(), "name": self.name, "daemon": self.daemon,
+                   "tstate": _thread_state_address()})
+        try:
+            original(self)
+        finally:
+            log.write({"ev": "end", "t_ns": time.monotonic_ns(), "tid": threading.get_native_id(),
+                       "name": self.name})
+
+    threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
+    return original
+
+
+def unhook_threads(original: Any) -> None:
+    threading.Thread._bootstrap_inner = original  # type: ignore[attr-defined]
+
+
+
+
+class InProcessRecording:
+    """What the target records about itself. ``prepare`` before user code, ``begin`` at its first
+    line (t0), ``finish`` at the end, however it ended (idempotent)."""
+
+    def __init__(self, raw_dir: str, viztracer: bool, locks: bool, tracer_entries: int) -> None:
+        self.raw_dir = raw_dir
+        self.want_viztracer = viztracer
+        self.want_locks = locks
+        self.tracer_entries = tracer_entries
+        self.log = EventLog(os.path.join(raw_dir, THREADS_RAW))
+        self.viztracer: Any = None
+        self.viztracer_error = ""
+        self.clock_pairs: list[tuple[float, int]] = []
+        self.locks_installed = False
+        self.original_bootstrap: Any = None
+        self.finished = False
+        self.t0_ns = 0
+        self.exit_code: int | None = 0
+        self.status = "ok"
+        self.error: str | None = None
+
+    def prepare(self) -> None:
+        allow_ptrace_from_anyone()
+        self.original_bootstrap = hook_threads(self.log)
+        self._calibrate_gil_probe()
+        if self.want_locks:
+            try:
+                from tracer.instrument import locks
+
+                locks.install(os.path.join(self.raw_dir, LOCKS_RAW))
+                self.locks_installed = True
+            except Exception as exc:  # the run goes on without lock data, and says so
+                self.log.write({"ev": "locks_unavailable", "reason": repr(exc)})
+        if self.want_viztracer:
+            self._prepare_viztracer()
+
+    def _calibrate_gil_probe(self) -> None:
+        """Find the GIL's address in this interpreter for the out-of-process GIL sampler; done
+        before recording starts so the sampler can attach at once."""
+        try:
+            from tracer.instrument import gil_probe
+
+            layout: dict[str, Any] = gil_probe.calibrate()
+        except Exception as exc:
+            layout = {"error": f"{type(exc).__name__}: {exc}"}
+        with open(os.path.join(self.raw_dir, GIL_LAYOUT_RAW), "w", encoding="utf-8") as handle:
+            json.dump(layout, handle)
+
+    def _prepare_viztracer(self) -> None:
+        try:
+            from viztracer import VizTracer
+        except ImportError:
+            self.viztracer_error = (f"viztracer is not installed for {sys.executable} "
+                                    f"({sys.executable} -m pip install viztracer)")
+            return
+        try:
+            self.viztracer = VizTracer(
+                output_file=os.path.join(self.raw_dir, VIZTRACER_RAW),
+                tracer_entries=self.tracer_entries,
+                verbose=0,
+                pid_suffix=False,
+                register_global=True,
+            )
+        except Exception as exc:
+            self.viztracer_error = f"{type(exc).__name__}: {exc}"
+            self.viztracer = None
+
+    def begin(self) -> int:
+        """Mark t0 and start tracing; returns t0 (CLOCK_MONOTONIC ns)."""
+        self.log.write({"ev": "main", "t_ns": time.monotonic_ns(), "tid": threading.get_native_id(),
+                        "ident": threading.get_ident(), "name": threading.current_thread().name,
+                        "tstate": _thread_state_address()})
+        for thread in threading.enumerate():
+            if thread is not threading.current_thread() and thread.native_id is not None:
+                self.log.write({"ev": "existing", "tid": thread.native_id, "name": thread.name,
+                                "daemon": thread.daemon})
+        for tid in _own_helper_threads():
+            self.log.write({"ev": "internal", "tid": tid})
+        self.t0_ns = time.monotonic_ns()
+        self.log.write({"ev": "run_start", "t_ns": self.t0_ns})
+        if self.viztracer is not None:
+            self.viztracer.getts()  # the first call initialises the clock: keep it out of the pair
+            self.clock_pairs.append((self.viztracer.getts(), time.monotonic_ns()))
+            self.viztracer.start()
+        return self.t0_ns
+
+    def finish(self, reason: str = "exit") -> None:
+        """Stop recording and write everything down; safe to call twice."""
+        if self.finished:
+            return
+        self.finished = True
+        end_ns = time.monotonic_ns()
+        alive = threads_alive_at_exit()
+        if self.viztracer is not None:
+            try:
+                self.viztracer.stop()
+                self.clock_pairs.append((self.viztracer.getts(), time.monotonic_ns()))
+                self.viztracer.save()
+            except Exception as exc:
+                self.viztracer_error = f"saving the VizTracer trace failed: {exc}"
+        if self.locks_installed:
+            try:
+                from tracer.instrument import locks
+
+                locks.flush()
+                locks.write_state()
+            except Exception as exc:
+                self.log.write({"ev": "locks_unavailable", "reason": repr(exc)})
+        summary = {
+            "t0_ns": self.t0_ns, "end_ns": end_ns, "exit_code": self.exit_code,
+            "status": self.status, "error": self.error, "end_reason": reason,
+            "python": sys.executable, "python_version": sys.version.split()[0],
+            "viztracer_error": self.viztracer_error, "viztracer_clock": self.clock_pairs,
+            "viztracer_entries": self.tracer_entries,
+            "daemon_alive": alive, "pid": os.getpid(),
+        }
+        with open(os.path.join(self.raw_dir, TARGET_RAW), "w", encoding="utf-8") as handle:
+            json.dump(summary, handle)
+        self.log.close()
+
+    def undo(self) -> None:
+        """Leave the process as it was (the API records a block, then the program goes on)."""
+        if self.original_bootstrap is not None:
+            unhook_threads(self.original_bootstrap)
+        if self.locks_installed:
+            from tracer.instrument import locks
+
+            locks.uninstall()
+
+
+def _own_helper_threads() -> list[int]:
+    """Threads that exist before user code runs, besides the main one, are ours (the lock
+    recorder's writer, for one): the model leaves them out."""
+    try:
+        tids = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        return []
+    known = {t.native_id for t in threading.enumerate()}
+    return [tid for tid in tids if tid != threading.get_native_id() and tid not in known]
+
+
+def threads_alive_at_exit() -> list[dict[str, Any]]:
+    """Threads still running when the program ends: daemon ones are killed at exit."""
+    frames = sys._current_frames()
+    alive = []
+    for thread in threading.enumerate():
+        if thread is threading.main_thread() or not thread.is_alive():
+            continue
+        if thread.name.startswith(INTERNAL_PREFIX):
+            continue
+        frame = frames.get(thread.ident or -1)
+        alive.append({"tid": thread.native_id, "name": thread.name, "daemon": thread.daemon,
+                      "stack": _stack_labels(frame)})
+    return alive
+
+
+def _stack_labels(frame: FrameType | None) -> list[str]:
+    labels: list[str] = []
+    while frame is not None and len(labels) < 40:
+        code = frame.f_code
+        labels.append(f"{code.co_name} ({os.path.basename(code.co_filename)}:{frame.f_lineno})")
+        frame = frame.f_back
+    return labels

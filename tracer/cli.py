@@ -9,6 +9,7 @@ import sys
 from rich.console import Console
 from rich.text import Text
 
+from tracer.commands.attach import AttachCommand
 from tracer.commands.list import ListCommand
 from tracer.commands.protocol import Command
 from tracer.commands.report import ReportCommand
@@ -18,6 +19,7 @@ from tracer.errors import ThreadscopeError
 
 COMMANDS: dict[str, Command] = {
     "run": RunCommand(),
+    "attach": AttachCommand(),
     "report": ReportCommand(),
     "list": ListCommand(),
     "view": ViewCommand(),

@@ -27,6 +27,19 @@ _sink: IO[str] | None = None
 _sink_path = os.environ.get(MARKERS_ENV)
 
 
+def set_sink(path: str | None) -> str | None:
+    """Send markers to ``path`` from now on (the Python API records a block); returns the
+    previous path."""
+    global _sink, _sink_path
+    with _sink_lock:
+        previous = _sink_path
+        if _sink is not None:
+            _sink.close()
+            _sink = None
+        _sink_path = path
+    return previous
+
+
 def _write(record: dict[str, Any]) -> None:
     global _sink
     if not _sink_path:

@@ -69,16 +69,26 @@ def build_run(folder: RunFolder) -> BuiltRun:
 
     warnings: list[str] = []
     sources = {name: Source(**value) for name, value in run.get("sources", {}).items()}
-    status = run["status"]
-    partial = status in ("timeout", "interrupted", "killed") or not target_raw
-    if not target_raw:
+    mode = run.get("mode", "run")  # run | attach | api
+    status = str(target_raw.get("status") or run["status"]) if mode == "api" else run["status"]
+    partial = status in ("timeout", "interrupted", "killed") or (mode != "attach"
+                                                                 and not target_raw)
+    if mode == "attach":
+        from tracer.attach import ATTACH_LIMITS
+
+        warnings.append(ATTACH_LIMITS)
+        for name in ("viztracer", "locks"):
+            sources[name] = Source(used=False, reason="not available when attaching to a "
+                                                      "running process")
+    elif not target_raw:
         warnings.append("The target ended without writing its own record (killed or crashed "
                         "hard): the function timeline and thread names may be missing.")
 
     cpu = analyse_cpu(read_jsonl(raw / "sched.jsonl"), t0_ns, end_ns) if (
         raw / "sched.jsonl").exists() else None
     table = StackTable()
-    sampled = load_samples(read_jsonl(raw / "pyspy.jsonl"), t0_ns, end_ns, table)
+    sampled = load_samples(read_jsonl(raw / "pyspy.jsonl"), t0_ns, end_ns, table,
+                           exclude_pid=run.get("controller_pid"))
     functions = _functions(folder, run, target_raw, t0_ns, sources, warnings)
     facts = _thread_facts(events)
 
@@ -159,7 +169,7 @@ def _first(events: list[dict[str, Any]], kind: str) -> int | None:
 def _functions(folder: RunFolder, run: dict[str, Any], target_raw: dict[str, Any], t0_ns: int,
                sources: dict[str, Source], warnings: list[str]) -> FunctionTrace:
     wanted = run.get("options", {}).get("viztracer", False)
-    if not wanted:
+    if not wanted or run.get("mode") == "attach":
         return FunctionTrace()
     path = folder.raw_file("viztracer.json")
     error = target_raw.get("viztracer_error") or ""
@@ -263,7 +273,7 @@ def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
 
 def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: int,
            end_ns: int, sources: dict[str, Source], warnings: list[str]) -> LockModel | None:
-    if not run.get("options", {}).get("locks", False):
+    if not run.get("options", {}).get("locks", False) or run.get("mode") == "attach":
         return None
     unavailable = [e.get("reason", "") for e in events if e.get("ev") == "locks_unavailable"]
     path = raw / "locks.jsonl"

@@ -35,12 +35,13 @@ class SampledThreads:
 
 
 def load_samples(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int,
-                 table: StackTable) -> SampledThreads:
+                 table: StackTable, exclude_pid: int | None = None) -> SampledThreads:
+    """``exclude_pid``: the recorder process itself, when the API records its own parent."""
     out = SampledThreads()
     for record in records:
         t_ns = (int(record["t0"]) + int(record["t1"])) // 2
         for thread in record.get("threads", []):
-            if thread.get("tid") is None:
+            if thread.get("tid") is None or thread.get("pid") == exclude_pid:
                 continue
             key = (int(thread.get("pid") or 0), int(thread["tid"]))
             if thread.get("name"):

@@ -183,7 +183,7 @@ class SchedSampler(Recorder):
         todo = [self._root_pid]
         while todo:
             pid = todo.pop()
-            if pid in seen:
+            if pid in seen or pid == os.getpid():  # recording ourselves (the API) is not the goal
                 continue
             seen.append(pid)
             try:

@@ -1,0 +1,164 @@
+"""Recording a process that is already running: only the out-of-process recorders can see it.
+
+Used by ``tracer attach PID`` and, for the calling process itself, by the Python API
+(:mod:`tracer.api`), which runs this module as a child (``python -m tracer.attach``) so that no
+sampler ever competes for the recorded process's GIL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import orjson
+
+import tracer
+from tracer.errors import RecorderUnavailable, TargetNotFound
+from tracer.model.schema import Source
+from tracer.recorders.base import RecordContext, Recorder
+from tracer.recorders.pyspy import PySpyRecorder
+from tracer.runfolder import RunFolder, atomic_write_bytes
+from tracer.session import RecordOptions, RecordResult, build_recorders
+
+# What attach mode cannot see, said in the report of every attached run.
+ATTACH_LIMITS = (
+    "Attached to a running process: no function timeline (VizTracer runs inside a process "
+    "from its start), no lock waits (they need instrumentation loaded before the code that "
+    "makes the locks), and thread start/end times are those first/last seen by the samplers."
+)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def process_python(pid: int) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return sys.executable
+
+
+def process_cmdline(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().split("\0")[:-1]
+    except OSError:
+        return [f"pid {pid}"]
+
+
+def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
+                    duration_s: float | None, should_stop: Callable[[], bool],
+                    on_ready: Callable[[], None] | None = None,
+                    mode: str = "attach") -> RecordResult:
+    """Record ``pid`` until ``duration_s`` passes, it exits, or ``should_stop()`` says so."""
+    if not process_exists(pid):
+        raise TargetNotFound(f"no process with pid {pid}")
+    ctx = RecordContext(raw_dir=folder.raw, python=process_python(pid), pid=pid,
+                        rate_hz=options.rate_hz)
+    sources: dict[str, Source] = {}
+    running: list[Recorder] = []
+    for recorder in build_recorders(options):
+        try:
+            recorder.check(ctx)
+            recorder.start(ctx)
+        except RecorderUnavailable as exc:
+            sources[recorder.name] = Source(used=False, reason=str(exc))
+        else:
+            running.append(recorder)
+    started_ns = time.monotonic_ns()
+    if on_ready is not None:
+        on_ready()
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    status = "ok"
+    while True:
+        if not process_exists(pid) or _is_zombie(pid):
+            status = "ended"
+            break
+        if should_stop() or (deadline is not None and time.monotonic() >= deadline):
+            break
+        time.sleep(0.02)
+    for recorder in running:
+        if isinstance(recorder, PySpyRecorder) and status == "ok":
+            recorder.final_dump()
+    end_ns = time.monotonic_ns()
+    for recorder in reversed(running):
+        with contextlib.suppress(Exception):
+            recorder.stop()
+        sources[recorder.name] = recorder.describe()
+    cmdline = process_cmdline(pid)
+    run: dict[str, Any] = {
+        "threadscope_version": tracer.__version__,
+        "mode": mode,
+        "target": {"kind": mode, "name": " ".join(cmdline)[:200] or f"pid {pid}",
+                   "run": str(pid), "argv": cmdline},
+        "python": ctx.python,
+        "options": asdict(options),
+        "started_ns": started_ns,
+        "go_ns": started_ns,
+        "exit_ns": end_ns,
+        "exit_code": None,
+        "status": status,
+        "pid": pid,
+        "controller_pid": os.getpid(),
+        "cores": os.cpu_count() or 1,
+        "sources": {name: asdict(source) for name, source in sources.items()},
+    }
+    atomic_write_bytes(folder.raw_file("run.json"), orjson.dumps(run, option=orjson.OPT_INDENT_2))
+    return RecordResult(exit_code=0, status=status, sources=sources)
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Child mode for the Python API: record PID into RAW_DIR's run folder until stdin closes."""
+    parser = argparse.ArgumentParser(prog="python -m tracer.attach")
+    parser.add_argument("pid", type=int)
+    parser.add_argument("run_dir", type=Path)
+    parser.add_argument("--options", default="{}", help="RecordOptions as JSON")
+    args = parser.parse_args(argv)
+    options = RecordOptions(**orjson.loads(args.options))
+    folder = RunFolder(args.run_dir)
+    stop = threading.Event()
+
+    def wait_for_stdin_to_close() -> None:
+        sys.stdin.buffer.read()
+        stop.set()
+
+    def ignore(signum: int, frame: FrameType | None) -> None:
+        pass  # Ctrl-C reaches the whole process group; the API decides when we stop
+
+    signal.signal(signal.SIGINT, ignore)
+    threading.Thread(target=wait_for_stdin_to_close, daemon=True).start()
+
+    def ready() -> None:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+
+    record_attached(args.pid, folder, options, None, stop.is_set, on_ready=ready, mode="api")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

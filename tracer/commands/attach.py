@@ -1,0 +1,69 @@
+"""`tracer attach PID`: record a running process with the out-of-process recorders."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import webbrowser
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+
+from tracer.attach import process_exists, record_attached
+from tracer.errors import TargetNotFound
+from tracer.pipeline import analyse_and_render
+from tracer.runfolder import RunFolder
+from tracer.session import RecordOptions
+
+
+class AttachCommand:
+    help = "record a running Python process for a while (py-spy, OS sampler, perf)"
+
+    def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("pid", type=int, help="process id of a running Python program")
+        parser.add_argument("--duration", type=float, default=10.0, metavar="S",
+                            help="seconds to record (default: 10; Ctrl-C stops earlier)")
+        parser.add_argument("--out", type=Path, help="run folder (default: threadscope_runs/)")
+        parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
+        parser.add_argument("--open", action="store_true", help="open report.html in a browser")
+        parser.add_argument("--rate", type=float, default=200.0, metavar="HZ",
+                            help="OS sampler rate (default: 200 Hz)")
+        for name, what in (("pyspy", "py-spy stack sampling"),
+                           ("perf", "exact GIL events from perf uprobes"),
+                           ("sched", "the /proc CPU sampler")):
+            parser.add_argument(f"--no-{name}", dest=name, action="store_false",
+                                help=f"do not record {what}")
+        parser.add_argument("--quiet", action="store_true", help="print only the report path")
+
+    def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+        if not process_exists(args.pid):
+            raise TargetNotFound(f"no process with pid {args.pid}")
+        folder = RunFolder.create(args.out, f"pid{args.pid}", force=args.force)
+        options = RecordOptions(rate_hz=args.rate, viztracer=False, locks=False,
+                                pyspy=args.pyspy, perf=args.perf, sched=args.sched,
+                                quiet=args.quiet)
+        stop = {"requested": False}
+
+        def on_interrupt(signum: int, frame: FrameType | None) -> None:
+            stop["requested"] = True
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+        console = Console(stderr=True)
+        try:
+            if not args.quiet:
+                console.print(f"recording pid {args.pid} for up to {args.duration:g} s "
+                              "(Ctrl-C to stop earlier)", highlight=False)
+            record_attached(args.pid, folder, options, args.duration, lambda: stop["requested"])
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        model = analyse_and_render(folder)
+        if args.quiet:
+            console.print(str(folder.report_html))
+        else:
+            from reports.summary import print_summary
+
+            print_summary(model, folder.root, console)
+        if args.open:
+            webbrowser.open(folder.report_html.resolve().as_uri())
+        return 0

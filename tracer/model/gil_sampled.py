@@ -4,15 +4,18 @@ the same :func:`tracer.model.gil_exact.gil_metrics` applies to both.
 
 A sample says, at one instant, which ``PyThreadState`` held the GIL and, per thread, whether it was
 runnable (``R``), asleep on the GIL (``G``), asleep awaiting a forced hand-off (``H``) or asleep on
-anything else (``B``). It stands for the time until the next sample. States, as gil_exact has them:
+anything else (``B``), plus the thread's total run-queue wait so far. It stands for the time until
+the next sample. States, as gil_exact has them:
 
 - the thread whose thread state is the holder (while ``locked``) -> ``running``, whatever its code:
   the GIL was read after the threads, so a thread seen waiting that holds it now has just got it;
-- ``R`` otherwise -> ``native`` (on a CPU, or ready for one, without the GIL);
+- ``R`` otherwise -> ``native`` while it is on a CPU, ``blocked`` while it waits in the run queue
+  (gil_exact also calls "no GIL, off CPU" blocked). A runnable thread's place cannot be seen at one
+  instant, but the kernel adds each run-queue wait to ``rq_ns`` when the wait ends, so a growth of
+  ``d`` between two samples is read as a wait over the ``d`` before the later one;
 - ``G`` -> ``gil_wait``;
 - ``H`` -> ``blocked``: it sleeps inside ``drop_gil`` until another thread has taken the GIL;
-  gil_exact calls that stretch (after ``drop_gil``'s entry, off CPU) blocked too, and the two
-  must stay comparable;
+  gil_exact calls that stretch (after ``drop_gil``'s entry, off CPU) blocked too;
 - ``B`` -> ``blocked``.
 
 Everything here is pure: values in, values out.
@@ -20,7 +23,6 @@ Everything here is pure: values in, values out.
 
 from __future__ import annotations
 
-import bisect
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -39,8 +41,8 @@ TstateSpan = tuple[int, int, int | None, int | None]
 
 def load_gil_samples(path: Path) -> list[dict[str, Any]]:
     """The ticks of a ``gil_samples.jsonl``, in time order, as ``{"t_ns", "holder", "locked",
-    "switch_number", "threads": [(tid, code), ...]}``. A truncated last line (the controller died
-    mid-write) is dropped; anything else malformed raises :class:`CorruptRecording`."""
+    "switch_number", "threads": [(tid, code, rq_ns or None), ...]}``. A truncated last line (the
+    controller died mid-write) is dropped; anything else malformed raises CorruptRecording."""
     if not path.is_file():
         raise CorruptRecording(f"{path}: no such GIL samples file")
     samples: list[dict[str, Any]] = []
@@ -57,10 +59,11 @@ def load_gil_samples(path: Path) -> list[dict[str, Any]]:
 
 def _sample_from(record: Mapping[str, Any]) -> dict[str, Any]:
     threads = []
-    for tid, code in record["th"]:
+    for entry in record["th"]:
+        tid, code = entry[0], entry[1]
         if code not in _CODE_STATES:
             raise ValueError(f"unknown thread code {code!r}")
-        threads.append((int(tid), str(code)))
+        threads.append((int(tid), str(code), int(entry[2]) if len(entry) > 2 else None))
     return {
         "t_ns": int(record["t"]),
         "holder": int(record["h"]),
@@ -118,11 +121,15 @@ class _HolderLookup:
 
 
 def sample_states(sample: Mapping[str, Any], holder_tid: int | None) -> dict[int, str]:
-    """Per tid, the state one sample shows (see the module docstring for the rules)."""
+    """Per tid, the state one sample shows, before run-queue waits are taken into account."""
     return {
-        tid: RUNNING if tid == holder_tid else _CODE_STATES[code]
-        for tid, code in sample["threads"]
+        entry[0]: RUNNING if entry[0] == holder_tid else _CODE_STATES[entry[1]]
+        for entry in sample["threads"]
     }
+
+
+# One thread in one sample: [start_ns, end_ns) in ``state``; ``rq_ns`` its run-queue total.
+_Slot = tuple[int, int, str, int | None]
 
 
 def sampled_gil_timelines(
@@ -133,28 +140,71 @@ def sampled_gil_timelines(
     median sampling period). A thread absent from a sample (not yet seen, or gone) has a gap."""
     if end_ns < t0_ns:
         raise ValueError(f"end_ns {end_ns} is before t0_ns {t0_ns}")
+    timelines: dict[int, list[Interval]] = {}
+    for tid, slots in _slots(samples, _HolderLookup(tstates)).items():
+        intervals: list[Interval] = []
+        for start, end, state in _split_run_queue_waits(slots):
+            start, end = max(start, t0_ns), min(end, end_ns)
+            if end > start:
+                _append(intervals, (start - t0_ns) / 1e9, (end - t0_ns) / 1e9, state)
+        if intervals:
+            timelines[tid] = intervals
+    return timelines
+
+
+def _slots(samples: list[dict[str, Any]], holders: _HolderLookup) -> dict[int, list[_Slot]]:
+    """Per tid, what each sample says, for the span until the next sample."""
     ordered = sorted(samples, key=lambda s: s["t_ns"])
-    if not ordered:
-        return {}
     times = [s["t_ns"] for s in ordered]
     gaps = [b - a for a, b in zip(times, times[1:])]
     last_span = int(median(gaps)) if gaps else 0
-    first = max(bisect.bisect_right(times, t0_ns) - 1, 0)  # the sample in force at t0
-    holders = _HolderLookup(tstates)
-    timelines: dict[int, list[Interval]] = defaultdict(list)
-    for i in range(first, len(ordered)):
-        sample = ordered[i]
-        start = max(sample["t_ns"], t0_ns)
-        end = min(times[i + 1] if i + 1 < len(times) else sample["t_ns"] + last_span, end_ns)
-        if start >= end_ns:
-            break
-        if end <= start:
+    slots: dict[int, list[_Slot]] = defaultdict(list)
+    for i, sample in enumerate(ordered):
+        start = sample["t_ns"]
+        end = times[i + 1] if i + 1 < len(times) else start + last_span
+        holder = holders.tid(sample["holder"], start) if sample["locked"] else None
+        for tid, code, rq_ns in sample["threads"]:
+            state = RUNNING if tid == holder else _CODE_STATES[code]
+            slots[tid].append((start, end, state, rq_ns))
+    return slots
+
+
+def _split_run_queue_waits(slots: list[_Slot]) -> list[tuple[int, int, str]]:
+    """Slots as (start, end, state), with ``native`` stretches cut where the thread was in the run
+    queue: a growth ``d`` of ``rq_ns`` seen at sample time ``t`` is a wait over ``[t - d, t]``."""
+    waits = _run_queue_waits(slots)
+    out: list[tuple[int, int, str]] = []
+    w = 0  # waits are disjoint and sorted, and so are slots: one sweep
+    for start, end, state, _ in slots:
+        if state != NATIVE:
+            out.append((start, end, state))
             continue
-        holder = holders.tid(sample["holder"], sample["t_ns"]) if sample["locked"] else None
-        s, e = (start - t0_ns) / 1e9, (end - t0_ns) / 1e9
-        for tid, state in sample_states(sample, holder).items():
-            _append(timelines[tid], s, e, state)
-    return {tid: intervals for tid, intervals in timelines.items() if intervals}
+        while w < len(waits) and waits[w][1] <= start:
+            w += 1
+        at, k = start, w
+        while k < len(waits) and waits[k][0] < end:
+            wait_start, wait_end = max(waits[k][0], start), min(waits[k][1], end)
+            if wait_start > at:
+                out.append((at, wait_start, NATIVE))
+            out.append((max(wait_start, at), wait_end, BLOCKED))
+            at = wait_end
+            k += 1
+        if at < end:
+            out.append((at, end, NATIVE))
+    return out
+
+
+def _run_queue_waits(slots: list[_Slot]) -> list[tuple[int, int]]:
+    """Disjoint, sorted [start, end) ns in which the thread waited for a CPU."""
+    waits: list[tuple[int, int]] = []
+    for before, after in zip(slots, slots[1:]):
+        if before[3] is None or after[3] is None or after[3] <= before[3]:
+            continue
+        start, end = after[0] - (after[3] - before[3]), after[0]
+        while waits and waits[-1][1] >= start:  # a long wait swallows the ones it overlaps
+            start = min(start, waits.pop()[0])
+        waits.append((start, end))
+    return waits
 
 
 def _append(intervals: list[Interval], start: float, end: float, state: str) -> None:

@@ -17,8 +17,10 @@ Each tick it reads, in this order:
    between is credited as the holder for the tick that follows, which is where its time goes.
 
 Raw file ``raw/gil_samples.jsonl``: a ``{"kind": "meta", ...}`` line, then one line per tick
-``{"t": t_ns, "h": last_holder, "l": locked, "n": switch_number, "th": [[tid, code], ...]}`` with
-``code`` one of :data:`CODES`, then ``{"kind": "end", ...}``. The sampler writes what it saw; which
+``{"t": t_ns, "h": last_holder, "l": locked, "n": switch_number, "th": [[tid, code, rq_ns], ...]}``
+with ``code`` one of :data:`CODES` and ``rq_ns`` the thread's total time spent runnable but waiting
+for a CPU (``schedstat`` field 2: it tells a thread running native code from one merely ready to),
+then ``{"kind": "end", ...}``. The sampler writes what it saw; which
 thread held the GIL (``h`` is a PyThreadState address, mapped to a tid through the bootstrap's
 ``threads.jsonl``) is decided by :mod:`tracer.model.gil_sampled`.
 
@@ -126,19 +128,19 @@ class _ThreadWatch:
         self.sched = b""
         self.code = ""
 
-    def read(self, classify: Callable[[bytes], str]) -> str | None:
-        """This tick's code; None once the thread has exited."""
+    def read(self, classify: Callable[[bytes], str]) -> tuple[str, int] | None:
+        """This tick's code and the thread's total run-queue wait (ns); None once it exited."""
         try:
             sched = os.pread(self.sched_fd, 96, 0)
-            if sched == self.sched and self.code:
-                return self.code
-            line = os.pread(self.syscall_fd, 64, 0)
-        except OSError:
+            if sched != self.sched or not self.code:
+                line = os.pread(self.syscall_fd, 64, 0)
+                if not line:
+                    return None
+                self.code = classify(line)
+                self.sched = sched
+            return self.code, int(sched.split()[1])
+        except (OSError, IndexError, ValueError):
             return None
-        if not sched or not line:
-            return None
-        self.sched, self.code = sched, classify(line)
-        return self.code
 
     def close(self) -> None:
         for fd in (self.syscall_fd, self.sched_fd):
@@ -318,14 +320,14 @@ class GilSampler(Recorder):
         """One tick; False once the target's memory can no longer be read."""
         assert self._reader is not None and self._classifier is not None
         code = self._classifier.code
-        rows: list[list[int | str]] = []
+        rows: list[tuple[int, str, int]] = []
         gone: list[int] = []
         for tid, watch in self._watches.items():
             got = watch.read(code)
             if got is None:
                 gone.append(tid)
             else:
-                rows.append([tid, got])
+                rows.append((tid, got[0], got[1]))
         for tid in gone:
             self._watches.pop(tid).close()
         t_ns = time.monotonic_ns()

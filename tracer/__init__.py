@@ -26,3 +26,10 @@ def __getattr__(name: str) -> Any:
 
         return record
     raise AttributeError(f"module 'tracer' has no attribute {name!r}")
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext tracer`` in Jupyter/IPython: adds the ``%%tracer`` cell magic."""
+    from tracer.notebook import load_ipython_extension as load
+
+    load(ipython)

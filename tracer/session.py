@@ -224,6 +224,8 @@ def _wait(
                 return "interrupted", 130 if code in (-signal.SIGINT, 130) else _code(code)
     finally:
         signal.signal(signal.SIGINT, previous)
+    if interrupted.count:
+        return "interrupted", 130 if code in (-signal.SIGINT, 130) else _code(code)
     if code < 0:
         return "killed", 128 - code
     return ("ok" if code == 0 else "failed"), code

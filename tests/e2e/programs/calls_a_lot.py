@@ -1,0 +1,8 @@
+def tiny(x: int) -> int:
+    return x + 1
+
+
+total = 0
+for i in range(30_000):
+    total = tiny(total)
+print(total)

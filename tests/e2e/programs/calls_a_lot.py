@@ -3,6 +3,6 @@ def tiny(x: int) -> int:
 
 
 total = 0
-for i in range(30_000):
+for _ in range(30_000):
     total = tiny(total)
 print(total)

@@ -1,18 +1,37 @@
-"""Recorded raw files -> model.json -> report.html and trace.json. Shared by `run` and `report`."""
+"""Recorded raw files -> model.json -> report.html and trace.json. Shared by `run`, `report`,
+`attach` and the Python API."""
 
 from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from rich.console import Console
 
 from tracer.model.build import build_run
 from tracer.model.schema import RunModel
 from tracer.runfolder import RunFolder
 
 
-def analyse_and_render(folder: RunFolder) -> RunModel:
+@contextlib.contextmanager
+def _step(console: Console | None, text: str) -> Iterator[None]:
+    """Say what is being done on a terminal: big traces take seconds to analyse."""
+    if console is None or not console.is_terminal:
+        yield
+        return
+    with console.status(text, spinner="dots"):
+        yield
+
+
+def analyse_and_render(folder: RunFolder, console: Console | None = None) -> RunModel:
     from reports.html import render_report
     from reports.perfetto import write_trace
 
-    built = build_run(folder)
-    built.model.save(folder.model_json)
-    write_trace(built.model, folder.trace_json, built.functions.events)
-    render_report(built.model, folder.report_html)
+    with _step(console, "analysing the recording..."):
+        built = build_run(folder)
+        built.model.save(folder.model_json)
+    with _step(console, f"writing trace.json ({len(built.functions.events):,} function events)"):
+        write_trace(built.model, folder.trace_json, built.functions.events)
+    with _step(console, "writing report.html..."):
+        render_report(built.model, folder.report_html)
     return built.model

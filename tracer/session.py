@@ -15,13 +15,14 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import orjson
+from rich.console import Console
 
 import tracer
 from tracer.errors import RecorderUnavailable, ThreadscopeError
@@ -116,7 +117,8 @@ def record(spec: TargetSpec, folder: RunFolder, options: RecordOptions) -> Recor
         go_ns = time.monotonic_ns()
         os.write(go_fd, b"G")
         os.close(go_fd)
-        status, exit_code = _wait(proc, options, running)
+        with _progress_line(options, running) as tick:
+            status, exit_code = _wait(proc, options, running, tick)
         exit_ns = time.monotonic_ns()
         for recorder in reversed(running):
             with contextlib.suppress(Exception):
@@ -196,8 +198,37 @@ def _target_process(
             proc.wait()
 
 
+@contextlib.contextmanager
+def _progress_line(options: RecordOptions,
+                   recorders: list[Recorder]) -> Iterator[Callable[[], None]]:
+    """A live line on a terminal (elapsed time, samples, threads seen); nothing otherwise.
+
+    The target writes to the same terminal, so the line is redrawn below its output rather than
+    kept in place: it is a heartbeat for long runs, not a dashboard.
+    """
+    console = Console(stderr=True)
+    if options.quiet or not console.is_terminal:
+        yield lambda: None
+        return
+    began = time.monotonic()
+    with console.status("recording...", spinner="dots") as status:
+        last = 0.0
+
+        def tick() -> None:
+            nonlocal last
+            now = time.monotonic()
+            if now - last < 0.5:
+                return
+            last = now
+            parts = [p for p in (r.progress() for r in recorders) if p]
+            status.update(f"recording {now - began:5.1f} s · " + " · ".join(parts))
+
+        yield tick
+
+
 def _wait(
-    proc: subprocess.Popen[bytes], options: RecordOptions, recorders: list[Recorder]
+    proc: subprocess.Popen[bytes], options: RecordOptions, recorders: list[Recorder],
+    tick: Callable[[], None] = lambda: None,
 ) -> tuple[str, int]:
     interrupted = _Interrupted()
     previous = signal.signal(signal.SIGINT, interrupted)
@@ -209,6 +240,7 @@ def _wait(
                 break
             except subprocess.TimeoutExpired:
                 pass
+            tick()
             if deadline is not None and time.monotonic() >= deadline:
                 for recorder in recorders:
                     if isinstance(recorder, PySpyRecorder):

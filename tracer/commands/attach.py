@@ -57,7 +57,7 @@ class AttachCommand:
             record_attached(args.pid, folder, options, args.duration, lambda: stop["requested"])
         finally:
             signal.signal(signal.SIGINT, previous)
-        model = analyse_and_render(folder)
+        model = analyse_and_render(folder, None if args.quiet else Console(stderr=True))
         if args.quiet:
             console.print(str(folder.report_html))
         else:

@@ -22,7 +22,7 @@ class ReportCommand:
 
     def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         folder = RunFolder.existing(args.run_dir)
-        model = analyse_and_render(folder)
+        model = analyse_and_render(folder, None if args.quiet else Console(stderr=True))
         console = Console(stderr=True)
         if args.quiet:
             console.print(str(folder.report_html))

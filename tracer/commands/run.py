@@ -61,7 +61,7 @@ class RunCommand:
         )
         console = Console(stderr=True)
         result = record(spec, folder, options)
-        model = analyse_and_render(folder)
+        model = analyse_and_render(folder, None if args.quiet else Console(stderr=True))
         if args.quiet:
             console.print(str(folder.report_html))
         else:

@@ -43,3 +43,7 @@ class Recorder(abc.ABC):
     @abc.abstractmethod
     def describe(self) -> Source:
         """After :meth:`stop`: what was recorded (rate, samples, notes)."""
+
+    def progress(self) -> str:
+        """A few words for the live progress line while recording ("" for nothing)."""
+        return ""

@@ -115,6 +115,9 @@ class PySpyRecorder(Recorder):
         return Source(used=True, method="sampled", rate_hz=round(self._samples / seconds, 1),
                       samples=self._samples, notes=notes)
 
+    def progress(self) -> str:
+        return f"{self._samples:,} stack dumps"
+
     def _close(self) -> None:
         with self._out_lock:
             if self._out is not None:

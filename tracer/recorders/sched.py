@@ -124,6 +124,9 @@ class SchedSampler(Recorder):
             notes=[f"/proc schedstat of every thread at {self._rate_hz:g} Hz requested"],
         )
 
+    def progress(self) -> str:
+        return f"{self._ticks:,} OS samples, {len(self._tasks)} threads"
+
     def _loop(self) -> None:
         period_ns = int(1e9 / self._rate_hz)
         next_ns = time.monotonic_ns()

@@ -109,3 +109,39 @@ def child_pids(model: RunModel) -> set[int]:
     """Processes the target started (multiprocessing workers, subprocesses)."""
     pid = target_pid(model)
     return {int(p["pid"]) for p in model.processes if p.get("pid") and int(p["pid"]) != pid}
+
+
+def compare_phases(model: RunModel, names: tuple[str, ...],
+                   baseline: str = "sequential") -> dict[str, dict[str, float | None]]:
+    """Side by side, for each phase that was recorded: wall seconds, CPU-seconds (every thread of
+    the target and of its child processes), CPU parallelism, and speed-up over ``baseline``."""
+    from tracer.model.queries import mean_parallelism
+
+    base = phase_window(model, baseline)
+    base_wall = base[1] - base[0] if base else None
+    rows: dict[str, dict[str, float | None]] = {}
+    for name in names:
+        window = phase_window(model, name)
+        if window is None:
+            continue
+        wall = window[1] - window[0]
+        parallelism = mean_parallelism(model, *window)
+        rows[name] = {
+            "wall": wall,
+            "cpu": None if parallelism is None else parallelism * wall,
+            "parallelism": parallelism,
+            "speedup": base_wall / wall if base_wall and wall > 0 else None,
+        }
+    return rows
+
+
+def comparison_text(rows: dict[str, dict[str, float | None]]) -> str:
+    """One line per model: 'threading: wall 1.20 s, CPU 1.18 s, parallelism 0.98, 1.01x'."""
+
+    def number(value: float | None, unit: str = "", digits: int = 2) -> str:
+        return "?" if value is None else f"{value:.{digits}f}{unit}"
+
+    return "; ".join(
+        f"{name}: wall {number(row['wall'], ' s')}, CPU {number(row['cpu'], ' s')}, "
+        f"parallelism {number(row['parallelism'])}, speed-up {number(row['speedup'], 'x')}"
+        for name, row in rows.items())

@@ -46,6 +46,7 @@ class RecordOptions:
     viztracer: bool = True
     pyspy: bool = True
     sched: bool = True
+    gil_sampler: bool = True
     perf: bool = True
     locks: bool = True
     tracer_entries: int = 1_000_000
@@ -74,6 +75,10 @@ def build_recorders(options: RecordOptions) -> list[Recorder]:
     recorders: list[Recorder] = []
     if options.sched:
         recorders.append(SchedSampler())
+    if options.gil_sampler:
+        from tracer.recorders.gil_sampler import GilSampler
+
+        recorders.append(GilSampler())
     if options.pyspy:
         recorders.append(PySpyRecorder())
     if options.perf:
@@ -99,7 +104,7 @@ def record(spec: TargetSpec, folder: RunFolder, options: RecordOptions) -> Recor
             ready.append(recorder)
     for name, wanted in (("viztracer", options.viztracer), ("sched", options.sched),
                          ("py-spy", options.pyspy), ("perf", options.perf),
-                         ("locks", options.locks)):
+                         ("gil-sampler", options.gil_sampler), ("locks", options.locks)):
         if not wanted:
             sources[name] = Source(used=False, reason="turned off on the command line")
 

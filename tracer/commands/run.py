@@ -40,6 +40,7 @@ class RunCommand:
         for name, what in (("viztracer", "VizTracer's in-process function timeline"),
                            ("pyspy", "py-spy stack sampling"),
                            ("perf", "exact GIL events from perf uprobes"),
+                           ("gil_sampler", "the out-of-process GIL sampler"),
                            ("sched", "the /proc CPU sampler"),
                            ("locks", "lock-wait instrumentation")):
             parser.add_argument(f"--no-{name}", dest=name, action="store_false",
@@ -57,6 +58,7 @@ class RunCommand:
         options = RecordOptions(
             python=args.python, timeout_s=args.timeout, rate_hz=args.rate,
             viztracer=args.viztracer, pyspy=args.pyspy, sched=args.sched, perf=args.perf,
+            gil_sampler=args.gil_sampler,
             locks=args.locks, tracer_entries=args.tracer_entries, quiet=args.quiet,
         )
         console = Console(stderr=True)

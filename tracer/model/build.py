@@ -186,6 +186,18 @@ def _functions(folder: RunFolder, run: dict[str, Any], target_raw: dict[str, Any
             "the oldest function calls were dropped from trace.json. Re-run with a larger "
             "--tracer-entries or --no-viztracer."
         )
+    cost = target_raw.get("viztracer_cost") or {}
+    if cost.get("loop_slowdown"):
+        notes.append(f"measured at start-up: pure-Python loops ran {cost['loop_slowdown']:.2f}x "
+                     f"slower under it, each recorded call cost about "
+                     f"{cost.get('call_overhead_ns', 0):.0f} ns more")
+        if cost["loop_slowdown"] > 1.3:
+            warnings.append(
+                f"VizTracer slows this interpreter's Python code (loops about "
+                f"{cost['loop_slowdown']:.1f}x slower, measured at start-up): timings, CPU and "
+                "GIL shares are those of the traced program. Re-run with --no-viztracer for "
+                "figures closer to an untraced run."
+            )
     sources["viztracer"] = Source(used=True, method="instrumented", samples=functions.entries,
                                   notes=notes)
     return functions

@@ -39,27 +39,13 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, parsers
 
 
-def split_target_args(argv: list[str]) -> tuple[list[str], list[str]]:
-    """Everything after the first ``--`` belongs to the target."""
-    if "--" in argv:
-        cut = argv.index("--")
-        return argv[:cut], argv[cut + 1 :]
-    return argv, []
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    ours, target_args = split_target_args(argv)
     parser, parsers = build_parser()
-    args, unknown = parser.parse_known_args(ours)
+    args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
-    if unknown:
-        if args.command != "run" or target_args:
-            parsers[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
-        target_args = unknown  # `run gil_cpu --threads 8` passes --threads 8 to the scenario
-    args.target_args = target_args
     try:
         return COMMANDS[args.command].run(args, parsers[args.command])
     except ThreadscopeError as exc:

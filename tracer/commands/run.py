@@ -43,12 +43,18 @@ class RunCommand:
                            ("gil_sampler", "the out-of-process GIL sampler"),
                            ("sched", "the /proc CPU sampler"),
                            ("locks", "lock-wait instrumentation")):
-            parser.add_argument(f"--no-{name}", dest=name, action="store_false",
-                                help=f"do not record {what}")
+            parser.add_argument(f"--no-{name.replace('_', '-')}", dest=name,
+                                action="store_false", help=f"do not record {what}")
         parser.add_argument("--quiet", action="store_true", help="print only the report path")
+        parser.add_argument("target_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                            help="the program's arguments (after the target, or after --)")
 
     def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-        target_args: list[str] = list(getattr(args, "target_args", []))
+        target_args: list[str] = list(args.target_args)
+        if target_args[:1] == ["--"]:
+            target_args = target_args[1:]
+        if args.target == "--":
+            args.target = target_args.pop(0) if target_args and not args.module else None
         if args.module and args.target:
             target_args.insert(0, args.target)
         if not args.module and not args.target:

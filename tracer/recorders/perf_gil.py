@@ -48,6 +48,7 @@ from tracer.model.gil_exact import parse_perf_script
 from tracer.model.schema import Source
 from tracer.recorders.base import RecordContext, Recorder
 
+_PROBE_ATTEMPTS = 3
 _GROUP_PREFIX = "threadscope_"
 _TRACEFS_DIRS = (Path("/sys/kernel/tracing"), Path("/sys/kernel/debug/tracing"))
 
@@ -150,15 +151,22 @@ class PerfGilRecorder(Recorder):
         group = self._group
         _run(["perf", "probe", "-q", "-d", f"{group}:*"], _QUICK_TIMEOUT_S)  # a pid reused
         self._probes_installed = True  # from here on, stop() deletes whatever got added
-        result = _run(
-            [
-                "perf", "probe", "-q", "-x", str(binary),
-                "-a", f"{group}:take_gil=take_gil",
-                "-a", f"{group}:take_gil=take_gil%return",  # perf names it take_gil__return
-                "-a", f"{group}:drop_gil=drop_gil",
-            ],
-            _PROBE_TIMEOUT_S,
-        )  # fmt: skip
+        # Adding uprobes while another session adds or deletes its own fails now and then
+        # (tracefs is shared by the whole system): try again a couple of times first.
+        for attempt in range(_PROBE_ATTEMPTS):
+            result = _run(
+                [
+                    "perf", "probe", "-q", "-x", str(binary),
+                    "-a", f"{group}:take_gil=take_gil",
+                    "-a", f"{group}:take_gil=take_gil%return",  # perf names it take_gil__return
+                    "-a", f"{group}:drop_gil=drop_gil",
+                ],
+                _PROBE_TIMEOUT_S,
+            )  # fmt: skip
+            if result.returncode == 0:
+                break
+            _run(["perf", "probe", "-q", "-d", f"{group}:*"], _QUICK_TIMEOUT_S)
+            time.sleep(0.2 * (attempt + 1))
         if result.returncode != 0:
             raise RecorderUnavailable(
                 f"perf probe could not add take_gil/drop_gil uprobes in {binary}: "

@@ -18,7 +18,7 @@ from tracer.model.gil_sampled import (
     sampled_switches,
     tstate_map,
 )
-from tracer.model.schema import BLOCKED, GIL_WAIT, NATIVE, RUNNING, Interval
+from tracer.model.schema import BLOCKED, CPU_WAIT, GIL_WAIT, NATIVE, RUNNING, Interval
 
 MS = 1_000_000  # ns
 T0 = 1_000 * MS
@@ -162,13 +162,13 @@ def test_an_unknown_holder_address_makes_nobody_running() -> None:
     assert states(got[T1]) == [(0.0, 2.0, NATIVE)]
 
 
-def test_run_queue_growth_turns_native_into_blocked_where_it_happened() -> None:
+def test_run_queue_growth_turns_native_into_cpu_wait_where_it_happened() -> None:
     # T1 runs native code without the GIL; between 2 and 3 ms its run-queue total grows by 1.5 ms:
     # it waited for a CPU over [1.5, 3.0] ms. The holder's and waiters' states are never cut.
     samples = [tick(ms, B, [(T1, "R", rq), (T2, "R", rq)])
                for ms, rq in ((0, 0), (1, 0), (2, 0), (3, int(1.5 * MS)), (4, int(1.5 * MS)))]
     got = sampled_gil_timelines(samples, tstate_map(EVENTS), T0, T0 + 5 * MS)
-    assert states(got[T1]) == [(0.0, 1.5, NATIVE), (1.5, 3.0, BLOCKED), (3.0, 5.0, NATIVE)]
+    assert states(got[T1]) == [(0.0, 1.5, NATIVE), (1.5, 3.0, CPU_WAIT), (3.0, 5.0, NATIVE)]
     assert states(got[T2]) == [(0.0, 5.0, RUNNING)]
 
 
@@ -226,7 +226,7 @@ def test_timelines_are_sorted_disjoint_and_inside_the_window(
     for intervals in sampled_gil_timelines(samples, tstate_map(EVENTS), lo, hi).values():
         for iv in intervals:
             assert 0.0 <= iv.start < iv.end <= wall_s + 1e-12
-            assert iv.state in (RUNNING, NATIVE, GIL_WAIT, BLOCKED)
+            assert iv.state in (RUNNING, NATIVE, GIL_WAIT, BLOCKED, CPU_WAIT)
         for x, y in zip(intervals, intervals[1:]):
             assert x.end <= y.start
             assert not (x.end == y.start and x.state == y.state)

@@ -2,7 +2,9 @@
 
 ``schedstat`` counts exact on-CPU nanoseconds, so CPU time and parallelism are exact up to the
 sampling grid; only *when* inside one sampling period a thread ran is unknown. A period in which
-a thread ran at least half the time is drawn as ``on_cpu``.
+a thread ran at least half the time is drawn as ``on_cpu``; one in which it spent at least half
+the time in the run queue (ready, but no free core: ``schedstat``'s second field) as
+``cpu_wait``.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.model.schema import OFF_CPU, ON_CPU, Interval, Series
+from tracer.model.schema import CPU_WAIT, OFF_CPU, ON_CPU, Interval, Series
 
 ON_CPU_THRESHOLD = 0.5
 MAX_BINS = 2000  # parallelism curve resolution: enough for a smooth plot, small in the report
@@ -25,7 +27,8 @@ class ThreadCpu:
     comm: str = ""
     first_ns: int = 0
     last_ns: int = 0
-    readings: list[tuple[int, int, str]] = field(default_factory=list)  # (t_ns, cpu_ns, state)
+    # (t_ns, cpu_ns, state, run-queue ns)
+    readings: list[tuple[int, int, str, int]] = field(default_factory=list)
     cpu_s: float = 0.0
     intervals: list[Interval] = field(default_factory=list)
 
@@ -49,11 +52,11 @@ def analyse_cpu(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int) -> C
         kind = record.get("kind")
         if kind == "s":
             t = int(record["t"])
-            for pid, tid, cpu_ns, _runq_ns, state in record["r"]:
+            for pid, tid, cpu_ns, runq_ns, state in record["r"]:
                 thread = threads.get((pid, tid))
                 if thread is None:
                     thread = threads[(pid, tid)] = ThreadCpu(pid, tid, first_ns=t)
-                thread.readings.append((t, int(cpu_ns), str(state)))
+                thread.readings.append((t, int(cpu_ns), str(state), int(runq_ns)))
                 thread.last_ns = t
         elif kind == "thread":
             key = (int(record["pid"]), int(record["tid"]))
@@ -74,7 +77,7 @@ def analyse_cpu(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int) -> C
     return CpuRecording(threads, processes, series, total_cpu, rate_hz, cores)
 
 
-def _cpu_at(readings: list[tuple[int, int, str]], t_ns: int) -> float:
+def _cpu_at(readings: list[tuple[int, int, str, int]], t_ns: int) -> float:
     """On-CPU ns at ``t_ns``, interpolated linearly between the readings around it."""
     if not readings:
         return 0.0
@@ -89,21 +92,28 @@ def _cpu_at(readings: list[tuple[int, int, str]], t_ns: int) -> float:
             lo = mid
         else:
             hi = mid
-    (ta, ca, _), (tb, cb, _) = readings[lo], readings[hi]
+    (ta, ca, _, _), (tb, cb, _, _) = readings[lo], readings[hi]
     return ca + (cb - ca) * (t_ns - ta) / max(tb - ta, 1)
 
 
-def _cpu_in_window(readings: list[tuple[int, int, str]], t0_ns: int, end_ns: int) -> float:
+def _cpu_in_window(readings: list[tuple[int, int, str, int]], t0_ns: int,
+                   end_ns: int) -> float:
     return max(0.0, _cpu_at(readings, end_ns) - _cpu_at(readings, t0_ns))
 
 
-def _intervals(readings: list[tuple[int, int, str]], t0_ns: int, end_ns: int) -> list[Interval]:
+def _intervals(readings: list[tuple[int, int, str, int]], t0_ns: int,
+               end_ns: int) -> list[Interval]:
     out: list[Interval] = []
-    for (ta, ca, _), (tb, cb, _) in itertools.pairwise(readings):
+    for (ta, ca, _, qa), (tb, cb, _, qb) in itertools.pairwise(readings):
         start, end = max(ta, t0_ns), min(tb, end_ns)
         if end <= start or tb <= ta:
             continue
-        state = ON_CPU if (cb - ca) / (tb - ta) >= ON_CPU_THRESHOLD else OFF_CPU
+        if (cb - ca) / (tb - ta) >= ON_CPU_THRESHOLD:
+            state = ON_CPU
+        elif (qb - qa) / (tb - ta) >= ON_CPU_THRESHOLD:
+            state = CPU_WAIT
+        else:
+            state = OFF_CPU
         s, e = (start - t0_ns) / 1e9, (end - t0_ns) / 1e9
         if out and out[-1].state == state and abs(out[-1].end - s) < 1e-9:
             out[-1].end = e

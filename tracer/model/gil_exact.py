@@ -28,7 +28,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tracer.errors import CorruptRecording
-from tracer.model.schema import BLOCKED, GIL_WAIT, NATIVE, OFF_CPU, ON_CPU, RUNNING, Interval
+from tracer.model.schema import (
+    BLOCKED,
+    CPU_WAIT,
+    GIL_WAIT,
+    NATIVE,
+    OFF_CPU,
+    ON_CPU,
+    RUNNING,
+    Interval,
+)
 
 KINDS = frozenset({"take", "taken", "drop", "switch_out", "switch_in", "start", "exit"})
 
@@ -116,17 +125,17 @@ def _event_from(rest: str, t_ns: int, pid: int, tid: int, lineno: int) -> GilEve
 _HELD, _WAIT, _FREE, _UNKNOWN = "held", "wait", "free", "unknown"
 
 
-def _state(gil: str, on_cpu: bool | None) -> str | None:
+def _state(gil: str, on_cpu: bool | None, queued: bool = False) -> str | None:
     if gil == _HELD:
         return RUNNING  # a holder preempted by the OS still holds the GIL: nobody else can run
     if gil == _WAIT:
         return GIL_WAIT
-    if gil == _FREE:
-        if on_cpu is None:
-            return None
-        return NATIVE if on_cpu else BLOCKED
     if on_cpu is None:
         return None
+    if not on_cpu and queued:
+        return CPU_WAIT  # preempted (switched out still runnable): waiting for a free core
+    if gil == _FREE:
+        return NATIVE if on_cpu else BLOCKED
     return ON_CPU if on_cpu else OFF_CPU
 
 
@@ -156,14 +165,14 @@ def gil_timelines(
 def _thread_timeline(events: list[GilEvent], t0_ns: int, end_ns: int) -> list[Interval]:
     # Raw segments (start_ns, end_ns, gil, on_cpu); resolved to states at the end, because the GIL
     # state before a thread's first GIL event is only known once that event is seen.
-    segments: list[tuple[int, int, str, bool | None]] = []
-    gil, on_cpu = _UNKNOWN, None
+    segments: list[tuple[int, int, str, bool | None, bool]] = []
+    gil, on_cpu, queued = _UNKNOWN, None, False
     since: int | None = None  # start of the current segment; None before anything is known
     first_gil_kind: str | None = None
 
     def close(now: int) -> None:
         if since is not None and now > since:
-            segments.append((since, now, gil, on_cpu))
+            segments.append((since, now, gil, on_cpu, queued))
 
     for event in events:
         now = event.t_ns
@@ -180,8 +189,10 @@ def _thread_timeline(events: list[GilEvent], t0_ns: int, end_ns: int) -> list[In
         since = now
         if kind == "switch_out":
             on_cpu = False
+            # prev_state R: switched out while still runnable, i.e. preempted for another task
+            queued = (event.prev_state or "").startswith("R")
             continue
-        on_cpu = True  # any other event ran on a CPU
+        on_cpu, queued = True, False  # any other event ran on a CPU
         if kind == "switch_in":
             continue
         if first_gil_kind is None:
@@ -202,13 +213,13 @@ def _thread_timeline(events: list[GilEvent], t0_ns: int, end_ns: int) -> list[In
     )
     if before_first in (_HELD, _WAIT) and events and events[0].t_ns > t0_ns:
         # Holding or waiting at attach: the thread existed, in that GIL state, since before t0.
-        segments.insert(0, (t0_ns, events[0].t_ns, before_first, None))
+        segments.insert(0, (t0_ns, events[0].t_ns, before_first, None, False))
     intervals: list[Interval] = []
-    for start, end, seg_gil, seg_cpu in segments:
+    for start, end, seg_gil, seg_cpu, seg_queued in segments:
         start, end = max(start, t0_ns), min(end, end_ns)
         if end <= start:
             continue
-        state = _state(before_first if seg_gil == _UNKNOWN else seg_gil, seg_cpu)
+        state = _state(before_first if seg_gil == _UNKNOWN else seg_gil, seg_cpu, seg_queued)
         if state is None:
             continue
         s, e = (start - t0_ns) / 1e9, (end - t0_ns) / 1e9

@@ -9,10 +9,11 @@ the next sample. States, as gil_exact has them:
 
 - the thread whose thread state is the holder (while ``locked``) -> ``running``, whatever its code:
   the GIL was read after the threads, so a thread seen waiting that holds it now has just got it;
-- ``R`` otherwise -> ``native`` while it is on a CPU, ``blocked`` while it waits in the run queue
-  (gil_exact also calls "no GIL, off CPU" blocked). A runnable thread's place cannot be seen at one
-  instant, but the kernel adds each run-queue wait to ``rq_ns`` when the wait ends, so a growth of
-  ``d`` between two samples is read as a wait over the ``d`` before the later one;
+- ``R`` otherwise -> ``native`` while it is on a CPU, ``cpu_wait`` while it waits in the run
+  queue (gil_exact likewise tells a preempted thread from a sleeping one). A runnable thread's
+  place cannot be seen at one instant, but the kernel adds each run-queue wait to ``rq_ns`` when
+  the wait ends, so a growth of ``d`` between two samples is read as a wait over the ``d`` before
+  the later one;
 - ``G`` -> ``gil_wait``;
 - ``H`` -> ``blocked``: it sleeps inside ``drop_gil`` until another thread has taken the GIL;
   gil_exact calls that stretch (after ``drop_gil``'s entry, off CPU) blocked too;
@@ -31,7 +32,7 @@ from typing import Any
 
 from tracer.errors import CorruptRecording
 from tracer.model.rawfiles import read_jsonl
-from tracer.model.schema import BLOCKED, GIL_WAIT, NATIVE, RUNNING, Interval
+from tracer.model.schema import BLOCKED, CPU_WAIT, GIL_WAIT, NATIVE, RUNNING, Interval
 
 _CODE_STATES = {"R": NATIVE, "G": GIL_WAIT, "H": BLOCKED, "B": BLOCKED}
 
@@ -186,7 +187,7 @@ def _split_run_queue_waits(slots: list[_Slot]) -> list[tuple[int, int, str]]:
             wait_start, wait_end = max(waits[k][0], start), min(waits[k][1], end)
             if wait_start > at:
                 out.append((at, wait_start, NATIVE))
-            out.append((max(wait_start, at), wait_end, BLOCKED))
+            out.append((max(wait_start, at), wait_end, CPU_WAIT))
             at = wait_end
             k += 1
         if at < end:

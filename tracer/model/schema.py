@@ -24,10 +24,11 @@ NATIVE = "native"  # on a CPU without the GIL (C code that released it)
 GIL_WAIT = "gil_wait"  # ready to run Python, waiting for the GIL
 LOCK_WAIT = "lock_wait"  # blocked on a known threading lock
 BLOCKED = "blocked"  # sleep, I/O, join, queue, condition: not wanting the GIL
+CPU_WAIT = "cpu_wait"  # ready to run but no free core: preempted or queued by the OS
 ON_CPU = "on_cpu"  # on a CPU, GIL ownership unknown
 OFF_CPU = "off_cpu"  # off CPU, reason unknown
 LOCK_HOLD = "lock_hold"  # not a thread state: a lock held (ThreadTimeline.holds)
-STATES = (RUNNING, NATIVE, ON_CPU, GIL_WAIT, LOCK_WAIT, BLOCKED, OFF_CPU)
+STATES = (RUNNING, NATIVE, ON_CPU, GIL_WAIT, CPU_WAIT, LOCK_WAIT, BLOCKED, OFF_CPU)
 ON_CPU_STATES = frozenset({RUNNING, NATIVE, ON_CPU})
 
 

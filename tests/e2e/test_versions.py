@@ -1,0 +1,60 @@
+"""The exact (perf) and sampled (GIL sampler) paths on every CPython the machine has (pyenv
+3.11, 3.12, 3.13): each gives GIL states that match what the workload must do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import load_model, thread_named, tracer
+
+PYENV = Path.home() / ".pyenv" / "versions"
+PYTHONS = {v: PYENV / v / "bin" / "python" for v in ("3.11.7", "3.12.1", "3.13.0")}
+METHODS = {"exact": ("perf", ["--no-gil-sampler"]), "sampled": ("gil-sampler", ["--no-perf"])}
+
+
+def _run(tmp_path: Path, version: str, method: str, scenario: str, args: list[str]) -> dict:
+    python = PYTHONS[version]
+    if not python.exists():
+        pytest.skip(f"no pyenv CPython {version} here")
+    source, flags = METHODS[method]
+    out = tmp_path / f"{scenario}-{method}"
+    result = tracer("run", "--out", str(out), "--no-viztracer", "--python", str(python), *flags,
+                    scenario, "--", *args)
+    assert result.returncode == 0, result.stderr
+    model = load_model(out)
+    if not model["sources"].get(source, {}).get("used"):
+        pytest.skip(f"{source} unavailable: {model['sources'].get(source, {}).get('reason')}")
+    assert model["figure_sources"]["gil"] == method
+    assert model["target"]["python_version"] == version
+    return model
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("version", sorted(PYTHONS))
+def test_cpu_threads_share_the_gil(version: str, method: str, tmp_path: Path) -> None:
+    model = _run(tmp_path, version, method, "gil_cpu", ["--threads", "3", "--work", "1500000"])
+    workers = thread_named(model, "cpu-")
+    assert len(workers) == 3
+    for worker in workers:
+        life = worker["end_s"] - worker["start_s"]
+        # Three threads taking turns: each holds the GIL about a third of its life, and waits
+        # for it most of the rest. Wide margins: a loaded 2-core machine skews turns.
+        assert 0.12 < worker["gil_held_s"] / life < 0.6
+        assert worker["gil_wait_s"] / life > 0.25
+        assert worker["gil_waits"] > 3
+    held = sum(t["gil_held_s"] or 0 for t in model["threads"])
+    assert held <= model["wall_s"] * 1.02
+    assert model["metrics"]["gil_switches_per_s"] > 10
+
+
+@pytest.mark.parametrize("method", sorted(METHODS))
+@pytest.mark.parametrize("version", sorted(PYTHONS))
+def test_hashing_threads_run_native(version: str, method: str, tmp_path: Path) -> None:
+    model = _run(tmp_path, version, method, "gil_native",
+                 ["--hash-threads", "2", "--py-threads", "1", "--mb", "160", "--work", "1500000"])
+    for hasher in thread_named(model, "hash-"):
+        states = hasher["state_s"]
+        # hashlib drops the GIL for big buffers: hashing threads run mostly without it.
+        assert states.get("native", 0) > 3 * states.get("running", 0)

@@ -56,5 +56,7 @@ def test_hashing_threads_run_native(version: str, method: str, tmp_path: Path) -
                  ["--hash-threads", "2", "--py-threads", "1", "--mb", "160", "--work", "1500000"])
     for hasher in thread_named(model, "hash-"):
         states = hasher["state_s"]
-        # hashlib drops the GIL for big buffers: hashing threads run mostly without it.
-        assert states.get("native", 0) > 3 * states.get("running", 0)
+        # hashlib drops the GIL for big buffers: hashing threads run mostly without it (on an
+        # idle machine by far; a loaded one preempts them, which shows as cpu_wait instead).
+        assert states.get("native", 0) > states.get("running", 0)
+        assert states.get("native", 0) > 0.05

@@ -8,8 +8,9 @@ same honest reading as a scenario.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from tracer.model.schema import (
     BLOCKED,
@@ -22,6 +23,7 @@ from tracer.model.schema import (
     RUNNING,
     STATES,
     Interval,
+    Marker,
     RunModel,
     ThreadTimeline,
 )
@@ -41,6 +43,15 @@ STATE_PHRASES = {
     BLOCKED: "blocked (sleep, I/O, join, queue)",
     OFF_CPU: "off the CPU (reason not recorded)",
 }
+
+# How a thread's end is said in tables; the model's codes are for programs, not readers.
+END_REASON_WORDS = {
+    "finished": "finished",
+    "killed_at_exit": "killed at interpreter exit",
+    "running_at_stop": "still running when the run was stopped",
+}
+# End reasons that cut a thread off mid-work: the timeline marks where.
+CUT_OFF = ("killed_at_exit", "running_at_stop")
 
 
 def thread_state_seconds(thread: ThreadTimeline) -> dict[str, float]:
@@ -144,10 +155,12 @@ def explain(model: RunModel) -> list[str]:
     if not model.threads:
         return ["No threads were recorded, so there is nothing to explain about them."]
     paragraphs = [_headline(numbers)]
+    paragraphs += [f"The program deadlocked: {sentence}." for sentence in deadlock_sentences(model)]
     paragraphs += _parallelism_reading(numbers)
     paragraphs.append(_state_shares(numbers))
     paragraphs += _gil_reading(numbers)
     paragraphs += _lock_reading(model, numbers)
+    paragraphs += _end_reading(model)
     if model.partial or model.target.status != "ok":
         paragraphs.append(
             f"The run did not finish normally (status: {model.target.status}), so these figures "
@@ -257,3 +270,123 @@ def _lock_reading(model: RunModel, n: RunNumbers) -> list[str]:
         f"their time); {thread_label(worst)} waited longest, {worst_s:.2f} s. Time spent waiting "
         "for a lock is time no other core can use for that thread."
     ]
+
+
+def _end_reading(model: RunModel) -> list[str]:
+    return [
+        f"{thread_label(thread)} was {text}."
+        for thread in ordered_threads(model)
+        if (text := thread_end_text(thread, model.markers)) is not None
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Words for locks, deadlocks and thread ends, shared by the HTML report and the terminal
+
+
+def end_reason_words(reason: str | None) -> str:
+    if reason is None:
+        return "—"
+    return END_REASON_WORDS.get(reason, reason.replace("_", " "))
+
+
+def marker_words(marker: Marker) -> str:
+    """A mark as a reader says it: ``iteration i=1``."""
+    fields = " ".join(f"{key}={value}" for key, value in marker.fields.items())
+    return f"{marker.name} {fields}".strip()
+
+
+def thread_end_text(thread: ThreadTimeline, markers: Sequence[Marker] = ()) -> str | None:
+    """Why and where a cut-off thread stopped, or None when it ended on its own.
+
+    ``last_stack[0]`` is the innermost frame seen last; the thread's last mark with fields (if any)
+    says how far its own loop got, which the stack alone cannot.
+    """
+    if thread.end_reason not in CUT_OFF:
+        return None
+    text = END_REASON_WORDS[thread.end_reason]
+    if thread.last_stack:
+        text += f" while in {thread.last_stack[0]}"
+    end = thread.end_s if thread.end_s is not None else float("inf")
+    marks = [
+        m
+        for m in markers
+        if m.tid == thread.tid and m.kind == "mark" and m.fields and m.start <= end
+    ]
+    if marks:
+        text += f"; its last mark was {marker_words(max(marks, key=lambda m: m.start))}"
+    return text
+
+
+def thread_names(model: RunModel) -> dict[int, str]:
+    """tid -> the thread's name, for naming holders and waiters."""
+    return {t.tid: t.name for t in model.threads}
+
+
+def _thread_called(tid: Any, names: dict[int, str]) -> str:
+    if tid is None:
+        return "an unknown thread"
+    return names.get(int(tid), f"thread {tid}")
+
+
+def _and(words: Sequence[str]) -> str:
+    if len(words) <= 1:
+        return "".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def lock_called(ref: dict[str, Any]) -> str:
+    name = ref.get("name")
+    return str(name) if name else f"lock #{ref.get('id', '?')}"
+
+
+def deadlock_sentence(cycle: Sequence[dict[str, Any]], names: dict[int, str]) -> str:
+    """One cycle in words: "first holds lock_a and waits for lock_b, held by second; ..."."""
+    called = dict(names)
+    for step in cycle:
+        if step.get("tid") is not None and step.get("thread"):
+            called[int(step["tid"])] = str(step["thread"])
+    parts = []
+    for step in cycle:
+        who = _thread_called(step.get("tid"), called)
+        waits = lock_called(step.get("waits_for") or {})
+        holder = _thread_called(step.get("held_by"), called)
+        holds = [lock_called(h) for h in step.get("holds") or []]
+        held = f"holds {_and(holds)} and " if holds else ""
+        parts.append(f"{who} {held}waits for {waits}, held by {holder}")
+    return "; ".join(parts)
+
+
+def deadlock_sentences(model: RunModel) -> list[str]:
+    names = thread_names(model)
+    return [deadlock_sentence(cycle, names) for cycle in model.deadlocks if cycle]
+
+
+def describe_wait(detail: dict[str, Any] | None, labels: dict[int, str]) -> str:
+    """A lock wait's detail in words: which primitive, of what kind, held by whom, how it ended.
+
+    ``labels`` maps tids to the name the reader sees elsewhere (thread labels in the report)."""
+    if not detail:
+        return "on a lock (not recorded which)"
+    text = f"on {lock_called(detail)} ({detail.get('kind') or 'lock'})"
+    holder = detail.get("holder")
+    if holder is not None:
+        text += f", held by {labels.get(int(holder), f'thread {holder}')}"
+    if detail.get("unfinished"):
+        text += "; still waiting when the run ended"
+    elif detail.get("ok") is False:
+        text += "; gave up (timed out)"
+    return text
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """Seconds in the unit a reader compares at a glance: s, ms or µs."""
+    if seconds is None:
+        return "—"
+    if seconds == 0:
+        return "0"
+    if seconds >= 1:
+        return f"{seconds:.3f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.0f} µs"

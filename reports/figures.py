@@ -21,7 +21,16 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from reports.explain import ordered_threads, thread_label, thread_state_seconds
+from reports.explain import (
+    CUT_OFF,
+    describe_wait,
+    fmt_seconds,
+    lock_called,
+    ordered_threads,
+    thread_end_text,
+    thread_label,
+    thread_state_seconds,
+)
 from tracer.model.schema import (
     BLOCKED,
     GIL_WAIT,
@@ -50,6 +59,16 @@ MARKER_LIMIT = 200
 HOVER_FRAMES = 12
 # Intervals closer than this (1 µs) count as touching when merging.
 TOUCH_S = 1e-6
+# Lock holds are drawn as a thin strip inside each thread's row. The lock recorder keeps only holds
+# long enough to matter, so a few hundred is usual; past this many the strip would be noise and
+# cost drawing time the states need, so it is left out (trace.json has them all).
+HOLD_LIMIT = 5_000
+# A hover box lists at most this many different locks for one drawn bar.
+HOVER_LOCKS = 3
+# Locks in the "worst locks by wait" chart: enough to find the culprit, few enough to read.
+TOP_LOCKS = 15
+HOLD_COLOUR = "#3d2c5e"
+CUT_OFF_COLOUR = "#b3261e"
 
 # Okabe-Ito colours (colour-blind safe); greys for "not wanting a CPU".
 STATE_COLOURS = {
@@ -96,6 +115,21 @@ class Segment:
     end: float
     key: str
     stack: int = -1
+
+
+class NoteTable:
+    """Hover lines stored once and referenced by index from each bar: many bars share a few texts
+    (the same lock, the same holder), so the page carries each text once."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self._index: dict[str, int] = {}
+
+    def add(self, text: str) -> int:
+        if text not in self._index:
+            self._index[text] = len(self.texts)
+            self.texts.append(text)
+        return self._index[text]
 
 
 @dataclass
@@ -359,13 +393,15 @@ def _bar_trace(
 
 
 def timeline_figure(model: RunModel, budget: int = SEGMENT_BUDGET) -> FigureSpec | None:
-    """One row per thread, coloured by state over time; markers on top."""
+    """One row per thread, coloured by state over time; lock holds as a thin strip, cut-off
+    threads marked where they stopped, markers on top."""
     threads = ordered_threads(model)
     if not threads:
         return None
     span = run_end(model)
     segments, bin_s = timeline_segments(threads, span, budget)
     labels = [esc(thread_label(t)) for t in threads]
+    who = {t.tid: thread_label(t) for t in model.threads}
     figure = go.Figure()
     hover: dict[int, dict[str, Any]] = {}
     present = {s.key for s in segments}
@@ -373,12 +409,29 @@ def timeline_figure(model: RunModel, budget: int = SEGMENT_BUDGET) -> FigureSpec
         mine = [s for s in segments if s.key == state]
         if not mine:
             continue
-        hover[len(figure.data)] = {
+        spec: dict[str, Any] = {
             "state": STATE_NAMES.get(state, esc(state)),
             "stacks": [s.stack for s in mine],
         }
+        if state == LOCK_WAIT:
+            spec.update(_note_spec(lock_wait_notes(threads, mine, who)))
+        hover[len(figure.data)] = spec
         colour = STATE_COLOURS.get(state, UNKNOWN_COLOUR)
         figure.add_trace(_bar_trace(mine, STATE_NAMES.get(state, esc(state)), colour))
+    notes_text = []
+    holds = hold_segments(threads)
+    if len(holds) > HOLD_LIMIT:
+        notes_text.append(
+            f"{len(holds):,} lock holds are too many to draw on this timeline; trace.json has them."
+        )
+    elif holds:
+        hover[len(figure.data)] = {
+            "state": "holds a lock",
+            "rows": [segment.row for segment, _ in holds],  # the bars sit off the row's centre
+            **_note_spec([esc(", ".join(names)) for _, names in holds]),
+        }
+        figure.add_trace(_hold_trace([segment for segment, _ in holds]))
+    figure.add_traces(cut_off_traces(model, threads))
     shapes, notes = marker_decorations(model)
     layout = _base_layout("Threads over time, coloured by state", _rows_height(len(threads)))
     layout.update(
@@ -390,13 +443,131 @@ def timeline_figure(model: RunModel, budget: int = SEGMENT_BUDGET) -> FigureSpec
         annotations=notes,
     )
     figure.update_layout(layout)
-    note = ""
     if bin_s is not None:
-        note = (
+        notes_text.insert(
+            0,
             f"Aggregated: this run has more intervals than the page can draw, so each row shows "
-            f"the state that dominated each {_fmt_s(bin_s)} bin. trace.json has every event."
+            f"the state that dominated each {_fmt_s(bin_s)} bin. trace.json has every event.",
         )
-    return FigureSpec("fig-timeline", figure, labels, hover, note, bin_s is not None)
+    return FigureSpec(
+        "fig-timeline", figure, labels, hover, " ".join(notes_text), bin_s is not None
+    )
+
+
+def _note_spec(notes: Sequence[str]) -> dict[str, Any]:
+    """Per-bar hover lines as indices into a table of distinct, already escaped texts."""
+    table = NoteTable()
+    ids = [table.add(note) if note else -1 for note in notes]
+    return {"notes": ids, "texts": table.texts}
+
+
+def lock_wait_notes(
+    threads: Sequence[ThreadTimeline], segments: Sequence[Segment], who: dict[int, str]
+) -> list[str]:
+    """For each drawn ``lock_wait`` bar, which lock(s) the thread waited for and who held them.
+
+    Bars are merged (and, past the budget, binned), so one bar can cover several waits: the
+    model's wait intervals overlapping the bar are looked up and described, distinct ones once.
+    """
+    waits = [
+        sorted((i for i in t.intervals if i.state == LOCK_WAIT), key=lambda i: i.start)
+        for t in threads
+    ]
+    starts = [[i.start for i in row] for row in waits]
+    notes = []
+    for segment in segments:
+        row = waits[segment.row]
+        index = bisect_left(starts[segment.row], segment.end) - 1
+        found: list[str] = []
+        while index >= 0 and row[index].end > segment.start:
+            text = describe_wait(row[index].detail, who)
+            if text not in found:
+                found.append(text)
+            index -= 1
+        found.reverse()
+        shown = [esc(text) for text in found[:HOVER_LOCKS]]
+        if len(found) > HOVER_LOCKS:
+            shown.append(f"… and {len(found) - HOVER_LOCKS} more")
+        notes.append("<br>".join(shown))
+    return notes
+
+
+def hold_segments(threads: Sequence[ThreadTimeline]) -> list[tuple[Segment, list[str]]]:
+    """Per thread, the union of its lock holds (nested and overlapping holds drawn once), each
+    with the names of the locks held in it."""
+    result: list[tuple[Segment, list[str]]] = []
+    for row, thread in enumerate(threads):
+        current: list[Any] = []  # [start, end, names]
+        for hold in sorted(thread.holds, key=lambda i: i.start):
+            name = lock_called(hold.detail or {})
+            if (hold.detail or {}).get("open"):
+                name += " (still held at the end)"
+            if current and hold.start <= current[1] + TOUCH_S:
+                current[1] = max(current[1], hold.end)
+                if name not in current[2]:
+                    current[2].append(name)
+                continue
+            if current:
+                result.append((Segment(row, current[0], current[1], "hold"), current[2]))
+            current = [hold.start, hold.end, [name]]
+        if current:
+            result.append((Segment(row, current[0], current[1], "hold"), current[2]))
+    return result
+
+
+def _hold_trace(segments: Sequence[Segment]) -> go.Bar:
+    """A thin dark strip along the bottom of each row: readable over any state colour."""
+    return go.Bar(
+        orientation="h",
+        name="holds a lock",
+        y=[s.row + 0.3 for s in segments],
+        base=[round(s.start, 7) for s in segments],
+        x=[round(max(s.end - s.start, 0.0), 7) for s in segments],
+        marker={"color": HOLD_COLOUR, "line": {"width": 0}},
+        width=0.2,
+        hovertemplate="%{hovertext}<extra></extra>",
+    )
+
+
+def cut_off_traces(model: RunModel, threads: Sequence[ThreadTimeline]) -> list[go.Scatter]:
+    """A red mark where a thread was cut off: killed at interpreter exit (a daemon) or still
+    running when the run was stopped. The hover says where it was and how far it got."""
+    symbols = {"killed_at_exit": "x", "running_at_stop": "diamond"}
+    names = {"killed_at_exit": "killed at exit", "running_at_stop": "running when stopped"}
+    traces = []
+    for reason in CUT_OFF:
+        xs, ys, texts = [], [], []
+        for row, thread in enumerate(threads):
+            if thread.end_reason != reason:
+                continue
+            at = thread.end_s
+            if at is None:
+                at = max((i.end for i in thread.intervals), default=None)
+            text = thread_end_text(thread, model.markers)
+            if at is None or text is None:
+                continue
+            xs.append(round(at, 7))
+            ys.append(row)
+            texts.append(f"<b>{esc(thread_label(thread))}</b><br>{esc(text)}<br>at {at:.4f} s")
+        if xs:
+            traces.append(
+                go.Scatter(
+                    x=xs,
+                    y=ys,
+                    mode="markers",
+                    name=names[reason],
+                    marker={
+                        "symbol": symbols[reason],
+                        "size": 14,
+                        "color": CUT_OFF_COLOUR,
+                        "line": {"width": 1.5, "color": "#ffffff"},
+                    },
+                    hovertext=texts,
+                    hovertemplate="%{hovertext}<extra></extra>",
+                    cliponaxis=False,
+                )
+            )
+    return traces
 
 
 def has_gil_data(model: RunModel) -> bool:
@@ -713,6 +884,63 @@ def breakdown_figure(model: RunModel) -> FigureSpec | None:
     return FigureSpec("fig-breakdown", figure, labels)
 
 
+def lock_wait_figure(model: RunModel) -> FigureSpec | None:
+    """The locks threads waited longest for, worst first: where waiting time went."""
+    rows = sorted(
+        (row for row in model.locks if float(row.get("wait_s") or 0) > 0),
+        key=lambda row: -float(row["wait_s"]),
+    )[:TOP_LOCKS]
+    if not rows:
+        return None
+    labels = [esc(lock_label(row)) for row in rows]
+    waits = [round(float(row["wait_s"]), 7) for row in rows]
+    figure = go.Figure(
+        go.Bar(
+            orientation="h",
+            name="total wait",
+            y=list(range(len(rows))),
+            x=waits,
+            marker={"color": STATE_COLOURS[LOCK_WAIT]},
+            text=[fmt_seconds(w) for w in waits],
+            textposition="auto",
+            hovertext=[_lock_hover(row) for row in rows],
+            hovertemplate="%{hovertext}<extra></extra>",
+        )
+    )
+    title = "Locks by total time threads waited for them"
+    if len(model.locks) > len(rows):
+        title += f" (worst {len(rows)})"
+    layout = _base_layout(title, _rows_height(len(rows), 30, 140))
+    layout.update(
+        showlegend=False,
+        xaxis={"title": {"text": "total wait (s)"}, "ticksuffix": " s", "rangemode": "tozero"},
+        yaxis=_row_axis(labels),
+    )
+    figure.update_layout(layout)
+    return FigureSpec("fig-locks", figure, labels)
+
+
+def lock_label(row: dict[str, Any]) -> str:
+    """A lock's name plus where it was made: two locks may share a name, never a site."""
+    site = str(row.get("site") or "")
+    short = site.rsplit("/", 1)[-1]
+    return f"{lock_called(row)} ({short})" if short else lock_called(row)
+
+
+def _lock_hover(row: dict[str, Any]) -> str:
+    lines = [
+        f"<b>{esc(lock_called(row))}</b> ({esc(row.get('kind') or 'lock')})",
+        esc(row.get("site") or "site not recorded"),
+        f"{int(row.get('contended') or 0)} of {int(row.get('acquisitions') or 0)} "
+        "acquisitions waited",
+        f"total wait {fmt_seconds(row.get('wait_s'))}, mean {fmt_seconds(row.get('mean_wait_s'))}",
+        f"p95 {fmt_seconds(row.get('p95_wait_s'))}, max {fmt_seconds(row.get('max_wait_s'))}",
+        f"held {fmt_seconds(row.get('hold_s'))} in total, "
+        f"longest {fmt_seconds(row.get('max_hold_s'))}",
+    ]
+    return "<br>".join(lines)
+
+
 def _fmt_s(seconds: float) -> str:
     if seconds >= 1:
         return f"{seconds:.2f} s"
@@ -727,6 +955,7 @@ def all_figures(model: RunModel, budget: int = SEGMENT_BUDGET) -> list[FigureSpe
         timeline_figure(model, budget),
         gil_detail_figure(model, budget),
         gil_overview_figure(model),
+        lock_wait_figure(model),
         parallelism_figure(model),
         breakdown_figure(model),
     ]

@@ -19,9 +19,15 @@ from plotly.offline import get_plotlyjs
 
 from reports.explain import (
     STATE_PHRASES,
+    deadlock_sentences,
+    end_reason_words,
     explain,
+    fmt_seconds,
+    lock_called,
     ordered_threads,
     run_numbers,
+    thread_end_text,
+    thread_label,
     thread_state_seconds,
 )
 from reports.figures import (
@@ -37,6 +43,24 @@ from tracer.model.schema import STATES, RunModel
 from tracer.runfolder import atomic_write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
+# Rows in the lock table and the "who waited on whom" table. The table is sorted worst first; a
+# program can create thousands of locks (one per object), and the tail is uncontended noise that
+# model.json still holds.
+LOCK_ROWS = 100
+WAITER_ROWS = 50
+# How each figure's numbers were obtained, as a reader reads the badge (figure_sources values).
+METHOD_MEANINGS = {
+    "exact": "every event was recorded",
+    "sampled": "read at a fixed rate; short events may be missed",
+    "instrumented": "recorded from inside the program, which slows it a little",
+    "missing": "not recorded in this run",
+}
+FIGURE_NAMES = {
+    "cpu": "CPU time and parallelism",
+    "gil": "GIL holder and waits",
+    "thread_states": "thread states on the timeline",
+    "locks": "lock waits and holds",
+}
 
 
 def render_report(model: RunModel, out: Path) -> None:
@@ -114,6 +138,39 @@ class ThreadRow:
 
 
 @dataclass
+class LockRow:
+    name: str
+    kind: str
+    site: str
+    acquisitions: str
+    contended: str
+    wait: str
+    mean_wait: str
+    p95_wait: str
+    max_wait: str
+    hold: str
+    max_hold: str
+    made_by: str
+    contended_any: bool
+
+
+@dataclass
+class WaiterRow:
+    waiter: str
+    holder: str
+    lock: str
+    count: int
+    wait: str
+
+
+@dataclass
+class FigureSourceRow:
+    figure: str
+    method: str
+    meaning: str
+
+
+@dataclass
 class SourceRow:
     name: str
     used: bool
@@ -148,9 +205,76 @@ def _page(model: RunModel, figures: list[FigureSpec]) -> dict[str, Any]:
         "state_names": {s: STATE_NAMES.get(s, s) for s in states},
         "state_colours": {s: STATE_COLOURS.get(s, "#666666") for s in states},
         "state_phrases": {s: STATE_PHRASES.get(s, s) for s in states},
-        "threads": [_thread_row(t, states) for t in ordered_threads(model)],
+        "threads": [_thread_row(t, states, model) for t in ordered_threads(model)],
         "model": model,
+        "deadlocks": deadlock_sentences(model),
+        "figure_sources": dict(model.figure_sources),
+        "figure_source_rows": _figure_source_rows(model.figure_sources),
+        "method_meanings": METHOD_MEANINGS,
+        "locks": _lock_panel(model),
     }
+
+
+def _figure_source_rows(sources: dict[str, str]) -> list[FigureSourceRow]:
+    return [
+        FigureSourceRow(FIGURE_NAMES.get(name, name), method, METHOD_MEANINGS.get(method, ""))
+        for name, method in sources.items()
+    ]
+
+
+def _lock_panel(model: RunModel) -> dict[str, Any] | None:
+    """The lock section's tables, or None when no lock was recorded and none was looked for."""
+    if not model.locks and "locks" not in model.figure_sources:
+        return None
+    ordered = sorted(
+        model.locks,
+        key=lambda row: (-float(row.get("wait_s") or 0), -int(row.get("acquisitions") or 0)),
+    )
+    labels = {t.tid: thread_label(t) for t in model.threads}
+    waiters = [(row, waiter) for row in model.locks for waiter in row.get("waiters") or []]
+    waiters.sort(key=lambda pair: -float(pair[1].get("wait_s") or 0))
+    return {
+        "rows": [_lock_row(row) for row in ordered[:LOCK_ROWS]],
+        "total": len(ordered),
+        "hidden": max(0, len(ordered) - LOCK_ROWS),
+        "contended": sum(1 for row in ordered if int(row.get("contended") or 0) > 0),
+        "waiters": [_waiter_row(row, w, labels) for row, w in waiters[:WAITER_ROWS]],
+        "waiters_hidden": max(0, len(waiters) - WAITER_ROWS),
+    }
+
+
+def _lock_row(row: dict[str, Any]) -> LockRow:
+    instances = int(row.get("instances") or 1)
+    name = lock_called(row) + (f" ({instances} instances)" if instances > 1 else "")
+    return LockRow(
+        name=name,
+        kind=str(row.get("kind") or "lock"),
+        site=str(row.get("site") or "—"),
+        acquisitions=f"{int(row.get('acquisitions') or 0):,}",
+        contended=f"{int(row.get('contended') or 0):,}",
+        wait=fmt_seconds(row.get("wait_s")),
+        mean_wait=fmt_seconds(row.get("mean_wait_s")),
+        p95_wait=fmt_seconds(row.get("p95_wait_s")),
+        max_wait=fmt_seconds(row.get("max_wait_s")),
+        hold=fmt_seconds(row.get("hold_s")),
+        max_hold=fmt_seconds(row.get("max_hold_s")),
+        made_by=str(row.get("made_by") or "your code"),
+        contended_any=int(row.get("contended") or 0) > 0,
+    )
+
+
+def _waiter_row(row: dict[str, Any], waiter: dict[str, Any], labels: dict[int, str]) -> WaiterRow:
+    def called(tid: Any) -> str:
+        return labels.get(int(tid), f"thread {tid}")
+
+    holder = waiter.get("holder")
+    return WaiterRow(
+        waiter=called(waiter.get("tid")),
+        holder=called(holder) if holder is not None else "— (no single owner)",
+        lock=f"{lock_called(row)} ({row.get('kind') or 'lock'})",
+        count=int(waiter.get("count") or 0),
+        wait=fmt_seconds(waiter.get("wait_s")),
+    )
 
 
 def _banner(model: RunModel) -> str:
@@ -192,7 +316,7 @@ def _fmt_opt(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _thread_row(thread: Any, states: list[str]) -> ThreadRow:
+def _thread_row(thread: Any, states: list[str], model: RunModel) -> ThreadRow:
     seconds = thread_state_seconds(thread)
     daemon = "—" if thread.daemon is None else ("yes" if thread.daemon else "no")
     return ThreadRow(
@@ -203,7 +327,7 @@ def _thread_row(thread: Any, states: list[str]) -> ThreadRow:
         end=_fmt_opt(thread.end_s),
         cpu=f"{thread.cpu_s:.3f}",
         states=[f"{seconds.get(s, 0.0):.3f}" for s in states],
-        end_reason=thread.end_reason or "—",
+        end_reason=thread_end_text(thread, model.markers) or end_reason_words(thread.end_reason),
     )
 
 

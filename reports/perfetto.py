@@ -8,19 +8,26 @@ events.
 
 The state tracks live in their own process with their own synthetic tids: Perfetto keys threads
 by tid, so reusing the real tids under a second pid would split or merge the real threads' tracks.
+
+Lock waits and holds get a track of their own under each thread's state track ("locks: <thread>"),
+and each hand-off (a holder releases, a waiter acquires) is a flow arrow from the holder's hold
+slice to the waiter's wait slice. Slices on one track must nest or be disjoint for the viewer to
+stack them, so a hold that overlaps another without nesting (hand-over-hand locking) moves to a
+second lane ("locks: <thread> (2)").
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from reports.explain import ordered_threads, thread_label
+from reports.explain import lock_called, ordered_threads, thread_label
 from reports.figures import gil_turns, gil_waiter_steps, has_gil_data, merge_intervals
-from tracer.model.schema import RunModel
+from tracer.model.schema import LOCK_WAIT, Interval, RunModel, ThreadTimeline
 from tracer.runfolder import atomic_write_bytes
 
 # Synthetic ids, far above Linux's pid_max (4,194,304), so they cannot collide with real ones.
@@ -28,6 +35,11 @@ STATES_PID = 900_000_000
 GIL_TID = STATES_PID + 1
 PHASES_TID = STATES_PID + 2
 FIRST_STATE_TID = STATES_PID + 10
+# Each thread owns TRACK_STRIDE consecutive tids: its state track, then up to LANES_PER_THREAD
+# lock lanes. Perfetto's JSON importer orders a process's threads by tid (it ignores
+# thread_sort_index), so consecutive tids keep each thread's lock lanes right under its states.
+LANES_PER_THREAD = 20
+TRACK_STRIDE = LANES_PER_THREAD + 1
 STATES_PROCESS = "threadscope: thread states"
 US = 1e6
 
@@ -49,6 +61,7 @@ def trace_events(
     events.extend(function_events or ())
     events.extend(_state_slices(model))
     events.extend(_gil_holder_slices(model))
+    events.extend(_lock_events(model))
     events.extend(_parallelism_counter(model))
     events.extend(_gil_waiters_counter(model))
     events.extend(_marker_events(model))
@@ -65,7 +78,7 @@ def _meta(name: str, pid: int, tid: int, args: dict[str, Any]) -> dict[str, Any]
 
 
 def _state_tid(row: int) -> int:
-    return FIRST_STATE_TID + row
+    return FIRST_STATE_TID + row * TRACK_STRIDE
 
 
 def _metadata(model: RunModel) -> list[dict[str, Any]]:
@@ -90,7 +103,14 @@ def _metadata(model: RunModel) -> list[dict[str, Any]]:
         events.append(_meta("thread_name", thread.pid, thread.tid, {"name": thread.name}))
         events.append(_meta("thread_sort_index", thread.pid, thread.tid, {"sort_index": row}))
         events.append(_meta("thread_name", STATES_PID, _state_tid(row), {"name": label}))
-        events.append(_meta("thread_sort_index", STATES_PID, _state_tid(row), {"sort_index": row}))
+        events.append(
+            _meta(
+                "thread_sort_index",
+                STATES_PID,
+                _state_tid(row),
+                {"sort_index": row * TRACK_STRIDE},
+            )
+        )
     return events
 
 
@@ -186,3 +206,195 @@ def _marker_events(model: RunModel) -> list[dict[str, Any]]:
                 }
             )
     return events
+
+
+# ---------------------------------------------------------------------------------------------
+# Lock waits, holds and hand-offs
+
+
+@dataclass
+class LockSlice:
+    """A wait or hold as written to the trace, with the exact ts/dur emitted (flows bind inside)."""
+
+    thread: ThreadTimeline
+    row: int  # the thread's row (ordered_threads), which names its tracks
+    interval: Interval
+    what: str  # wait | hold
+    lane: int = 0
+    ts: float = 0.0
+    dur: float = 0.0
+
+    @property
+    def lock(self) -> tuple[Any, Any]:
+        detail = self.interval.detail or {}
+        return detail.get("lock"), detail.get("pid")
+
+
+def _lock_tid(row: int, lane: int) -> int:
+    return _state_tid(row) + 1 + lane
+
+
+def place_in_lanes(slices: list[LockSlice]) -> int:
+    """Give each slice the first lane where it nests inside, or follows, what is already there.
+
+    Returns the number of lanes used. Ties start longest first, so an outer hold is placed before
+    the wait it contains.
+    """
+    lanes: list[list[float]] = []  # per lane, the ends of the slices still open (a stack)
+    eps = 1e-9
+    for item in sorted(slices, key=lambda x: (x.interval.start, -x.interval.end)):
+        start, end = item.interval.start, item.interval.end
+        for index, stack in enumerate(lanes):
+            while stack and stack[-1] <= start + eps:
+                stack.pop()
+            if not stack or end <= stack[-1] + eps:
+                stack.append(end)
+                item.lane = index
+                break
+        else:
+            if len(lanes) >= LANES_PER_THREAD:
+                item.lane = -1  # beyond any sane nesting: left out rather than mis-stacked
+                continue
+            lanes.append([end])
+            item.lane = len(lanes) - 1
+    return len(lanes)
+
+
+def _lock_slices(model: RunModel) -> list[tuple[int, ThreadTimeline, list[LockSlice], int]]:
+    """Per thread with lock activity: its row, its slices placed in lanes, and the lane count."""
+    result = []
+    for row, thread in enumerate(ordered_threads(model)):
+        slices = [
+            LockSlice(thread, row, i, "wait") for i in thread.intervals if i.state == LOCK_WAIT
+        ]
+        slices += [LockSlice(thread, row, i, "hold") for i in thread.holds]
+        if not slices:
+            continue
+        lanes = place_in_lanes(slices)
+        result.append((row, thread, [s for s in slices if s.lane >= 0], lanes))
+    return result
+
+
+def _lock_events(model: RunModel) -> list[dict[str, Any]]:
+    """Lane metadata, one slice per wait and hold, and a flow arrow per hand-off."""
+    names = {t.tid: t.name for t in model.threads}
+    events: list[dict[str, Any]] = []
+    placed: list[LockSlice] = []
+    for row, thread, slices, lanes in _lock_slices(model):
+        for lane in range(lanes):
+            name = f"locks: {thread_label(thread)}" + (f" ({lane + 1})" if lane else "")
+            tid = _lock_tid(row, lane)
+            events.append(_meta("thread_name", STATES_PID, tid, {"name": name}))
+            sort = {"sort_index": row * TRACK_STRIDE + 1 + lane}
+            events.append(_meta("thread_sort_index", STATES_PID, tid, sort))
+        for item in sorted(slices, key=lambda x: (x.interval.start, -x.interval.end)):
+            item.ts, item.dur = _us(item.interval.start), _us(max(0.0, item.interval.duration))
+            events.append(_lock_slice(item, _lock_tid(row, item.lane), names))
+            placed.append(item)
+    events.extend(_handoff_flows(model, placed))
+    return events
+
+
+def _lock_slice(item: LockSlice, tid: int, names: dict[int, str]) -> dict[str, Any]:
+    detail = item.interval.detail or {}
+    args: dict[str, Any] = {"lock": detail.get("lock"), "kind": detail.get("kind")}
+    if item.what == "wait":
+        holder = detail.get("holder")
+        args["holder"] = None if holder is None else names.get(int(holder), f"tid {holder}")
+        args["acquired"] = bool(detail.get("ok", True)) and not detail.get("unfinished")
+        if detail.get("unfinished"):
+            args["still waiting at the end"] = True
+    elif detail.get("open"):
+        args["still held at the end"] = True
+    return {
+        "ph": "X",
+        "name": f"{item.what} {lock_called(detail)}",
+        "cat": f"lock_{item.what}",
+        "pid": STATES_PID,
+        "tid": tid,
+        "ts": item.ts,
+        "dur": item.dur,
+        "args": args,
+    }
+
+
+# The release and acquire slices that flows bind to: 1 µs, nested just inside the end of the hold
+# and of the wait (their real instants are those ends).
+MOMENT_US = 1.0
+NS_US = 0.001
+
+
+def _moment(item: LockSlice, verb: str, flow: int, phase: str) -> list[dict[str, Any]]:
+    """A tiny slice at the end of ``item`` plus the flow event bound inside it.
+
+    Perfetto orders a flow's ends by their slices' start times, so binding to the hold and the
+    wait themselves would draw an arrow from whichever began first (usually the wait). The
+    release slice starts at the release and the acquire slice at the acquisition, which follow
+    each other in the order of the hand-off.
+    """
+    detail = item.interval.detail or {}
+    dur = MOMENT_US if item.dur >= 4 * MOMENT_US else round(item.dur / 4, 3)
+    ts = round(item.ts + item.dur - dur - NS_US, 3)  # ends a nanosecond inside the parent
+    tid = _lock_tid(item.row, item.lane)
+    name = f"{verb} {lock_called(detail)}"
+    flow_event: dict[str, Any] = {
+        "ph": phase,
+        "name": "hand-off",
+        "cat": "lock_handoff",
+        "id": flow,
+        "pid": STATES_PID,
+        "tid": tid,
+        "ts": round(ts + dur / 2, 3),
+    }
+    if phase == "f":
+        flow_event["bp"] = "e"
+    moment = {
+        "ph": "X",
+        "name": name,
+        "cat": "lock_handoff",
+        "pid": STATES_PID,
+        "tid": tid,
+        "ts": ts,
+        "dur": dur,
+        "args": {"lock": detail.get("lock")},
+    }
+    return [moment, flow_event]
+
+
+def _handoff_flows(model: RunModel, placed: list[LockSlice]) -> list[dict[str, Any]]:
+    """Flow arrows from the releasing holder's hold slice to the woken waiter's wait slice.
+
+    A hand-off is drawn only when both slices are in the trace: the lock recorder keeps holds
+    worth drawing, so a short hold's hand-off has no slice to start from."""
+    holds: dict[tuple[int, Any], list[LockSlice]] = {}
+    waits: dict[tuple[int, Any], list[LockSlice]] = {}
+    for item in placed:
+        table = holds if item.what == "hold" else waits
+        table.setdefault((item.thread.tid, item.lock[0]), []).append(item)
+    events: list[dict[str, Any]] = []
+    flow = 0
+    for row in model.locks:
+        for handoff in row.get("handoffs") or []:
+            source = _slice_ending(
+                holds.get((handoff["from"], row["id"]), []), row, handoff["released_s"]
+            )
+            target = _slice_ending(
+                waits.get((handoff["to"], row["id"]), []), row, handoff["acquired_s"]
+            )
+            if source is None or target is None:
+                continue
+            flow += 1
+            events.extend(_moment(source, "release", flow, "s"))
+            events.extend(_moment(target, "acquire", flow, "f"))
+    return events
+
+
+def _slice_ending(candidates: list[LockSlice], row: dict[str, Any], at: float) -> LockSlice | None:
+    """The slice of this lock (same process) that ends at ``at``, to within a microsecond."""
+    for item in candidates:
+        pid = item.lock[1]
+        if pid is not None and row.get("pid") is not None and pid != row["pid"]:
+            continue
+        if abs(item.interval.end - at) <= 1e-6:
+            return item
+    return None

@@ -1,7 +1,8 @@
 """The terminal summary printed at the end of ``tracer run`` and ``tracer report``.
 
-It answers, without opening a browser: did the run finish, how parallel was it, what each thread
-did, which recorders ran (and why the others did not), and where the report files are. Text from
+It answers, without opening a browser: did the run finish (or deadlock), how parallel was it, what
+each thread did, which locks cost the most waiting, which recorders ran (and why the others did
+not), and where the report files are. Text from
 user code is printed with rich markup disabled, so a thread named ``[red]x[/red]`` stays literal.
 """
 
@@ -16,6 +17,9 @@ from rich.text import Text
 
 from reports.explain import (
     RunNumbers,
+    deadlock_sentences,
+    fmt_seconds,
+    lock_called,
     ordered_threads,
     run_numbers,
     thread_state_seconds,
@@ -32,6 +36,10 @@ STATE_HEADINGS = {
     "off_cpu": "off\nCPU",
 }
 FILES = ("report.html", "trace.json", "model.json")
+# Locks listed in the terminal; the report and model.json have them all.
+TOP_LOCKS = 5
+# End reasons in a narrow column (the report says them in full).
+END_WORDS = {"killed_at_exit": "killed at exit", "running_at_stop": "running at stop"}
 
 
 def print_summary(model: RunModel, run_dir: Path, console: Console) -> None:
@@ -40,6 +48,7 @@ def print_summary(model: RunModel, run_dir: Path, console: Console) -> None:
     _print_status(model, console)
     _print_numbers(numbers, console)
     console.print(_thread_table(model, numbers))
+    _print_locks(model, console)
     console.print(_source_table(model.sources))
     if model.claims:
         console.print(_claims_table(model.claims))
@@ -64,6 +73,8 @@ def _print_status(model: RunModel, console: Console) -> None:
     if target.error:
         status.append(f"  {target.error}", style="red")
     console.print(status)
+    for sentence in deadlock_sentences(model):
+        console.print(Text.assemble(("DEADLOCK: ", "bold red"), (sentence + ".", "red")))
 
 
 def _print_numbers(n: RunNumbers, console: Console) -> None:
@@ -121,8 +132,40 @@ def _thread_cells(thread: ThreadTimeline, states: list[str]) -> list[Text | str]
         _fmt(thread.end_s),
         f"{thread.cpu_s:.3f}",
         *[_fmt(seconds.get(s, 0.0)) for s in states],
-        Text(thread.end_reason or "—"),
+        Text(END_WORDS.get(thread.end_reason or "", thread.end_reason or "—")),
     ]
+
+
+def _print_locks(model: RunModel, console: Console) -> None:
+    """The locks threads waited longest for, or one line saying none made anyone wait."""
+    if not model.locks:
+        return
+    waited = sorted(
+        (row for row in model.locks if float(row.get("wait_s") or 0) > 0),
+        key=lambda row: -float(row["wait_s"]),
+    )
+    if not waited:
+        console.print(
+            Text(f"Locks: {len(model.locks)} recorded; none made a thread wait.", style="dim")
+        )
+        return
+    title = f"Locks by time waited (top {min(TOP_LOCKS, len(waited))} of {len(model.locks)})"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("lock", overflow="fold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("made at", overflow="fold")
+    for heading in ("waits", "total wait", "max wait"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for row in waited[:TOP_LOCKS]:
+        table.add_row(
+            Text(lock_called(row)),
+            Text(str(row.get("kind") or "lock")),
+            Text(str(row.get("site") or "—")),
+            f"{int(row.get('contended') or 0)}/{int(row.get('acquisitions') or 0)}",
+            fmt_seconds(row.get("wait_s")),
+            fmt_seconds(row.get("max_wait_s")),
+        )
+    console.print(table)
 
 
 def _source_table(sources: dict[str, Source]) -> Table:

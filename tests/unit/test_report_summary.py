@@ -26,7 +26,7 @@ def test_summary_has_thread_table_sources_and_paths(tmp_path: Path) -> None:
         assert name in text  # long names fold across lines in the table
     for tid in ("1000", "1001", "1100", "1101"):
         assert tid in text
-    for heading in ("running", "GIL", "lock", "wait", "blocked", "native", "killed_at_exit"):
+    for heading in ("running", "GIL", "lock", "wait", "blocked", "native", "killed at exit"):
         assert heading in text
     assert "perf is not installed (apt install linux-perf)" in text
     assert "NOT HELD" in text and "not checked" in text

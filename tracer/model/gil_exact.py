@@ -41,8 +41,12 @@ from tracer.model.schema import (
 
 KINDS = frozenset({"take", "taken", "drop", "switch_out", "switch_in", "start", "exit"})
 
-# The probe event names, whatever group the recorder put them in (``threadscope_<pid>:take_gil``).
-_PROBE_KINDS = {"take_gil": "take", "take_gil__return": "taken", "drop_gil": "drop"}
+# The probe event names, whatever group the recorder put them in. Event names must be unique
+# system-wide (perf refuses a second ``take_gil`` in another group), so the recorder adds a
+# session suffix: ``threadscope_12_34:take_gil_12_34``; older recordings have none.
+_PROBE_KINDS = {"take_gil": "take", "take_gil__return": "taken", "take_gil_ret__return": "taken",
+                "drop_gil": "drop"}
+_SUFFIX = re.compile(r"_\d+_\d+$")
 
 # ``  6536/6586    323.066705634: rest``; perf pads pid/tid on the left. The fraction is 9 digits
 # with --ns and 6 without; both are read exactly (integers, never floats: a float of ~1e18 ns has
@@ -107,6 +111,8 @@ def _event_from(rest: str, t_ns: int, pid: int, tid: int, lineno: int) -> GilEve
     group, _, event = name.rpartition(":")
     if not group:
         return None
+    returning = event.endswith("__return")  # perf's own suffix for a return probe
+    event = _SUFFIX.sub("", event.removesuffix("__return")) + ("__return" if returning else "")
     if event in _PROBE_KINDS:
         return GilEvent(t_ns, pid, tid, _PROBE_KINDS[event])
     if name == "sched:sched_switch":

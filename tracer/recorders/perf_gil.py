@@ -89,6 +89,7 @@ class PerfGilRecorder(Recorder):
     name = "perf"
 
     def __init__(self) -> None:
+        self._suffix = ""
         self._binary: Path | None = None  # libpython (or a static python) holding take_gil
         self._group: str | None = None
         self._probes_installed = False
@@ -128,6 +129,8 @@ class PerfGilRecorder(Recorder):
         self._binary = binary
         _delete_stale_groups()
         self._group = f"{_GROUP_PREFIX}{os.getpid()}_{ctx.pid}"
+        # perf wants event names unique across groups: the same suffix makes them so
+        self._suffix = f"_{os.getpid()}_{ctx.pid}"
         if not self._atexit_registered:
             atexit.register(self.stop)
             self._atexit_registered = True
@@ -151,15 +154,16 @@ class PerfGilRecorder(Recorder):
         group = self._group
         _run(["perf", "probe", "-q", "-d", f"{group}:*"], _QUICK_TIMEOUT_S)  # a pid reused
         self._probes_installed = True  # from here on, stop() deletes whatever got added
+        sfx = self._suffix
         # Adding uprobes while another session adds or deletes its own fails now and then
         # (tracefs is shared by the whole system): try again a couple of times first.
         for attempt in range(_PROBE_ATTEMPTS):
             result = _run(
                 [
                     "perf", "probe", "-q", "-x", str(binary),
-                    "-a", f"{group}:take_gil=take_gil",
-                    "-a", f"{group}:take_gil=take_gil%return",  # perf names it take_gil__return
-                    "-a", f"{group}:drop_gil=drop_gil",
+                    "-a", f"{group}:take_gil{sfx}=take_gil",
+                    "-a", f"{group}:take_gil_ret{sfx}=take_gil%return",  # perf adds __return
+                    "-a", f"{group}:drop_gil{sfx}=drop_gil",
                 ],
                 _PROBE_TIMEOUT_S,
             )  # fmt: skip
@@ -190,8 +194,9 @@ class PerfGilRecorder(Recorder):
                     "perf", "record", "-k", "mono", "--switch-events",
                     "-D", "-1", "--control", f"fifo:{ctl},{ack}",
                     "-m", str(_MMAP_PAGES),
-                    "-e", f"{group}:take_gil", "-e", f"{group}:take_gil__return",
-                    "-e", f"{group}:drop_gil", "-e", "sched:sched_switch",
+                    "-e", f"{group}:take_gil{self._suffix}",
+                    "-e", f"{group}:take_gil_ret{self._suffix}__return",
+                    "-e", f"{group}:drop_gil{self._suffix}", "-e", "sched:sched_switch",
                     "-p", str(ctx.pid), "-o", str(ctx.raw_dir / "perf.data"),
                 ],
                 stdin=subprocess.DEVNULL,

@@ -10,9 +10,9 @@ import pytest
 from tests.e2e.helpers import PROGRAMS, load_model, thread_named, tracer
 
 # The OS sampler reads every 5 ms and the GIL sampler every 1 ms; a thread that starts spinning
-# may wait a few ms for a core on a loaded 2-core machine. 30 ms is several periods wide and far
-# below the 300-400 ms phases. perf's events are exact: the 30 ms there is the scheduling slack.
-SAMPLER_TOLERANCE_S = 0.030
+# may wait a few ms for a core on a loaded 2-core machine. 50 ms is several periods wide and far
+# below the 300-400 ms phases. perf's events are exact: the 50 ms there is the scheduling slack.
+SAMPLER_TOLERANCE_S = 0.050
 VIZTRACER_TOLERANCE_S = 0.002
 
 SOURCES = {
@@ -35,7 +35,7 @@ def test_states_align_with_markers(source: str, tmp_path: Path) -> None:
         pytest.skip(f"{source} unavailable here: {model['sources'].get(source, {}).get('reason')}")
     marks = {m["name"]: m["start"] for m in model["markers"] if m["kind"] == "mark"}
     spin_start, spin_end = marks["spin_start"], marks["spin_end"]
-    assert 0.35 <= spin_end - spin_start <= 1.0
+    assert 0.35 <= spin_end - spin_start <= 3.0  # at least the 0.4 s spin; more when starved
 
     # The thread came on the CPU (took the GIL) when it started spinning and left it when it
     # stopped; other processes may preempt it in between, which only splits the interval.

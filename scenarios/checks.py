@@ -145,3 +145,13 @@ def comparison_text(rows: dict[str, dict[str, float | None]]) -> str:
         f"{name}: wall {number(row['wall'], ' s')}, CPU {number(row['cpu'], ' s')}, "
         f"parallelism {number(row['parallelism'])}, speed-up {number(row['speedup'], 'x')}"
         for name, row in rows.items())
+
+
+def in_process_tracer_note(model: RunModel) -> str:
+    """When VizTracer ran, it slowed the target process but not the processes it spawned (they
+    start clean): comparisons between the two flatter the child processes."""
+    viztracer = model.sources.get("viztracer")
+    if viztracer is None or not viztracer.used:
+        return ""
+    return ("; VizTracer slowed the traced process but not its worker processes, which "
+            "flatters the workers: use --no-viztracer for a fair comparison")

@@ -91,15 +91,15 @@ def check(model: RunModel) -> list[Claim]:
 def _tracer_note(model: RunModel, rows: dict[str, dict[str, float | None]]) -> str:
     """VizTracer slows the traced process but not the spawned workers, which flatters
     multiprocessing: say so, with the CPU each spent on the same work."""
-    viztracer = model.sources.get("viztracer")
-    if viztracer is None or not viztracer.used:
+    from scenarios.checks import in_process_tracer_note
+
+    if not in_process_tracer_note(model):
         return ""
     sequential_cpu = rows.get("sequential", {}).get("cpu")
     workers_cpu = rows.get("multiprocessing", {}).get("cpu")
     cpus = (f" (the same work took {sequential_cpu:.2f} CPU-s traced, {workers_cpu:.2f} CPU-s "
-            "in the untraced workers)" if sequential_cpu and workers_cpu else "")
-    return ("; VizTracer slowed the traced process but not the spawned workers, which "
-            f"flatters multiprocessing{cpus}: use --no-viztracer for a fair comparison")
+            "in the workers)" if sequential_cpu and workers_cpu else "")
+    return in_process_tracer_note(model) + cpus
 
 
 SCENARIO = Scenario(

@@ -28,7 +28,13 @@ PHASES = ("cpu_in_loop", "cpu_in_processes")
 
 
 def check(model: RunModel) -> list[Claim]:
-    from scenarios.checks import marks, not_checked, phase_window, run_params
+    from scenarios.checks import (
+        in_process_tracer_note,
+        marks,
+        not_checked,
+        phase_window,
+        run_params,
+    )
     from tracer.model.queries import mean_parallelism
     from tracer.model.schema import Claim
 
@@ -89,7 +95,8 @@ def check(model: RunModel) -> list[Claim]:
             held=parallelism > 1.2,
             detail=f"CPU parallelism {parallelism:.2f} on {model.cores} cores while the "
                    f"{len(done)} tasks ran ({busy[1] - busy[0]:.2f} s, vs "
-                   f"{sum(tasks):.2f} s one after another in the loop)",
+                   f"{sum(tasks):.2f} s one after another in the loop)"
+                   f"{in_process_tracer_note(model)}",
         ))
     return claims
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from scenarios.base import Scenario
 
-_NOT_SCENARIOS = {"base", "registry", "workloads"}
+_NOT_SCENARIOS = {"base", "registry", "workloads", "checks"}
 
 
 @cache

@@ -33,6 +33,9 @@ class _Target:
         self.recording.prepare()
         self._patch_os_exit()
         signal.signal(signal.SIGTERM, _raise_interrupt)
+        # A forked child (multiprocessing's fork start method) is not the recorded process: it
+        # must neither save the target's record nor turn SIGTERM into KeyboardInterrupt.
+        os.register_at_fork(after_in_child=_forget_in_child)
 
     def _patch_os_exit(self) -> None:
         """``os._exit`` skips every finally block; save what was recorded before it happens."""
@@ -40,6 +43,8 @@ class _Target:
         recording = self.recording
 
         def _exit(status: int) -> NoReturn:
+            if os.getpid() != recording.pid:
+                real_exit(status)
             recording.exit_code = status
             recording.status = "ok" if status == 0 else "failed"
             recording.finish(reason="os._exit")
@@ -90,6 +95,10 @@ def _wait_for_non_daemon_threads() -> None:
             return
         for thread in pending:
             thread.join()
+
+
+def _forget_in_child() -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _exit_code(code: object) -> int:

@@ -99,6 +99,7 @@ class InProcessRecording:
 
     def __init__(self, raw_dir: str, viztracer: bool, locks: bool, tracer_entries: int) -> None:
         self.raw_dir = raw_dir
+        self.pid = os.getpid()
         self.want_viztracer = viztracer
         self.want_locks = locks
         self.tracer_entries = tracer_entries
@@ -183,8 +184,9 @@ class InProcessRecording:
         return self.t0_ns
 
     def finish(self, reason: str = "exit") -> None:
-        """Stop recording and write everything down; safe to call twice."""
-        if self.finished:
+        """Stop recording and write everything down; safe to call twice. A forked child (which
+        inherits this object) never writes: the record is the parent's."""
+        if self.finished or os.getpid() != self.pid:
             return
         self.finished = True
         end_ns = time.monotonic_ns()

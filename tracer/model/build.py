@@ -242,7 +242,9 @@ def _threads(pid: int, facts: dict[int, _ThreadFacts], cpu: CpuRecording | None,
                 or (cpu_thread.comm if cpu_thread else "") or f"thread {key[1]}")
         if name.startswith(INTERNAL_THREAD_PREFIX):
             continue
-        is_main = fact.is_main or key[0] == key[1]
+        if key[0] != pid:  # a child process's thread: say which process it belongs to
+            name = f"{'main' if key[0] == key[1] else name} [pid {key[0]}]"
+        is_main = fact.is_main or key[0] == key[1] == pid
         start_ns = fact.start_ns if fact.start_ns is not None else (
             t0_ns if is_main or not cpu_thread else max(cpu_thread.first_ns, t0_ns))
         stop_ns = fact.end_ns if fact.end_ns is not None else (

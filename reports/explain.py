@@ -336,8 +336,13 @@ def _and(words: Sequence[str]) -> str:
 
 
 def lock_called(ref: dict[str, Any]) -> str:
+    """A lock's name, or its number: lock rows and cycles say ``id``, wait and hold details
+    ``lock``."""
     name = ref.get("name")
-    return str(name) if name else f"lock #{ref.get('id', '?')}"
+    if name:
+        return str(name)
+    number = ref.get("id", ref.get("lock"))
+    return f"lock #{'?' if number is None else number}"
 
 
 def deadlock_sentence(cycle: Sequence[dict[str, Any]], names: dict[int, str]) -> str:

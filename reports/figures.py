@@ -923,7 +923,10 @@ def lock_wait_figure(model: RunModel) -> FigureSpec | None:
 def lock_label(row: dict[str, Any]) -> str:
     """A lock's name plus where it was made: two locks may share a name, never a site."""
     site = str(row.get("site") or "")
-    short = site.rsplit("/", 1)[-1]
+    path, colon, line = site.rpartition(":")
+    if not colon:  # no line number
+        path, line = site, ""
+    short = path.replace("\\", "/").rsplit("/", 1)[-1] + (f":{line}" if colon else "")
     return f"{lock_called(row)} ({short})" if short else lock_called(row)
 
 

@@ -75,7 +75,7 @@ def render_report_html(model: RunModel, budget: int = SEGMENT_BUDGET) -> str:
         "stacks": stack_hover_table(model.stacks),
     }
     return (
-        _environment()
+        template_environment()
         .get_template("report.html.j2")
         .render(
             page=_page(model, figures),
@@ -99,7 +99,7 @@ def script_json(value: Any) -> str:
 
 
 @lru_cache(maxsize=1)
-def _environment() -> jinja2.Environment:
+def template_environment() -> jinja2.Environment:
     return jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=True,

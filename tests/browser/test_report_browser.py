@@ -1,4 +1,5 @@
-"""report.html in headless Chromium: every figure draws, offline, with no errors and no XSS."""
+"""report.html in headless Chromium: every figure draws, offline, with no errors and no XSS; the
+lock panel, lock hovers, cut-off marks and the deadlock banner show user text literally."""
 
 from __future__ import annotations
 
@@ -13,7 +14,10 @@ import pytest
 from reports.html import render_report
 from tests.fixtures.synthetic_model import (
     HOSTILE_FUNCTION,
+    HOSTILE_LOCK,
     HOSTILE_THREAD,
+    build_deadlock_model,
+    build_lock_model,
     build_synthetic_model,
 )
 from tracer.model.schema import RunModel
@@ -168,6 +172,80 @@ def test_failed_empty_run_renders(browser: Any, tmp_path: Path) -> None:
     opened = open_report(browser, model, tmp_path)
     try:
         assert "FAILED" in opened.page.locator("#status-banner").inner_text()
+        assert_clean(opened)
+    finally:
+        opened.page.close()
+
+
+@pytest.fixture(scope="module")
+def lock_report(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenedReport]:
+    opened = open_report(browser, build_lock_model(), tmp_path_factory.mktemp("locks"))
+    yield opened
+    opened.page.close()
+
+
+def hover_trace(page: Any, trace_name: str, expected: str, predicate: str = "() => true") -> str:
+    """Hover the first point of the named timeline trace for which ``predicate`` holds, wait for
+    ``expected`` in the hover box and return the box's text."""
+    page.evaluate(
+        """([name, predicate]) => {
+        const gd = document.getElementById("fig-timeline");
+        const curve = gd.data.findIndex(t => t.name === name);
+        if (curve < 0) { throw new Error("no trace named " + name); }
+        const test = eval(predicate);
+        Plotly.Fx.unhover(gd);
+        const point = gd.data[curve].x.findIndex((x, i) => test(gd, curve, i));
+        Plotly.Fx.hover(gd, [{curveNumber: curve, pointNumber: Math.max(point, 0)}]);
+    }""",
+        [trace_name, predicate],
+    )
+    hover = page.locator("#fig-timeline .hoverlayer")
+    sync_api.expect(hover).to_contain_text(expected, timeout=DRAW_TIMEOUT_MS)
+    return hover.text_content() or ""
+
+
+def test_lock_panel_renders_with_a_hostile_lock_name(lock_report: OpenedReport) -> None:
+    page = lock_report.page
+    for div_id in [*GIL_FIGURES, "fig-locks"]:
+        assert page.locator(f"#{div_id} .main-svg").count() > 0, div_id
+    rows = page.locator("#lock-table tbody tr")
+    assert rows.count() == 3
+    assert rows.first.locator("td").first.inner_text() == HOSTILE_LOCK
+    assert HOSTILE_LOCK in page.locator("#waiter-table").inner_text()
+    ticks = page.locator("#fig-locks .ytick text").all_text_contents()
+    assert any(tick.startswith(HOSTILE_LOCK) for tick in ticks)
+    assert page.locator("#locks .badge").inner_text().lower() == "instrumented"
+    assert page.locator("img").count() == 0
+    assert_clean(lock_report)
+
+
+def test_lock_wait_hover_names_lock_kind_and_holder(lock_report: OpenedReport) -> None:
+    expected = f"on {HOSTILE_LOCK} (lock), held by worker-0 (tid 1001)"
+    hasher_row = "(gd, c, i) => gd.data[c].y[i] === 6"
+    text = hover_trace(lock_report.page, "waiting for lock", expected, hasher_row)
+    assert text.startswith("hasher (tid 1101)waiting for lock")
+    assert_clean(lock_report)
+
+
+def test_cut_off_thread_hover_says_where_it_stopped(lock_report: OpenedReport) -> None:
+    expected = "killed at interpreter exit while in nap (scenarios/gil_cpu.py:30)"
+    text = hover_trace(lock_report.page, "killed at exit", expected)
+    assert "iteration i=14" in text
+    assert HOSTILE_FUNCTION in text  # the sleeper's name, shown literally
+    assert lock_report.page.locator("#fig-timeline .scatterlayer .point").count() == 2
+    assert_clean(lock_report)
+
+
+def test_deadlock_banner_is_shown(browser: Any, tmp_path: Path) -> None:
+    opened = open_report(browser, build_deadlock_model(), tmp_path)
+    try:
+        banner = opened.page.locator("#deadlock-banner")
+        assert banner.is_visible()
+        assert (
+            "first holds lock_a and waits for lock_b, held by second; "
+            "second holds lock_b and waits for lock_a, held by first." in banner.inner_text()
+        )
+        assert opened.page.locator("#fig-locks .main-svg").count() > 0
         assert_clean(opened)
     finally:
         opened.page.close()

@@ -7,7 +7,12 @@ from pathlib import Path
 from rich.console import Console
 
 from reports.summary import print_summary
-from tests.fixtures.synthetic_model import build_synthetic_model
+from tests.fixtures.synthetic_model import (
+    HOSTILE_LOCK,
+    build_deadlock_model,
+    build_lock_model,
+    build_synthetic_model,
+)
 from tracer.model.schema import RunModel
 
 
@@ -65,3 +70,32 @@ def test_summary_of_an_empty_model(tmp_path: Path) -> None:
     model.wall_s, model.metrics, model.parallelism = 0.0, {}, None
     text = summary_text(model, tmp_path)
     assert "no sources were recorded" in text
+
+
+def test_summary_lists_the_worst_locks(tmp_path: Path) -> None:
+    text = summary_text(build_lock_model(), tmp_path)
+    assert "Locks by time waited (top 2 of 3)" in text
+    assert HOSTILE_LOCK in text  # printed literally, not as markup
+    assert "start line" in text and "barrier" in text
+    assert "100.0 ms" in text and "1/1" in text
+    assert "inner" not in text.split("Locks by time waited")[1].split("Sources")[0]
+    assert "running at stop" in text and "killed at exit" in text
+
+
+def test_summary_with_only_uncontended_locks(tmp_path: Path) -> None:
+    model = build_lock_model()
+    model.locks = [model.locks[2]]
+    assert "Locks: 1 recorded; none made a thread wait." in summary_text(model, tmp_path)
+    assert "Locks" not in summary_text(build_synthetic_model(), tmp_path)
+
+
+def test_summary_names_the_deadlock_in_red(tmp_path: Path) -> None:
+    console = Console(record=True, width=200, force_terminal=True, color_system="standard")
+    print_summary(build_deadlock_model(), tmp_path, console)
+    plain = console.export_text(clear=False)
+    assert (
+        "DEADLOCK: first holds lock_a and waits for lock_b, held by second; "
+        "second holds lock_b and waits for lock_a, held by first." in plain
+    )
+    styled = console.export_text(styles=True)
+    assert "\x1b[1;31mDEADLOCK: " in styled

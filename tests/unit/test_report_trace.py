@@ -10,9 +10,15 @@ from typing import Any
 import pytest
 
 from reports.explain import thread_label, thread_state_seconds
-from reports.perfetto import STATES_PID, STATES_PROCESS, write_trace
-from tests.fixtures.synthetic_model import build_large_model, build_synthetic_model
-from tracer.model.schema import RUNNING, RunModel
+from reports.perfetto import STATES_PID, STATES_PROCESS, LockSlice, place_in_lanes, write_trace
+from tests.fixtures.synthetic_model import (
+    HOSTILE_LOCK,
+    build_deadlock_model,
+    build_large_model,
+    build_lock_model,
+    build_synthetic_model,
+)
+from tracer.model.schema import LOCK_HOLD, RUNNING, Interval, RunModel
 
 FUNCTION_EVENTS: list[dict[str, Any]] = [
     {
@@ -176,3 +182,153 @@ def test_empty_model_writes_a_valid_trace(tmp_path: Path) -> None:
     write_trace(model, tmp_path / "trace.json", [])
     events = load(tmp_path / "trace.json")["traceEvents"]
     assert [e for e in events if e["ph"] == "M"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Lock tracks and hand-off flows
+
+
+@pytest.fixture(scope="module")
+def lock_events(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    out = tmp_path_factory.mktemp("locks") / "trace.json"
+    write_trace(build_lock_model(), out, FUNCTION_EVENTS)
+    found: list[dict[str, Any]] = load(out)["traceEvents"]
+    return found
+
+
+def assert_valid_trace_events(events: list[dict[str, Any]]) -> None:
+    """What the trace-event format and Perfetto's importer need: known phases with their fields,
+    slices that nest or are disjoint on each track, and flows with exactly one start and end."""
+    flows: dict[tuple[str, str, int], list[str]] = {}
+    tracks: dict[tuple[int, int], list[tuple[float, float]]] = {}
+    for event in events:
+        assert event["ph"] in {"M", "X", "C", "i", "s", "f"}, event
+        assert isinstance(event["pid"], int) and isinstance(event["tid"], int), event
+        if event["ph"] != "M":
+            assert isinstance(event["ts"], (int, float)) and event["ts"] >= 0, event
+        if event["ph"] == "X":
+            assert event["dur"] >= 0, event
+            tracks.setdefault((event["pid"], event["tid"]), []).append(
+                (event["ts"], event["ts"] + event["dur"])
+            )
+        if event["ph"] in ("s", "f"):
+            assert isinstance(event["id"], int) and event["cat"] and event["name"], event
+            flows.setdefault((event["cat"], event["name"], event["id"]), []).append(event["ph"])
+    for phases in flows.values():
+        assert sorted(phases) == ["f", "s"]
+    for slices in tracks.values():
+        open_ends: list[float] = []
+        for start, end in sorted(slices, key=lambda s: (s[0], -s[1])):
+            while open_ends and open_ends[-1] <= start + 1e-9:
+                open_ends.pop()
+            assert not open_ends or end <= open_ends[-1] + 1e-9, (start, end, open_ends)
+            open_ends.append(end)
+
+
+def test_traces_stay_valid_trace_event_json(
+    events: list[dict[str, Any]], lock_events: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    assert_valid_trace_events(events)
+    assert_valid_trace_events(lock_events)
+    write_trace(build_deadlock_model(), tmp_path / "trace.json")
+    assert_valid_trace_events(load(tmp_path / "trace.json")["traceEvents"])
+
+
+def test_each_thread_with_lock_activity_has_a_lock_track(lock_events: list[dict[str, Any]]) -> None:
+    tids = state_tids(lock_events)
+    assert set(name for name in tids if name.startswith("locks: ")) == {
+        "locks: worker-0 (tid 1001)",
+        "locks: worker-2 (tid 1003)",
+        "locks: hasher (tid 1101)",
+    }
+    # Each lock track sits right after its thread's state track, by tid and by sort index.
+    assert tids["locks: worker-0 (tid 1001)"] == tids["worker-0 (tid 1001)"] + 1
+    sort = meta(lock_events, "thread_sort_index", STATES_PID)
+    for label in ("worker-0 (tid 1001)", "hasher (tid 1101)"):
+        assert sort[tids[f"locks: {label}"]]["sort_index"] == sort[tids[label]]["sort_index"] + 1
+
+
+def test_lock_waits_and_holds_become_named_slices(lock_events: list[dict[str, Any]]) -> None:
+    tids = state_tids(lock_events)
+    hasher = [
+        e for e in lock_events if e["ph"] == "X" and e["tid"] == tids["locks: hasher (tid 1101)"]
+    ]
+    (wait,) = [e for e in hasher if e["cat"] == "lock_wait"]
+    assert wait["name"] == f"wait {HOSTILE_LOCK}"
+    assert wait["args"] == {"lock": 1, "kind": "lock", "holder": "worker-0", "acquired": True}
+    assert wait["ts"] == pytest.approx(300000) and wait["dur"] == pytest.approx(100000)
+    worker = [
+        e for e in lock_events if e["ph"] == "X" and e["tid"] == tids["locks: worker-0 (tid 1001)"]
+    ]
+    assert sorted(e["name"] for e in worker if e["cat"] == "lock_hold") == [
+        f"hold {HOSTILE_LOCK}",
+        "hold inner",
+    ]
+    barrier = [e for e in lock_events if e.get("cat") == "lock_wait" and "start line" in e["name"]]
+    assert barrier and barrier[0]["args"]["holder"] is None
+
+
+def test_hand_offs_are_flows_from_the_release_to_the_acquisition(
+    lock_events: list[dict[str, Any]],
+) -> None:
+    tids = state_tids(lock_events)
+    starts = [e for e in lock_events if e["ph"] == "s"]
+    ends = [e for e in lock_events if e["ph"] == "f"]
+    assert len(starts) == len(ends) == 1
+    start, end = starts[0], ends[0]
+    assert start["id"] == end["id"] and end["bp"] == "e"
+    assert start["tid"] == tids["locks: worker-0 (tid 1001)"]
+    assert end["tid"] == tids["locks: hasher (tid 1101)"]
+
+    def innermost(event: dict[str, Any]) -> list[dict[str, Any]]:
+        """The slices enclosing a flow event on its track, innermost first."""
+        around = [
+            e
+            for e in lock_events
+            if e["ph"] == "X"
+            and e["tid"] == event["tid"]
+            and e["ts"] <= event["ts"] <= e["ts"] + e["dur"]
+        ]
+        return sorted(around, key=lambda e: e["dur"])
+
+    release, hold = innermost(start)[:2]
+    acquire, wait = innermost(end)[:2]
+    assert release["name"] == f"release {HOSTILE_LOCK}" and hold["cat"] == "lock_hold"
+    assert acquire["name"] == f"acquire {HOSTILE_LOCK}" and wait["cat"] == "lock_wait"
+    # Perfetto draws a flow from the slice that starts first: the release must.
+    assert release["ts"] < acquire["ts"]
+    assert release["ts"] + release["dur"] <= hold["ts"] + hold["dur"]
+    assert acquire["ts"] + acquire["dur"] <= wait["ts"] + wait["dur"]
+
+
+def test_hand_offs_without_a_hold_slice_are_left_out(tmp_path: Path) -> None:
+    model = build_lock_model()
+    model.threads[1].holds = []
+    write_trace(model, tmp_path / "trace.json")
+    events = load(tmp_path / "trace.json")["traceEvents"]
+    assert not [e for e in events if e["ph"] in ("s", "f")]
+    assert_valid_trace_events(events)
+
+
+def test_overlapping_holds_move_to_a_second_lane() -> None:
+    model = build_deadlock_model()
+    thread = model.threads[1]
+    hand_over_hand = [
+        Interval(0.0, 0.4, LOCK_HOLD, {"lock": 1, "name": "a"}),
+        Interval(0.3, 0.6, LOCK_HOLD, {"lock": 2, "name": "b"}),
+        Interval(0.1, 0.2, LOCK_HOLD, {"lock": 3, "name": "c"}),
+    ]
+    slices = [LockSlice(thread, 1, i, "hold") for i in hand_over_hand]
+    assert place_in_lanes(slices) == 2
+    assert [s.lane for s in slices] == [0, 1, 0]
+
+
+def test_deadlocked_threads_show_their_open_hold_and_wait(tmp_path: Path) -> None:
+    write_trace(build_deadlock_model(), tmp_path / "trace.json")
+    events = load(tmp_path / "trace.json")["traceEvents"]
+    tids = state_tids(events)
+    first = [e for e in events if e["ph"] == "X" and e["tid"] == tids["locks: first (tid 3001)"]]
+    assert [e["name"] for e in first] == ["hold lock_a", "wait lock_b"]
+    assert first[0]["args"]["still held at the end"] is True
+    assert first[1]["args"]["still waiting at the end"] is True
+    assert first[1]["args"]["holder"] == "second"

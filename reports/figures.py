@@ -26,6 +26,7 @@ from reports.explain import (
     describe_wait,
     fmt_seconds,
     lock_called,
+    marker_words,
     ordered_threads,
     thread_end_text,
     thread_label,
@@ -55,6 +56,8 @@ DETAIL_WINDOW_S = 0.1
 OVERVIEW_BINS = 400
 # Marker shapes are drawn one shape each; beyond this many they would clutter and slow the plot.
 MARKER_LIMIT = 200
+# A mark's fields are written next to its name when the whole fits in this many characters.
+MARKER_TEXT = 24
 # Frames shown in a hover box; the full stack is in trace.json and the raw recordings.
 HOVER_FRAMES = 12
 # Intervals closer than this (1 µs) count as touching when merging.
@@ -322,7 +325,8 @@ def marker_decorations(model: RunModel) -> tuple[list[dict[str, Any]], list[dict
     shapes: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
     for index, marker in enumerate(sorted(model.markers, key=lambda m: m.start)[:MARKER_LIMIT]):
-        name = esc(marker.name)
+        words = marker_words(marker)  # "iteration i=3": a mark's fields say which one it is
+        name = esc(words if len(words) <= MARKER_TEXT else marker.name)
         if marker.kind == "phase" and marker.end is not None:
             shapes.append(_phase_band(marker.start, marker.end))
         else:

@@ -302,3 +302,11 @@ def test_no_badges_without_figure_sources() -> None:
 def test_hostile_lock_names_never_appear_raw(page: str) -> None:
     assert HOSTILE_LOCK not in page
     assert HOSTILE_SITE not in page
+
+
+def test_uncontended_locks_are_folded_away() -> None:
+    model = build_lock_model()
+    model.locks = [model.locks[2]]
+    page = render_report_html(model)
+    assert 'id="lock-details"' in page and "No lock made a thread wait" in page
+    assert 'id="lock-details"' not in render_report_html(build_lock_model())

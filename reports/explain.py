@@ -14,6 +14,7 @@ from typing import Any
 
 from tracer.model.schema import (
     BLOCKED,
+    CPU_WAIT,
     GIL_WAIT,
     LOCK_WAIT,
     NATIVE,
@@ -39,6 +40,7 @@ STATE_PHRASES = {
     NATIVE: "on a CPU in native code without the GIL",
     ON_CPU: "on a CPU",
     GIL_WAIT: "waiting for the GIL",
+    CPU_WAIT: "ready to run but waiting for a free core (preempted by other work)",
     LOCK_WAIT: "waiting for a lock",
     BLOCKED: "blocked (sleep, I/O, join, queue)",
     OFF_CPU: "off the CPU (reason not recorded)",

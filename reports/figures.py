@@ -34,6 +34,7 @@ from reports.explain import (
 )
 from tracer.model.schema import (
     BLOCKED,
+    CPU_WAIT,
     GIL_WAIT,
     LOCK_WAIT,
     NATIVE,
@@ -79,6 +80,7 @@ STATE_COLOURS = {
     NATIVE: "#56B4E9",
     ON_CPU: "#0072B2",
     GIL_WAIT: "#D55E00",
+    CPU_WAIT: "#E69F00",
     LOCK_WAIT: "#CC79A7",
     BLOCKED: "#999999",
     OFF_CPU: "#D4D4D4",
@@ -88,6 +90,7 @@ STATE_NAMES = {
     NATIVE: "native (no GIL)",
     ON_CPU: "on CPU",
     GIL_WAIT: "waiting for GIL",
+    CPU_WAIT: "waiting for a core",
     LOCK_WAIT: "waiting for lock",
     BLOCKED: "blocked",
     OFF_CPU: "off CPU",

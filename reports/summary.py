@@ -31,6 +31,7 @@ STATE_HEADINGS = {
     "native": "native",
     "on_cpu": "on\nCPU",
     "gil_wait": "GIL\nwait",
+    "cpu_wait": "core\nwait",
     "lock_wait": "lock\nwait",
     "blocked": "blocked",
     "off_cpu": "off\nCPU",

@@ -307,10 +307,17 @@ def threads_alive_at_exit() -> list[dict[str, Any]]:
     return alive
 
 
+_OWN_CODE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
 def _stack_labels(frame: FrameType | None) -> list[str]:
+    """Innermost first, without our own frames (a lock wait sits inside our lock wrapper: the
+    user wants to see their ``with lock:`` line, not ours)."""
     labels: list[str] = []
     while frame is not None and len(labels) < 40:
         code = frame.f_code
-        labels.append(f"{code.co_name} ({os.path.basename(code.co_filename)}:{frame.f_lineno})")
+        if not os.path.abspath(code.co_filename).startswith(_OWN_CODE):
+            labels.append(f"{code.co_name} ({os.path.basename(code.co_filename)}:"
+                          f"{frame.f_lineno})")
         frame = frame.f_back
     return labels

@@ -63,8 +63,10 @@ class RunFolder:
         return self.raw / name
 
     @classmethod
-    def create(cls, out: Path | None, label: str, force: bool = False) -> RunFolder:
-        """Make a new run folder: ``out`` if given, else a fresh timestamped one."""
+    def create(cls, out: Path | None, label: str, force: bool = False,
+               with_raw: bool = True) -> RunFolder:
+        """Make a new run folder: ``out`` if given, else a fresh timestamped one. ``with_raw``
+        False makes a folder of run folders (``tracer run all``)."""
         if out is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label).strip("._") or "run"
@@ -82,7 +84,7 @@ class RunFolder:
                 )
             shutil.rmtree(out)
         folder = cls(out)
-        folder.raw.mkdir(parents=True, exist_ok=True)
+        (folder.raw if with_raw else folder.root).mkdir(parents=True, exist_ok=True)
         return folder
 
     @classmethod

@@ -19,8 +19,8 @@ class RunCommand:
     help = "record a scenario, a script or a module and write a report"
 
     def prepare_parser(self, parser: argparse.ArgumentParser) -> None:
-        parser.usage = ("python -m tracer run [OPTIONS] (SCENARIO | SCRIPT.py | -m MODULE) "
-                        "[-- ARGS...]")
+        parser.usage = ("python -m tracer run [OPTIONS] (SCENARIO | all | SCRIPT.py | -m MODULE) "
+                        "[ARGS...]")
         parser.add_argument("target", nargs="?", help="scenario name or path of a script")
         parser.add_argument("-m", dest="module", metavar="MODULE",
                             help="run a module, like python -m")
@@ -59,14 +59,15 @@ class RunCommand:
             target_args.insert(0, args.target)
         if not args.module and not args.target:
             parser.error("name a scenario, a script or -m MODULE")
+        options = self._options(args)
+        if args.target == "all" and not args.module and not Path("all").exists():
+            if target_args:
+                parser.error("`run all` runs every scenario with its defaults; it takes no ARGS")
+            from tracer.tour import run_all
+
+            return run_all(args.out, options, force=args.force, open_index=args.open)
         spec = resolve(args.module or args.target, target_args, as_module=bool(args.module))
         folder = RunFolder.create(args.out, spec.label, force=args.force)
-        options = RecordOptions(
-            python=args.python, timeout_s=args.timeout, rate_hz=args.rate,
-            viztracer=args.viztracer, pyspy=args.pyspy, sched=args.sched, perf=args.perf,
-            gil_sampler=args.gil_sampler,
-            locks=args.locks, tracer_entries=args.tracer_entries, quiet=args.quiet,
-        )
         console = Console(stderr=True)
         result = record(spec, folder, options)
         model = analyse_and_render(folder, None if args.quiet else Console(stderr=True))
@@ -79,3 +80,12 @@ class RunCommand:
         if args.open:
             webbrowser.open(folder.report_html.resolve().as_uri())
         return result.exit_code
+
+    @staticmethod
+    def _options(args: argparse.Namespace) -> RecordOptions:
+        return RecordOptions(
+            python=args.python, timeout_s=args.timeout, rate_hz=args.rate,
+            viztracer=args.viztracer, pyspy=args.pyspy, sched=args.sched, perf=args.perf,
+            gil_sampler=args.gil_sampler,
+            locks=args.locks, tracer_entries=args.tracer_entries, quiet=args.quiet,
+        )

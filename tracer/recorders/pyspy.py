@@ -27,6 +27,9 @@ from tracer.model.schema import Source
 from tracer.recorders.base import RecordContext, Recorder
 
 RAW_NAME = "pyspy.jsonl"
+# Frames of threadscope itself (the bootstrap, the lock wrappers) are left out of the stacks:
+# they are the same in every program and hide the user's own line.
+_OWN_CODE = str(Path(__file__).resolve().parents[1]) + os.sep
 DEFAULT_MAX_HZ = 20.0  # one dump costs 20-100 ms of a py-spy process; more would load 2 cores
 DUMP_TIMEOUT_S = 5.0
 
@@ -165,7 +168,8 @@ class PySpyRecorder(Recorder):
                     "name": t.get("thread_name"),
                     "owns_gil": t.get("owns_gil"),
                     "active": t.get("active"),
-                    "frames": [frame_label(f) for f in t.get("frames", [])],
+                    "frames": [frame_label(f) for f in t.get("frames", [])
+                               if not str(f.get("filename", "")).startswith(_OWN_CODE)],
                 }
                 for t in threads
             ],

@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import gil_accuracy, lock_cost, overhead
+from benchmarks import gil_accuracy, lock_cost, overhead, report_scale
 
 HERE = Path(__file__).resolve().parent
 
@@ -54,10 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
     parser.add_argument("--quick", action="store_true", help="one round, fewer cases")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    parser.add_argument("--only", choices=["overhead", "gil", "locks"], action="append")
+    parser.add_argument("--only", choices=["overhead", "gil", "locks", "scale"], action="append")
     args = parser.parse_args(argv)
     console = Console()
-    chosen = set(args.only or ["overhead", "gil", "locks"])
+    chosen = set(args.only or ["overhead", "gil", "locks", "scale"])
     sections = []
     began = time.monotonic()
     if "overhead" in chosen:
@@ -80,6 +80,17 @@ def main(argv: list[str] | None = None) -> int:
             console, "Lock instrumentation: ns per uncontended pair",
             ["python", "form", "plain ns", "instrumented ns", "added ns"],
             [[v, f, f"{p:.0f}", f"{t:.0f}", f"{t - p:.0f}"] for v, f, p, t in rows_lock]))
+    if "scale" in chosen:
+        cases = [(1, 1.0, 10_000), (8, 10.0, 100_000), (64, 60.0, 1_000_000)]
+        if not args.quick:
+            cases[2:2] = [(8, 60.0, 300_000), (64, 10.0, 300_000), (512, 10.0, 500_000)]
+        rows_scale = report_scale.measure(cases)
+        sections.append(_show(
+            console, "Analysis and report at scale (synthetic recordings, fresh process each)",
+            ["threads", "seconds", "VizTracer events", "analyse+render s", "peak MiB",
+             "report.html MB", "trace.json MB", "browser load s"],
+            [[str(n), f"{s:g}", f"{e:,}", f"{t:.1f}", f"{m:.0f}", f"{r:.1f}", f"{j:.0f}",
+              "-" if b is None else f"{b:.1f}"] for n, s, e, t, m, r, j, b in rows_scale]))
     elapsed = time.monotonic() - began
     console.print(f"benchmarks took {elapsed:.0f} s")
     if args.write:

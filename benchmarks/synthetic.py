@@ -70,7 +70,8 @@ def _holder_at(t: int, workers: list[int]) -> int:
 def _sched(raw: Path, tids: list[int], end: int, rng: random.Random) -> None:
     cpu = dict.fromkeys(tids, 0)
     with (raw / "sched.jsonl").open("wb") as out:
-        out.write(orjson.dumps({"kind": "meta", "rate_hz": 200, "root_pid": PID, "cores": 2}) + b"\n")
+        meta = {"kind": "meta", "rate_hz": 200, "root_pid": PID, "cores": 2}
+        out.write(orjson.dumps(meta) + b"\n")
         for tid in tids:
             out.write(orjson.dumps({"kind": "thread", "t": T0, "pid": PID, "tid": tid,
                                     "comm": "python"}) + b"\n")

@@ -125,14 +125,15 @@ def build_lock_model(events: list[dict[str, Any]], t0_ns: int, end_ns: int) -> L
 
 
 def _holder(start: dict[str, Any] | None, end: dict[str, Any],
-            releases: list[dict[str, Any]]) -> int | None:
+            releases: list[dict[str, Any]], release_times: list[int]) -> int | None:
     """Who held the lock: what the waiter saw when it started waiting, else the first thread that
-    released the lock during the wait."""
+    released the lock during the wait. ``release_times`` are the releases' times, precomputed
+    once per lock: a busy lock has hundreds of thousands of releases."""
     if start is not None and start.get("holder") is not None:
         return int(start["holder"])
     if end["kind"] not in LOCK_KINDS:
         return None
-    index = bisect_right([r["t"] for r in releases], end["t0"])
+    index = bisect_right(release_times, end["t0"])
     for release in releases[index:]:
         if release["t"] > end["t"]:
             break
@@ -146,12 +147,14 @@ def _waits(model: LockModel, ends: list[dict[str, Any]],
            releases: dict[Key, list[dict[str, Any]]], names: dict[Key, str],
            t0_ns: int) -> dict[Key, list[tuple[Interval, int]]]:
     by_lock: dict[Key, list[tuple[Interval, int]]] = defaultdict(list)
+    release_times = {key: [r["t"] for r in found] for key, found in releases.items()}
     for end in ends:
         key = _key(end)
         start = starts.get((key, end["tid"], end["t0"]))
         interval = Interval(_s(end["t0"], t0_ns), _s(end["t"], t0_ns), LOCK_WAIT, {
             "lock": key[1], "pid": key[0], "name": names.get(key, f"lock #{key[1]}"),
-            "holder": _holder(start, end, releases.get(key, [])), "kind": end["kind"],
+            "holder": _holder(start, end, releases.get(key, []), release_times.get(key, [])),
+            "kind": end["kind"],
             "ok": bool(end.get("ok", True)), "t_end_ns": end["t"]})
         model.waits.setdefault(end["tid"], []).append(interval)
         by_lock[key].append((interval, end["tid"]))

@@ -365,22 +365,18 @@ def _handoff_flows(model: RunModel, placed: list[LockSlice]) -> list[dict[str, A
     """Flow arrows from the releasing holder's hold slice to the woken waiter's wait slice.
 
     A hand-off is drawn only when both slices are in the trace: the lock recorder keeps holds
-    worth drawing, so a short hold's hand-off has no slice to start from."""
-    holds: dict[tuple[int, Any], list[LockSlice]] = {}
-    waits: dict[tuple[int, Any], list[LockSlice]] = {}
+    worth drawing, so a short hold's hand-off has no slice to start from. Slices are looked up
+    by (thread, lock, end in whole microseconds): a busy lock has tens of thousands of each."""
+    ends: dict[tuple[str, int, Any, int], list[LockSlice]] = {}
     for item in placed:
-        table = holds if item.what == "hold" else waits
-        table.setdefault((item.thread.tid, item.lock[0]), []).append(item)
+        key = (item.what, item.thread.tid, item.lock[0], round(item.interval.end * 1e6))
+        ends.setdefault(key, []).append(item)
     events: list[dict[str, Any]] = []
     flow = 0
     for row in model.locks:
         for handoff in row.get("handoffs") or []:
-            source = _slice_ending(
-                holds.get((handoff["from"], row["id"]), []), row, handoff["released_s"]
-            )
-            target = _slice_ending(
-                waits.get((handoff["to"], row["id"]), []), row, handoff["acquired_s"]
-            )
+            source = _slice_ending(ends, "hold", handoff["from"], row, handoff["released_s"])
+            target = _slice_ending(ends, "wait", handoff["to"], row, handoff["acquired_s"])
             if source is None or target is None:
                 continue
             flow += 1
@@ -389,12 +385,15 @@ def _handoff_flows(model: RunModel, placed: list[LockSlice]) -> list[dict[str, A
     return events
 
 
-def _slice_ending(candidates: list[LockSlice], row: dict[str, Any], at: float) -> LockSlice | None:
+def _slice_ending(ends: dict[tuple[str, int, Any, int], list[LockSlice]], what: str, tid: int,
+                  row: dict[str, Any], at: float) -> LockSlice | None:
     """The slice of this lock (same process) that ends at ``at``, to within a microsecond."""
-    for item in candidates:
-        pid = item.lock[1]
-        if pid is not None and row.get("pid") is not None and pid != row["pid"]:
-            continue
-        if abs(item.interval.end - at) <= 1e-6:
-            return item
+    micros = round(at * 1e6)
+    for near in (micros, micros - 1, micros + 1):
+        for item in ends.get((what, tid, row["id"], near), []):
+            pid = item.lock[1]
+            if pid is not None and row.get("pid") is not None and pid != row["pid"]:
+                continue
+            if abs(item.interval.end - at) <= 1e-6:
+                return item
     return None

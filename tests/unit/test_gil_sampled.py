@@ -66,9 +66,8 @@ def test_load_skips_meta_and_end_and_names_fields(tmp_path: Path) -> None:
 
 
 def test_load_tolerates_a_truncated_last_line(tmp_path: Path) -> None:
-    path = _write(tmp_path / "g.jsonl", [
-        json.dumps({"t": 10, "h": A, "l": 1, "n": 1, "th": []}), '{"t": 11, "h": 4',
-    ])  # fmt: skip
+    path = tmp_path / "g.jsonl"  # a write cut off mid-line: no newline at the end
+    path.write_text(json.dumps({"t": 10, "h": A, "l": 1, "n": 1, "th": []}) + '\n{"t": 11, "h": 4')
     assert len(load_gil_samples(path)) == 1
 
 

@@ -18,7 +18,6 @@ Everything here is a pure function of those records.
 
 from __future__ import annotations
 
-import json
 import math
 from bisect import bisect_right
 from collections import defaultdict
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tracer.errors import CorruptRecording
+from tracer.model.rawfiles import read_jsonl
 from tracer.model.schema import LOCK_HOLD, LOCK_WAIT, Interval
 
 LOCK_KINDS = frozenset({"lock", "rlock"})  # kinds with one owner, so with holders and hand-offs
@@ -50,29 +50,13 @@ class LockModel:
 def load_lock_events(path: Path) -> list[dict[str, Any]]:
     """Read the raw JSON lines. A cut-off last line (the target crashed mid-write) is dropped;
     anything else that is not a lock record is a corrupt recording."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CorruptRecording(f"cannot read lock events {path}: {exc}") from exc
-    lines = text.split("\n")
-    events: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            event = json.loads(line)
-        except ValueError:
-            if _is_last(lines, number) and not text.endswith("\n"):
-                break  # truncated tail of a crash
-            raise CorruptRecording(f"{path}: line {number} is not JSON") from None
-        if not isinstance(event, dict) or not isinstance(event.get("ev"), str):
-            raise CorruptRecording(f"{path}: line {number} is not a lock event")
-        events.append(event)
+    if not path.is_file():
+        raise CorruptRecording(f"no lock events at {path}")
+    events = list(read_jsonl(path))
+    for number, event in enumerate(events, start=1):
+        if not isinstance(event.get("ev"), str):
+            raise CorruptRecording(f"{path}: record {number} is not a lock event")
     return events
-
-
-def _is_last(lines: list[str], number: int) -> bool:
-    return all(not rest.strip() for rest in lines[number:])
 
 
 def _key(event: dict[str, Any]) -> Key:
@@ -134,7 +118,8 @@ def _holder(start: dict[str, Any] | None, end: dict[str, Any],
     if end["kind"] not in LOCK_KINDS:
         return None
     index = bisect_right(release_times, end["t0"])
-    for release in releases[index:]:
+    for position in range(index, len(releases)):  # no slice: that would copy the list
+        release = releases[position]
         if release["t"] > end["t"]:
             break
         if release["tid"] != end["tid"]:

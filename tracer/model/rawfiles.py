@@ -17,16 +17,17 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
     try:
-        lines = path.read_bytes().splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise CorruptRecording(f"cannot read {path}: {exc}") from exc
+    lines = data.splitlines()
     for number, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = orjson.loads(line)
         except orjson.JSONDecodeError as exc:
-            if number == len(lines):
+            if number == len(lines) and not data.endswith(b"\n"):
                 return  # the process died while writing its last line: keep the rest
             raise CorruptRecording(f"{path}: line {number} is not valid JSON") from exc
         if not isinstance(record, dict):

@@ -7,7 +7,7 @@ know, so a report is never built from a model it would misread.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -156,7 +156,9 @@ class RunModel:
     schema_version: int = SCHEMA_VERSION
 
     def to_json_bytes(self) -> bytes:
-        return orjson.dumps(asdict(self), option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+        # orjson serialises dataclasses itself: dataclasses.asdict deep-copies every interval
+        # first, which took seconds on a run with a few hundred thousand lock holds.
+        return orjson.dumps(self, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
 
     def save(self, path: Path) -> None:
         from tracer.runfolder import atomic_write_bytes

@@ -25,6 +25,7 @@ import orjson
 import tracer
 from tracer.errors import RecorderUnavailable, TargetNotFound
 from tracer.model.schema import Source
+from tracer.procfs import process_alive
 from tracer.recorders.base import RecordContext, Recorder
 from tracer.recorders.pyspy import PySpyRecorder
 from tracer.runfolder import RunFolder, atomic_write_bytes
@@ -36,16 +37,6 @@ ATTACH_LIMITS = (
     "from its start), no lock waits (they need instrumentation loaded before the code that "
     "makes the locks), and thread start/end times are those first/last seen by the samplers."
 )
-
-
-def process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def process_python(pid: int) -> str:
@@ -67,7 +58,7 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
                     on_ready: Callable[[], None] | None = None,
                     mode: str = "attach") -> RecordResult:
     """Record ``pid`` until ``duration_s`` passes, it exits, or ``should_stop()`` says so."""
-    if not process_exists(pid):
+    if not process_alive(pid):
         raise TargetNotFound(f"no process with pid {pid}")
     ctx = RecordContext(raw_dir=folder.raw, python=process_python(pid), pid=pid,
                         rate_hz=options.rate_hz)
@@ -87,7 +78,7 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
     deadline = None if duration_s is None else time.monotonic() + duration_s
     status = "ok"
     while True:
-        if not process_exists(pid) or _is_zombie(pid):
+        if not process_alive(pid):
             status = "ended"
             break
         if should_stop() or (deadline is not None and time.monotonic() >= deadline):
@@ -121,14 +112,6 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
     }
     atomic_write_bytes(folder.raw_file("run.json"), orjson.dumps(run, option=orjson.OPT_INDENT_2))
     return RecordResult(exit_code=0, status=status, sources=sources)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z"
 
 
 def main(argv: list[str] | None = None) -> int:

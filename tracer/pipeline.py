@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import webbrowser
 from collections.abc import Iterator
 
 from rich.console import Console
@@ -35,3 +36,20 @@ def analyse_and_render(folder: RunFolder, console: Console | None = None) -> Run
     with _step(console, "writing report.html..."):
         render_report(built.model, folder.report_html)
     return built.model
+
+
+def analyse_and_present(folder: RunFolder, quiet: bool = False,
+                        open_report: bool = False) -> RunModel:
+    """What every recording command ends with: analyse, render, then the terminal summary (or
+    just the report's path with ``quiet``), and the report in a browser if asked."""
+    console = Console(stderr=True)
+    model = analyse_and_render(folder, None if quiet else console)
+    if quiet:
+        console.print(str(folder.report_html), highlight=False, markup=False)
+    else:
+        from reports.summary import print_summary
+
+        print_summary(model, folder.root, console)
+    if open_report:
+        webbrowser.open(folder.report_html.resolve().as_uri())
+    return model

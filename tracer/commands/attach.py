@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import argparse
 import signal
-import webbrowser
 from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
 
-from tracer.attach import process_exists, record_attached
+from tracer.attach import record_attached
 from tracer.errors import TargetNotFound
-from tracer.pipeline import analyse_and_render
+from tracer.pipeline import analyse_and_present
+from tracer.procfs import process_alive
 from tracer.runfolder import RunFolder
 from tracer.session import RecordOptions
 
@@ -37,7 +37,7 @@ class AttachCommand:
         parser.add_argument("--quiet", action="store_true", help="print only the report path")
 
     def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-        if not process_exists(args.pid):
+        if not process_alive(args.pid):
             raise TargetNotFound(f"no process with pid {args.pid}")
         folder = RunFolder.create(args.out, f"pid{args.pid}", force=args.force)
         options = RecordOptions(rate_hz=args.rate, viztracer=False, locks=False,
@@ -57,13 +57,5 @@ class AttachCommand:
             record_attached(args.pid, folder, options, args.duration, lambda: stop["requested"])
         finally:
             signal.signal(signal.SIGINT, previous)
-        model = analyse_and_render(folder, None if args.quiet else Console(stderr=True))
-        if args.quiet:
-            console.print(str(folder.report_html))
-        else:
-            from reports.summary import print_summary
-
-            print_summary(model, folder.root, console)
-        if args.open:
-            webbrowser.open(folder.report_html.resolve().as_uri())
+        analyse_and_present(folder, args.quiet, args.open)
         return 0

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import webbrowser
 from pathlib import Path
 
-from rich.console import Console
-
-from tracer.pipeline import analyse_and_render
+from tracer.pipeline import analyse_and_present
 from tracer.runfolder import RunFolder
 
 
@@ -22,14 +19,5 @@ class ReportCommand:
 
     def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         folder = RunFolder.existing(args.run_dir)
-        model = analyse_and_render(folder, None if args.quiet else Console(stderr=True))
-        console = Console(stderr=True)
-        if args.quiet:
-            console.print(str(folder.report_html))
-        else:
-            from reports.summary import print_summary
-
-            print_summary(model, folder.root, console)
-        if args.open:
-            webbrowser.open(folder.report_html.resolve().as_uri())
+        analyse_and_present(folder, args.quiet, args.open)
         return 0

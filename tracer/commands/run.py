@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import webbrowser
 from pathlib import Path
 
-from rich.console import Console
-
-from tracer.pipeline import analyse_and_render
+from tracer.pipeline import analyse_and_present
 from tracer.runfolder import RunFolder
 from tracer.session import RecordOptions, record
 from tracer.target import resolve
@@ -68,17 +65,8 @@ class RunCommand:
             return run_all(args.out, options, force=args.force, open_index=args.open)
         spec = resolve(args.module or args.target, target_args, as_module=bool(args.module))
         folder = RunFolder.create(args.out, spec.label, force=args.force)
-        console = Console(stderr=True)
         result = record(spec, folder, options)
-        model = analyse_and_render(folder, None if args.quiet else Console(stderr=True))
-        if args.quiet:
-            console.print(str(folder.report_html))
-        else:
-            from reports.summary import print_summary
-
-            print_summary(model, folder.root, console)
-        if args.open:
-            webbrowser.open(folder.report_html.resolve().as_uri())
+        analyse_and_present(folder, args.quiet, args.open)
         return result.exit_code
 
     @staticmethod

@@ -24,6 +24,7 @@ import orjson
 
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Source
+from tracer.procfs import process_alive
 from tracer.recorders.base import RecordContext, Recorder
 
 RAW_NAME = "pyspy.jsonl"
@@ -131,7 +132,7 @@ class PySpyRecorder(Recorder):
         period = 1.0 / self._max_hz
         while not self._stop.is_set():
             began = time.monotonic()
-            if self._dump() is None and not _alive(self._pid):
+            if self._dump() is None and not process_alive(self._pid):
                 self._failures -= 1  # the target ended during the dump: not py-spy's fault
                 return
             self._stop.wait(max(0.0, period - (time.monotonic() - began)))
@@ -188,17 +189,3 @@ class PySpyRecorder(Recorder):
             message = message[0] if message else "py-spy failed"
         self._last_error = str(message) or "py-spy failed"
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped) still answers kill(0): look at its state too.
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] != "Z"

@@ -23,6 +23,7 @@ import orjson
 
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Source
+from tracer.procfs import parent_pid, read_text
 from tracer.recorders.base import RecordContext, Recorder
 
 RAW_NAME = "sched.jsonl"
@@ -59,13 +60,6 @@ class _Task:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
-
-def _read_text(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-    except OSError:
-        return ""
 
 
 class SchedSampler(Recorder):
@@ -172,12 +166,12 @@ class SchedSampler(Recorder):
                     self._tasks[(pid, tid)] = _Task(pid, tid)
                 except OSError:
                     continue
-                comm = _read_text(f"/proc/{pid}/task/{tid}/comm").strip()
+                comm = read_text(f"/proc/{pid}/task/{tid}/comm").strip()
                 entry: dict[str, object] = {"kind": "thread", "t": now_ns, "pid": pid, "tid": tid,
                                             "comm": comm}
                 if pid == tid:
-                    entry["cmdline"] = _read_text(f"/proc/{pid}/cmdline").split("\0")[:-1]
-                    entry["ppid"] = _ppid(pid)
+                    entry["cmdline"] = read_text(f"/proc/{pid}/cmdline").split("\0")[:-1]
+                    entry["ppid"] = parent_pid(pid)
                 self._write(entry)
 
     def _process_tree(self) -> list[int]:
@@ -194,17 +188,10 @@ class SchedSampler(Recorder):
             except OSError:
                 continue
             for tid in tids:
-                todo.extend(int(c) for c in _read_text(f"/proc/{pid}/task/{tid}/children").split())
+                todo.extend(int(c) for c in read_text(f"/proc/{pid}/task/{tid}/children").split())
         return seen
 
     def _write(self, record: dict[str, object]) -> None:
         if self._out is not None:
             self._out.write(orjson.dumps(record) + b"\n")
 
-
-def _ppid(pid: int) -> int | None:
-    stat = _read_text(f"/proc/{pid}/stat")
-    try:
-        return int(stat[stat.rfind(")") + 2 :].split()[1])
-    except (ValueError, IndexError):
-        return None

@@ -1,0 +1,42 @@
+"""Small questions answered from ``/proc`` (Linux) or signals (elsewhere), shared by the
+out-of-process recorders and attach mode."""
+
+from __future__ import annotations
+
+import os
+
+
+def read_text(path: str) -> str:
+    """A /proc file's text, or "" once the process or thread is gone."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+    except OSError:
+        return ""
+
+
+def process_state(pid: int) -> str:
+    """The state letter of ``/proc/PID/stat`` (R, S, D, Z, ...), or "" if unknown. The command
+    name before it may hold spaces and parentheses, so it is found from the last ``)``."""
+    stat = read_text(f"/proc/{pid}/stat")
+    end = stat.rfind(")")
+    return stat[end + 2 : end + 3] if end >= 0 else ""
+
+
+def parent_pid(pid: int) -> int | None:
+    stat = read_text(f"/proc/{pid}/stat")
+    try:
+        return int(stat[stat.rfind(")") + 2 :].split()[1])
+    except (ValueError, IndexError):
+        return None
+
+
+def process_alive(pid: int) -> bool:
+    """Running, not merely a zombie waiting to be reaped (a zombie still answers kill(0))."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return process_state(pid) != "Z"

@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+PYENV = Path.home() / ".pyenv" / "versions"
+GIL_MINORS = ("3.11", "3.12", "3.13")  # the versions whose GIL the tool must see
 PROGRAMS = Path(__file__).resolve().parent / "programs"
 
 
@@ -26,3 +28,18 @@ def load_model(run_dir: Path) -> dict[str, Any]:
 
 def thread_named(model: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
     return [t for t in model["threads"] if t["name"].startswith(prefix)]
+
+
+def pyenv_interpreters() -> list[Any]:
+    """One pytest param per CPython 3.11-3.13 of pyenv (the newest patch release), id'd by minor
+    version; a version the machine lacks is a skipped param, not a silent gap."""
+    import pytest
+
+    params: list[Any] = []
+    for minor in GIL_MINORS:
+        found = sorted(PYENV.glob(f"{minor}.*/bin/python{minor}")) if PYENV.is_dir() else []
+        if found:
+            params.append(pytest.param(str(found[-1]), id=minor))
+        else:
+            params.append(pytest.param("", id=minor, marks=pytest.mark.skip(f"no pyenv {minor}")))
+    return params

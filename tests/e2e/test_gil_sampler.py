@@ -18,10 +18,10 @@ import sys
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.e2e.helpers import pyenv_interpreters
 from tracer.errors import RecorderUnavailable
 from tracer.model.gil_exact import gil_metrics, gil_timelines, parse_perf_script
 from tracer.model.gil_sampled import (
@@ -36,21 +36,6 @@ from tracer.recorders.base import RecordContext, Recorder
 from tracer.recorders.gil_sampler import GilSampler
 
 REPO = Path(__file__).resolve().parents[2]
-PYENV = Path("/root/.pyenv/versions")
-MINORS = ("3.11", "3.12", "3.13")
-
-
-def _interpreters() -> list[Any]:
-    params: list[Any] = []
-    for minor in MINORS:
-        found = sorted(PYENV.glob(f"{minor}.*/bin/python{minor}")) if PYENV.is_dir() else []
-        if found:
-            params.append(pytest.param(str(found[-1]), id=minor))
-        else:
-            params.append(pytest.param("", id=minor, marks=pytest.mark.skip(f"no pyenv {minor}")))
-    return params
-
-
 # argv: RAW_DIR N_CPU N_HASH EXTRAS SPIN_ITERATIONS HASH_ROUNDS. CPU threads spin a pure-Python
 # loop; hash threads run sha256 over a 10 MB buffer (hashlib releases the GIL: ``native``); EXTRAS
 # adds a sleeper and a thread blocked on a held Lock (daemons, they outlive the measured window).
@@ -192,7 +177,7 @@ def _available(recorder: Recorder, python: str, tmp_path: Path) -> None:
 # -- the sampler alone ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("python", _interpreters())
+@pytest.mark.parametrize("python", pyenv_interpreters())
 def test_cpu_threads_share_the_gil_and_waiters_do_not_want_it(python: str, tmp_path: Path) -> None:
     sampler = GilSampler()
     _available(sampler, python, tmp_path)
@@ -222,7 +207,7 @@ def test_cpu_threads_share_the_gil_and_waiters_do_not_want_it(python: str, tmp_p
     assert sampled_switches(samples, rec.go, rec.end) > 10 * wall_s  # ~200/s with 5 ms turns
 
 
-@pytest.mark.parametrize("python", _interpreters()[:1])
+@pytest.mark.parametrize("python", pyenv_interpreters()[:1])
 def test_native_hashing_is_native_not_running(python: str, tmp_path: Path) -> None:
     sampler = GilSampler()
     _available(sampler, python, tmp_path)
@@ -292,7 +277,7 @@ def compare(rec: Recording, prefixes: tuple[str, ...]) -> dict[str, dict[str, fl
 
 
 @pytest.mark.perf
-@pytest.mark.parametrize("python", _interpreters())
+@pytest.mark.parametrize("python", pyenv_interpreters())
 def test_sampled_fractions_match_perf_within_5_points(python: str, tmp_path: Path) -> None:
     from tracer.recorders.perf_gil import PerfGilRecorder
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.helpers import pyenv_interpreters
 from tracer.errors import RecorderUnavailable
 from tracer.model.gil_exact import GilEvent, gil_metrics, gil_timelines, parse_perf_script
 from tracer.model.schema import RUNNING
@@ -35,21 +36,6 @@ from tracer.recorders.base import RecordContext
 from tracer.recorders.perf_gil import PerfGilRecorder
 
 pytestmark = pytest.mark.perf
-
-PYENV = Path("/root/.pyenv/versions")
-MINORS = ("3.11", "3.12", "3.13")
-
-
-def _interpreters() -> list[object]:
-    params: list[object] = []
-    for minor in MINORS:
-        found = sorted(PYENV.glob(f"{minor}.*/bin/python{minor}")) if PYENV.is_dir() else []
-        if found:
-            params.append(pytest.param(str(found[-1]), id=minor))
-        else:
-            params.append(pytest.param("", id=minor, marks=pytest.mark.skip(f"no pyenv {minor}")))
-    return params
-
 
 # Three threads, each a fixed amount of pure-Python work (~0.15 s alone on this machine, ~0.5 s
 # for all three under the GIL). Before spinning, each thread (and main, before starting them)
@@ -136,7 +122,7 @@ def _clock_bounds(events: list[GilEvent], marks: list[list[int]]) -> list[tuple[
     return bounds
 
 
-@pytest.mark.parametrize("python", _interpreters())
+@pytest.mark.parametrize("python", pyenv_interpreters())
 def test_three_cpu_threads_share_the_gil(python: str, tmp_path: Path) -> None:
     recorder = _available(python, tmp_path)
     printed = _record(python, tmp_path, recorder)
@@ -204,7 +190,7 @@ DRIVER = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("python", _interpreters()[:1])
+@pytest.mark.parametrize("python", pyenv_interpreters()[:1])
 def test_ctrl_c_in_the_session_still_deletes_the_probes(python: str, tmp_path: Path) -> None:
     _available(python, tmp_path)
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parents[2]))

@@ -7,34 +7,29 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import load_model, thread_named, tracer
+from tests.e2e.helpers import load_model, pyenv_interpreters, thread_named, tracer
 
-PYENV = Path.home() / ".pyenv" / "versions"
-PYTHONS = {v: PYENV / v / "bin" / "python" for v in ("3.11.7", "3.12.1", "3.13.0")}
 METHODS = {"exact": ("perf", ["--no-gil-sampler"]), "sampled": ("gil-sampler", ["--no-perf"])}
 
 
-def _run(tmp_path: Path, version: str, method: str, scenario: str, args: list[str]) -> dict:
-    python = PYTHONS[version]
-    if not python.exists():
-        pytest.skip(f"no pyenv CPython {version} here")
+def _run(tmp_path: Path, python: str, method: str, scenario: str, args: list[str]) -> dict:
     source, flags = METHODS[method]
     out = tmp_path / f"{scenario}-{method}"
-    result = tracer("run", "--out", str(out), "--no-viztracer", "--python", str(python), *flags,
+    result = tracer("run", "--out", str(out), "--no-viztracer", "--python", python, *flags,
                     scenario, "--", *args)
     assert result.returncode == 0, result.stderr
     model = load_model(out)
     if not model["sources"].get(source, {}).get("used"):
         pytest.skip(f"{source} unavailable: {model['sources'].get(source, {}).get('reason')}")
     assert model["figure_sources"]["gil"] == method
-    assert model["target"]["python_version"] == version
+    assert python.endswith(model["target"]["python_version"].rsplit(".", 1)[0])
     return model
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-@pytest.mark.parametrize("version", sorted(PYTHONS))
-def test_cpu_threads_share_the_gil(version: str, method: str, tmp_path: Path) -> None:
-    model = _run(tmp_path, version, method, "gil_cpu", ["--threads", "3", "--work", "1500000"])
+@pytest.mark.parametrize("python", pyenv_interpreters())
+def test_cpu_threads_share_the_gil(python: str, method: str, tmp_path: Path) -> None:
+    model = _run(tmp_path, python, method, "gil_cpu", ["--threads", "3", "--work", "1500000"])
     workers = thread_named(model, "cpu-")
     assert len(workers) == 3
     for worker in workers:
@@ -50,9 +45,9 @@ def test_cpu_threads_share_the_gil(version: str, method: str, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("method", sorted(METHODS))
-@pytest.mark.parametrize("version", sorted(PYTHONS))
-def test_hashing_threads_run_native(version: str, method: str, tmp_path: Path) -> None:
-    model = _run(tmp_path, version, method, "gil_native",
+@pytest.mark.parametrize("python", pyenv_interpreters())
+def test_hashing_threads_run_native(python: str, method: str, tmp_path: Path) -> None:
+    model = _run(tmp_path, python, method, "gil_native",
                  ["--hash-threads", "2", "--py-threads", "1", "--mb", "160", "--work", "1500000"])
     for hasher in thread_named(model, "hash-"):
         states = hasher["state_s"]

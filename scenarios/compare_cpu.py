@@ -11,22 +11,17 @@ interpreter per worker, as on macOS and Windows, rather than a fork of a traced 
 
 from __future__ import annotations
 
-import asyncio
-import multiprocessing
 import os
 import sys
-import threading
-import time
 from typing import TYPE_CHECKING
 
 from scenarios.base import Param, Scenario
-from scenarios.workloads import count
-from tracer.markers import mark, phase
+from scenarios.workloads import MODELS, count, run_four_ways
+from tracer.markers import mark
 
 if TYPE_CHECKING:
     from tracer.model.schema import Claim, RunModel
 
-MODELS = ("sequential", "threading", "asyncio", "multiprocessing")
 
 
 def check(model: RunModel) -> list[Claim]:
@@ -125,50 +120,12 @@ async def cpu_coroutine(work: int) -> int:
     return count(work)
 
 
-async def run_coroutines(tasks: int, work: int) -> list[int]:
-    return await asyncio.gather(*(cpu_coroutine(work) for _ in range(tasks)))
-
-
 def main(argv: list[str] | None = None) -> None:
     args = SCENARIO.parse(argv)
     mark("params", **vars(args))  # also opens the marker sink before anything is timed
-    walls: dict[str, float] = {}
-
-    with phase("sequential"):
-        began = time.perf_counter()
-        for _ in range(args.tasks):
-            count(args.work)
-        walls["sequential"] = time.perf_counter() - began
-
-    with phase("threading"):
-        began = time.perf_counter()
-        threads = [threading.Thread(target=count, args=(args.work,), name=f"cpu-{i}")
-                   for i in range(args.tasks)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        walls["threading"] = time.perf_counter() - began
-
-    with phase("asyncio"):
-        began = time.perf_counter()
-        asyncio.run(run_coroutines(args.tasks, args.work))
-        walls["asyncio"] = time.perf_counter() - began
-
-    processes = args.processes or os.cpu_count() or 1
-    context = multiprocessing.get_context("spawn")
-    with phase("multiprocessing_startup"):
-        pool = context.Pool(processes)
-        pool.map(count, [1] * processes)  # every worker up and importing done
-    try:
-        with phase("multiprocessing"):
-            began = time.perf_counter()
-            pool.map(count, [args.work] * args.tasks, chunksize=1)
-            walls["multiprocessing"] = time.perf_counter() - began
-    finally:
-        pool.close()
-        pool.join()
-
+    walls = run_four_ways(count, cpu_coroutine, args.work, args.tasks,
+                          processes=args.processes or os.cpu_count() or 1, warm_up_arg=1,
+                          thread_prefix="cpu")
     for name in MODELS:
         print(f"{name:>16}: {walls[name]:.2f} s "
               f"({walls['sequential'] / walls[name]:.2f}x over sequential)")

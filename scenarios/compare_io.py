@@ -11,19 +11,17 @@ waits (see compare_cpu for why spawn).
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import sys
-import threading
 import time
 from typing import TYPE_CHECKING
 
 from scenarios.base import Param, Scenario
-from tracer.markers import mark, phase
+from scenarios.workloads import MODELS, run_four_ways
+from tracer.markers import mark
 
 if TYPE_CHECKING:
     from tracer.model.schema import Claim, RunModel
 
-MODELS = ("sequential", "threading", "asyncio", "multiprocessing")
 
 
 def check(model: RunModel) -> list[Claim]:
@@ -119,51 +117,12 @@ async def wait_async(seconds: float) -> float:
     return seconds
 
 
-async def run_coroutines(tasks: int, seconds: float) -> list[float]:
-    return await asyncio.gather(*(wait_async(seconds) for _ in range(tasks)))
-
-
 def main(argv: list[str] | None = None) -> None:
     args = SCENARIO.parse(argv)
     mark("params", **vars(args))  # also opens the marker sink before anything is timed
-    walls: dict[str, float] = {}
-
-    with phase("sequential"):
-        began = time.perf_counter()
-        for _ in range(args.tasks):
-            wait(args.seconds)
-        walls["sequential"] = time.perf_counter() - began
-
-    with phase("threading"):
-        began = time.perf_counter()
-        threads = [threading.Thread(target=wait, args=(args.seconds,), name=f"io-{i}")
-                   for i in range(args.tasks)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        walls["threading"] = time.perf_counter() - began
-
-    with phase("asyncio"):
-        began = time.perf_counter()
-        asyncio.run(run_coroutines(args.tasks, args.seconds))
-        walls["asyncio"] = time.perf_counter() - began
-
-    context = multiprocessing.get_context("spawn")
-    with phase("multiprocessing_startup"):
-        began = time.perf_counter()
-        pool = context.Pool(args.tasks)  # one process per wait, as one thread per wait above
-        pool.map(wait, [0.0] * args.tasks, chunksize=1)
-        walls["starting processes"] = time.perf_counter() - began
-    try:
-        with phase("multiprocessing"):
-            began = time.perf_counter()
-            pool.map(wait, [args.seconds] * args.tasks, chunksize=1)
-            walls["multiprocessing"] = time.perf_counter() - began
-    finally:
-        pool.close()
-        pool.join()
-
+    # One process per wait, as one thread per wait.
+    walls = run_four_ways(wait, wait_async, args.seconds, args.tasks, processes=args.tasks,
+                          warm_up_arg=0.0, thread_prefix="io")
     for name, wall in walls.items():
         print(f"{name:>18}: {wall:.2f} s")
 

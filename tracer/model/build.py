@@ -268,21 +268,32 @@ def _threads(pid: int, facts: dict[int, _ThreadFacts], cpu: CpuRecording | None,
 
 def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
     """GIL states replace the OS view where known; the OS view fills what the GIL source missed
-    (e.g. before a thread's first GIL event)."""
+    (e.g. before a thread's first GIL event).
+
+    A new thread must take the GIL before it runs its first line of Python, so its life starts
+    at its first GIL wait, not at the hook that logs it: that wait belongs to the thread. The
+    per-thread figures are computed from the same clipped intervals the timeline shows."""
+    from tracer.model.gil_exact import gil_metrics
+
     for thread in threads:
         if thread.pid != pid:
             continue
         timeline = gil.timelines.get(thread.tid)
-        if timeline is None or thread.start_s is None or thread.end_s is None:
+        if not timeline or thread.start_s is None or thread.end_s is None:
             continue
+        if not thread.is_main:
+            thread.start_s = round(min(thread.start_s, max(0.0, timeline[0].start)), 6)
         known = _clip(timeline, thread.start_s, thread.end_s)
         thread.intervals = overlay(known, thread.intervals, frozenset())
         thread.state_s = state_seconds(thread.intervals)
-        figures = gil.threads.get(thread.tid, {})
-        thread.gil_held_s = round(float(figures.get("gil_held_s", 0.0)), 6)
-        thread.gil_wait_s = round(float(figures.get("gil_wait_s", 0.0)), 6)
-        thread.gil_waits = int(figures.get("gil_waits", 0))
-        thread.max_gil_wait_s = round(float(figures.get("max_gil_wait_s", 0.0)), 6)
+        life = max(thread.end_s - thread.start_s, 1e-9)
+        figures = gil_metrics({thread.tid: known}, life)["threads"]
+        assert isinstance(figures, dict)
+        mine = figures.get(thread.tid, {})
+        thread.gil_held_s = round(float(mine.get("gil_held_s", 0.0)), 6)
+        thread.gil_wait_s = round(float(mine.get("gil_wait_s", 0.0)), 6)
+        thread.gil_waits = int(mine.get("gil_waits", 0))
+        thread.max_gil_wait_s = round(float(mine.get("max_gil_wait_s", 0.0)), 6)
 
 
 def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: int,

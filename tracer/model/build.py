@@ -37,6 +37,8 @@ INTERNAL_THREAD_PREFIX = "threadscope-"
 # CPU (or, for a sampled source, on it for a moment while it went to sleep); never running
 # Python or waiting for the GIL, which it really did.
 BLOCKING_STATES = frozenset({BLOCKED, OFF_CPU, NATIVE})
+# Past this many acquisitions the lock recorder's own switch point (see _locks) can dominate.
+BUSY_LOCK_ACQUISITIONS = 50_000
 
 
 @dataclass
@@ -313,6 +315,15 @@ def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: 
         notes=[f"{len(lock_model.locks)} locks and other primitives, {contended} contended "
                "acquisitions (threading.Lock/RLock/Condition/Semaphore/Event/Barrier, queue)"],
     )
+    acquisitions = sum(int(lock.get("acquisitions", 0)) for lock in lock_model.locks)
+    if acquisitions >= BUSY_LOCK_ACQUISITIONS and contended:
+        warnings.append(
+            f"The program took locks {acquisitions:,} times. The lock recorder's release is "
+            "Python code, and CPython may switch threads on entering it while the lock is "
+            "still held: short critical sections then contend far more than without the "
+            f"recorder ({contended:,} contended acquisitions here). Re-run with --no-locks to "
+            "compare wall times; the lock benchmark measured up to 40x on a tight loop."
+        )
     for cycle in lock_model.cycles:
         steps = "; ".join(
             f"{step.get('thread')} holds {', '.join(h.get('name', '?') for h in step['holds'])} "

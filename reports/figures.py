@@ -47,9 +47,11 @@ from tracer.model.schema import (
     ThreadTimeline,
 )
 
-# Past this many drawn bars in one figure, SVG rendering gets slow enough to freeze a tab
-# (measured: ~20k bars draw in about a second in headless Chromium), so figures aggregate.
-SEGMENT_BUDGET = 20_000
+# Past this many drawn bars in one figure, figures aggregate (dominant state per time bin). Each
+# bar costs about 0.07 ms to draw in headless Chromium on 2 cores (benchmarks/report_scale.py:
+# 64 threads x 60 s loaded in 3.9 s at 20,000 bars, 2.6 s at 4,000); 6,000 keeps a report under
+# 3 s and still gives a few-thread run 1,500 bins per row. trace.json keeps every interval.
+SEGMENT_BUDGET = 6_000
 # The GIL detail window: 100 ms holds ~20 hand-offs at the default 5 ms switch interval, each a
 # visible block.
 DETAIL_WINDOW_S = 0.1

@@ -706,7 +706,20 @@ def _waiters_trace(xs: list[float], ys: list[float], span: float) -> go.Scatter:
 
 
 def _window_start(turns: Sequence[Segment], xs: Sequence[float], ys: Sequence[float]) -> float:
-    """Open the zoomed view where threads first compete for the GIL: that is where turns show."""
+    """Open the zoomed view where the GIL passes between threads most often: that is where turns
+    show. (The first moment anyone waits is often start-up noise: the main thread re-taking the
+    GIL after each import's file read.)"""
+    ordered = sorted(turns, key=lambda turn: turn.start)
+    starts = [turn.start for previous, turn in zip([None, *ordered], ordered)
+              if previous is None or previous.key != turn.key]  # hand-offs between threads
+    best_count, best_start, first = 0, None, 0
+    for last, start in enumerate(starts):
+        while start - starts[first] > DETAIL_WINDOW_S:
+            first += 1
+        if last - first + 1 > best_count:
+            best_count, best_start = last - first + 1, starts[first]
+    if best_start is not None and best_count > 2:
+        return max(0.0, best_start - DETAIL_WINDOW_S / 20)
     contended = next((x for x, y in zip(xs, ys, strict=True) if y > 0), None)
     if contended is not None:
         return max(0.0, contended - DETAIL_WINDOW_S / 10)

@@ -43,17 +43,17 @@ import os
 import platform
 import struct
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import orjson
 
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Source
-from tracer.recorders.base import RecordContext, Recorder
+from tracer.recorders.base import RecordContext
+from tracer.recorders.sampling import SamplingRecorder
 
 RAW_NAME = "gil_samples.jsonl"
 LAYOUT_NAME = "gil_layout.json"  # written by tracer.bootstrap before the target signals ready
@@ -196,15 +196,13 @@ def read_layout(raw_dir: Path) -> dict[str, Any]:
     return layout
 
 
-class GilSampler(Recorder):
+class GilSampler(SamplingRecorder):
     """Per-thread GIL state (holder, waiting, runnable, blocked) of one process, sampled."""
 
     name = "gil-sampler"
 
     def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._out: IO[bytes] | None = None
+        super().__init__()
         self._watches: dict[int, _ThreadWatch] = {}
         self._task_links = 0  # st_nlink of /proc/PID/task at the last listing
         self._reader: _GilReader | None = None
@@ -212,8 +210,6 @@ class GilSampler(Recorder):
         self._pid = 0
         self._rate_hz = DEFAULT_RATE_HZ
         self._ticks = 0
-        self._started_ns = 0
-        self._stopped_ns = 0
         self._last_tick_ns = 0
         self._cpu_ns = 0  # the sampler thread's own CPU time: its cost to the controller
         self._error: str | None = None
@@ -249,27 +245,18 @@ class GilSampler(Recorder):
         if locked not in (0, 1):
             raise RecorderUnavailable(f"the GIL at {layout['gil_addr']:#x} reads locked={locked}")
         self._classifier = _Classifier(FUTEX_NR[platform.machine()], layout)
-        self._out = open(ctx.raw_dir / RAW_NAME, "wb")  # noqa: SIM115
-        self._write({"kind": "meta", "pid": ctx.pid, "rate_hz": self._rate_hz,
-                     "gil_addr": layout["gil_addr"], "machine": platform.machine(),
-                     "futex_nr": FUTEX_NR[platform.machine()], "codes": CODES})
-        self._started_ns = time.monotonic_ns()
+        self._open(ctx.raw_dir / RAW_NAME, {"pid": ctx.pid, "rate_hz": self._rate_hz,
+                                            "gil_addr": layout["gil_addr"],
+                                            "machine": platform.machine(),
+                                            "futex_nr": FUTEX_NR[platform.machine()],
+                                            "codes": CODES})
         self._refresh_threads()
         self._sample()
-        self._thread = threading.Thread(target=self._loop, name="threadscope-gil", daemon=True)
-        self._thread.start()
+        self._start_sampling(self._loop, "threadscope-gil")
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._out is not None:
-            self._stopped_ns = time.monotonic_ns()
-            self._write({"kind": "end", "t": self._stopped_ns, "ticks": self._ticks,
-                         "cpu_ns": self._cpu_ns, "error": self._error})
-            self._out.close()
-            self._out = None
+        self._close_sampling({"ticks": self._ticks, "cpu_ns": self._cpu_ns,
+                              "error": self._error})
         for watch in self._watches.values():
             watch.close()
         self._watches.clear()
@@ -368,10 +355,6 @@ class GilSampler(Recorder):
                     self._watches[tid] = _ThreadWatch(self._pid, tid)
                 except OSError:
                     continue
-
-    def _write(self, record: dict[str, object]) -> None:
-        if self._out is not None:
-            self._out.write(orjson.dumps(record) + b"\n")
 
 
 def _make_realtime() -> str:

@@ -14,17 +14,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import threading
 import time
 from pathlib import Path
-from typing import IO
-
-import orjson
 
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Source
 from tracer.procfs import parent_pid, read_text
-from tracer.recorders.base import RecordContext, Recorder
+from tracer.recorders.base import RecordContext
+from tracer.recorders.sampling import SamplingRecorder
 
 RAW_NAME = "sched.jsonl"
 CHILDREN_REFRESH_S = 0.05  # new threads/processes appear in the record within 50 ms
@@ -62,18 +59,14 @@ class _Task:
 
 
 
-class SchedSampler(Recorder):
+class SchedSampler(SamplingRecorder):
     name = "sched"
 
     def __init__(self) -> None:
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._out: IO[bytes] | None = None
+        super().__init__()
         self._tasks: dict[tuple[int, int], _Task] = {}
         self._ticks = 0
         self._rate_hz = 200.0
-        self._started_ns = 0
-        self._stopped_ns = 0
         self._root_pid = 0
 
     def check(self, ctx: RecordContext) -> None:
@@ -85,25 +78,15 @@ class SchedSampler(Recorder):
     def start(self, ctx: RecordContext) -> None:
         self._rate_hz = ctx.rate_hz
         self._root_pid = ctx.pid
-        self._out = open(ctx.raw_dir / RAW_NAME, "wb")  # noqa: SIM115
-        self._write({"kind": "meta", "rate_hz": self._rate_hz, "root_pid": ctx.pid,
-                     "clk_tck": os.sysconf("SC_CLK_TCK"), "cores": os.cpu_count() or 1})
-        self._started_ns = time.monotonic_ns()
+        self._open(ctx.raw_dir / RAW_NAME, {"rate_hz": self._rate_hz, "root_pid": ctx.pid,
+                                            "clk_tck": os.sysconf("SC_CLK_TCK"),
+                                            "cores": os.cpu_count() or 1})
         self._refresh_tasks(self._started_ns)
         self._sample(time.monotonic_ns())
-        self._thread = threading.Thread(target=self._loop, name="threadscope-sched", daemon=True)
-        self._thread.start()
+        self._start_sampling(self._loop, "threadscope-sched")
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-        if self._out is not None:
-            self._stopped_ns = time.monotonic_ns()
-            self._write({"kind": "end", "t": self._stopped_ns})
-            self._out.close()
-            self._out = None
+        self._close_sampling()
         for task in self._tasks.values():
             task.close()
         self._tasks.clear()
@@ -190,8 +173,4 @@ class SchedSampler(Recorder):
             for tid in tids:
                 todo.extend(int(c) for c in read_text(f"/proc/{pid}/task/{tid}/children").split())
         return seen
-
-    def _write(self, record: dict[str, object]) -> None:
-        if self._out is not None:
-            self._out.write(orjson.dumps(record) + b"\n")
 

@@ -1,6 +1,6 @@
 """Run every benchmark and print the tables; ``--write`` also records them in RESULTS.md.
 
-    python -m benchmarks.run            # about 10 minutes on 2 cores
+    python -m benchmarks.run            # about 6 minutes on 2 cores
     python -m benchmarks.run --quick    # one round, fewer cases
     python -m benchmarks.run --write    # and update benchmarks/RESULTS.md
 

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import orjson
 from rich.console import Console
@@ -288,13 +287,3 @@ def _code(code: int | None) -> int:
         return 1
     return 128 - code if code < 0 else code
 
-
-def load_run(folder: RunFolder) -> dict[str, Any]:
-    from tracer.errors import CorruptRecording
-
-    path = folder.raw_file("run.json")
-    try:
-        loaded: dict[str, Any] = orjson.loads(path.read_bytes())
-        return loaded
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise CorruptRecording(f"cannot read {path}: {exc}") from exc

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracer.errors import CorruptRecording
 from tracer.model.cpu import CpuRecording, analyse_cpu
 from tracer.model.functions import FunctionTrace, load_function_trace
 from tracer.model.gil import GilResult, load_gil
@@ -30,7 +31,6 @@ from tracer.model.schema import (
 )
 from tracer.model.states import overlay, state_seconds
 from tracer.runfolder import RunFolder
-from tracer.session import load_run
 
 INTERNAL_THREAD_PREFIX = "threadscope-"
 # What an instrumented lock wait may replace: the OS or the GIL recorder saw the thread off the
@@ -59,7 +59,9 @@ class BuiltRun:
 
 
 def build_run(folder: RunFolder) -> BuiltRun:
-    run = load_run(folder)
+    run: dict[str, Any] | None = read_json(folder.raw_file("run.json"))
+    if not isinstance(run, dict):
+        raise CorruptRecording(f"{folder.raw_file('run.json')} is missing or not a JSON object")
     raw = folder.raw
     target_raw: dict[str, Any] = read_json(raw / "target.json") or {}
     events = list(read_jsonl(raw / "threads.jsonl"))

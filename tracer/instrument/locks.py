@@ -1,4 +1,5 @@
-"""Lock-wait instrumentation that runs inside the target (standard library only).
+"""Lock-wait instrumentation that runs inside the target (standard library, plus the optional C
+core of lock_core.py).
 
 VizTracer cannot see ``with lock:`` (CPython calls ``__enter__`` without a profile event), so
 :func:`install` replaces ``threading.Lock``/``RLock`` with thin wrappers and wraps the blocking
@@ -6,9 +7,10 @@ calls of ``Condition``, ``Semaphore``, ``Event``, ``Barrier`` and ``queue.Queue`
 
 Cost model, because instrumented programs must not slow to a crawl:
 
-* an uncontended acquire is one non-blocking try on the real lock plus a few slot writes and one
-  ``monotonic_ns`` call; its release adds one more clock read. No event is written: counters on the
-  lock (acquisitions, total and max hold) carry it.
+* an uncontended acquire is one non-blocking try on the real lock plus a few field writes and one
+  clock read; its release adds one more clock read. No event is written: counters on the lock
+  (acquisitions, total and max hold) carry it. This fast path is C where the extension was built
+  (see lock_core.py for why that matters far more than the nanoseconds).
 * only a failed try is a contended wait. It is timed and written as events (``wait`` at its start,
   ``wait_end`` when it ends), and the hold that follows, or any hold that hands the lock to a
   waiter or lasts ``LONG_HOLD_NS`` or more, is written as a ``release`` event with its start.
@@ -36,13 +38,12 @@ import time
 import weakref
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from tracer.instrument.lock_core import LONG_HOLD_NS, NATIVE, LockCore, RLockCore
 
 FORMAT_VERSION = 1
 
-# A hold of 1 ms is 1% of the ~100 ms window the report uses to show hand-offs: long enough to be
-# seen there, so it is written as an event; shorter uncontended holds only feed counters.
-LONG_HOLD_NS = 1_000_000
 # A crash loses at most this much of the event tail; a 4 Hz wake-up costs nothing measurable.
 FLUSH_INTERVAL_S = 0.25
 # Counters change on every acquire, so they are written less often than events (every 2 s).
@@ -205,7 +206,8 @@ def _valid_timeout(blocking: Any, timeout: Any) -> bool:
 
 
 # ----------------------------------------------------------------------------------------------
-# Lock and RLock
+# Lock and RLock: the fast path is the core (C, or its Python twin; see lock_core.py), the rest
+# is here
 
 
 class _TracedMeta(type):
@@ -218,27 +220,12 @@ class _TracedMeta(type):
         return type.__instancecheck__(cls, obj) or isinstance(obj, cls._plain)
 
 
-class TracedLock(metaclass=_TracedMeta):
-    """Drop-in for ``threading.Lock`` that records contended waits and long holds."""
+class _Traced:
+    """What a traced Lock and RLock share beyond the core: the slow paths the core calls back,
+    identity, and the rest of the lock protocol. Its attributes live in the core."""
 
-    __slots__ = (
-        "__weakref__",
-        "_contended",
-        "_free",
-        "_hold_max",
-        "_hold_ns",
-        "_id",
-        "_lock",
-        "_log",
-        "_n",
-        "_origin",
-        "_owner",
-        "_t_acq",
-        "_try",
-        "_waiters",
-        "_written",
-    )
-    _plain = _LOCK_TYPES
+    if not TYPE_CHECKING:  # the checker cannot see the core's slots from here
+        __slots__ = ()
     _kind = "lock"
     _factory: Callable[..., Any] = staticmethod(_orig_lock)
     _lock: Any
@@ -255,6 +242,8 @@ class TracedLock(metaclass=_TracedMeta):
     _written: int
     _waiters: int
     _log: bool
+    _depth: int
+    _set_lock: Callable[[Any], None]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         raw = cls._factory(*args, **kwargs)
@@ -262,37 +251,15 @@ class TracedLock(metaclass=_TracedMeta):
         if origin is None:
             return raw
         self = object.__new__(cls)
-        self._lock = raw
-        self._try = raw.acquire
-        self._free = raw.release
+        self._set_lock(raw)
         self._id = next(_ids)
         self._origin = origin
-        self._owner = None
-        self._t_acq = 0
-        self._n = self._contended = self._hold_ns = self._hold_max = self._written = 0
-        self._waiters = 0
-        self._log = False
         _registry[self._id] = weakref.ref(self, _forget(self._id))
         return self
 
-    # -- acquiring ----------------------------------------------------------------------------
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if timeout == -1 and self._try(False):
-            self._owner = _get_ident()
-            self._t_acq = _mono()
-            self._n += 1
-            return True
-        return self._acquire_slow(blocking, timeout)
-
-    def __enter__(self) -> bool:
-        if self._try(False):
-            self._owner = _get_ident()
-            self._t_acq = _mono()
-            self._n += 1
-            return True
-        return self._wait(-1)
-
+    # -- slow paths (the core calls these) ------------------------------------------------------
     def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
+        """Reached after a failed fast try (timeout -1) or with a timeout."""
         if timeout != -1:
             if not _valid_timeout(blocking, timeout):
                 return bool(self._lock.acquire(blocking, timeout))  # raises like the original
@@ -329,60 +296,32 @@ class TracedLock(metaclass=_TracedMeta):
             self._contended += 1
             self._log = True
 
-    # -- releasing ----------------------------------------------------------------------------
-    def release(self) -> None:
-        if self._owner is None:  # not held through us: the real lock raises or releases
-            self._lock.release()
-            return
-        held = _mono() - self._t_acq
-        self._hold_ns += held
-        if held > self._hold_max:
-            self._hold_max = held
-        if self._log or self._waiters or held >= LONG_HOLD_NS:
-            self._log_hold(held)
-        self._owner = None
-        self._free()
-
-    def __exit__(self, *exc: object) -> None:
-        # The body of release() again: one Python call less per ``with`` is ~15% of the cost.
-        if self._owner is None:
-            self._lock.release()
-            return
-        held = _mono() - self._t_acq
-        self._hold_ns += held
-        if held > self._hold_max:
-            self._hold_max = held
-        if self._log or self._waiters or held >= LONG_HOLD_NS:
-            self._log_hold(held)
-        self._owner = None
-        self._free()
-
-    def _close_hold(self) -> None:
-        """Account the hold that ends now (RLock's full release and ``_release_save``)."""
-        held = _mono() - self._t_acq
-        self._hold_ns += held
-        if held > self._hold_max:
-            self._hold_max = held
-        if self._log or self._waiters or held >= LONG_HOLD_NS:
-            self._log_hold(held)
-
-    def _log_hold(self, held: int) -> None:
+    def _log_hold(self, t_acq: int, held: int) -> None:
         """Write a hold that a waiter saw, that followed a wait, or that was long. Never raises:
-        the caller still has to release the real lock."""
-        self._log = False
+        the C core calls it after the release, the caller must not see recording fail."""
         try:
             _mark_seen(self._id, self._kind, self._origin, self)
             _emit({"ev": "release", "id": self._id, "kind": self._kind, "tid": _native_id(),
-                   "t_acq": self._t_acq, "t": self._t_acq + held})
+                   "t_acq": t_acq, "t": t_acq + held})
         except Exception:
             pass
+
+    def _close_hold(self) -> None:
+        """Account the hold that ends now, before a release the core does not see (RLock's
+        ``_release_save`` inside ``Condition.wait``)."""
+        t_acq = self._t_acq
+        held = _mono() - t_acq
+        self._hold_ns += held
+        if held > self._hold_max:
+            self._hold_max = held
+        if self._log or self._waiters or held >= LONG_HOLD_NS:
+            self._log = False
+            self._log_hold(t_acq, held)
 
     # -- the rest of the lock protocol ----------------------------------------------------------
     def locked(self) -> bool:
         return bool(self._lock.locked())
 
-    acquire_lock = acquire
-    release_lock = release
     locked_lock = locked
 
     def _at_fork_reinit(self) -> None:
@@ -390,6 +329,7 @@ class TracedLock(metaclass=_TracedMeta):
         self._owner = None
         self._waiters = 0
         self._log = False
+        self._depth = 0
 
     # No __getattr__ delegation: it would stop CPython specialising every attribute load on
     # these objects and cost ~200 ns per acquire/release pair.
@@ -406,42 +346,20 @@ class TracedLock(metaclass=_TracedMeta):
             _fold_dead(self)
 
 
-class TracedRLock(TracedLock):
+class TracedLock(LockCore, _Traced, metaclass=_TracedMeta):
+    """Drop-in for ``threading.Lock`` that records contended waits and long holds."""
+
+    __slots__ = ("__weakref__",)
+    _plain = _LOCK_TYPES
+
+
+class TracedRLock(RLockCore, _Traced, metaclass=_TracedMeta):
     """Drop-in for ``threading.RLock``: a hold is the outermost acquire to the last release."""
 
-    __slots__ = ("_depth",)
-    _depth: int
+    __slots__ = ("__weakref__",)
     _plain = _RLOCK_TYPES
     _kind = "rlock"
     _factory = staticmethod(_orig_rlock)
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        self = super().__new__(cls, *args, **kwargs)
-        if type(self) is cls:
-            self._depth = 0
-        return self
-
-    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if timeout == -1 and self._try(False):
-            self._enter_owned()
-            return True
-        return self._acquire_slow(blocking, timeout)
-
-    def __enter__(self) -> bool:
-        if self._try(False):
-            self._enter_owned()
-            return True
-        return self._wait(-1)
-
-    def _enter_owned(self) -> None:
-        me = _get_ident()
-        if self._owner != me:
-            self._owner = me
-            self._t_acq = _mono()
-            self._n += 1
-            self._depth = 1
-        else:
-            self._depth += 1
 
     def _took(self, t: int, contended: bool) -> None:
         if self._owner == _get_ident():  # a re-entrant acquire that took a slow path
@@ -449,32 +367,6 @@ class TracedRLock(TracedLock):
             return
         super()._took(t, contended)
         self._depth = 1
-
-    def release(self) -> None:
-        if self._owner != _get_ident():  # not ours: the real RLock raises RuntimeError
-            self._lock.release()
-            return
-        if self._depth > 1:
-            self._depth -= 1
-            self._free()
-            return
-        self._close_hold()
-        self._owner = None
-        self._depth = 0
-        self._free()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._owner != _get_ident():
-            self._lock.release()
-            return
-        if self._depth > 1:
-            self._depth -= 1
-            self._free()
-            return
-        self._close_hold()
-        self._owner = None
-        self._depth = 0
-        self._free()
 
     def _is_owned(self) -> bool:
         return bool(self._lock._is_owned())
@@ -506,10 +398,6 @@ class TracedRLock(TracedLock):
             self._lock.acquire()
         self._depth = depth
 
-    def _at_fork_reinit(self) -> None:
-        super()._at_fork_reinit()
-        self._depth = 0
-
 
 def _forget(lock_id: int) -> Callable[[Any], None]:
     def callback(_ref: Any) -> None:
@@ -523,7 +411,7 @@ def _origin_key(kind: str, origin: Origin) -> tuple[Any, ...]:
     return (kind, origin[0], origin[1], made_by[1] if made_by else None)
 
 
-def _fold_dead(lock: TracedLock) -> None:
+def _fold_dead(lock: _Traced) -> None:
     """A lock that dies keeps its counters: in its own record if it was ever in an event, else in
     a per-site total (a program may make a million Future locks; one line per site is enough)."""
     if lock._n == 0:
@@ -687,7 +575,7 @@ def _stats_record(prim_id: int, n: int, contended: int, hold: int, hold_max: int
             "hold_max_ns": hold_max, "instances": instances, "pid": _state["pid"]}
 
 
-def _live_locks() -> list[TracedLock]:
+def _live_locks() -> list[_Traced]:
     for _ in range(3):
         try:
             refs = list(_registry.copy().values())
@@ -703,7 +591,7 @@ def _stats_lines() -> list[dict[str, Any]]:
     """Cumulative counters: one record per lock that is in events, one per site for the rest."""
     out: list[dict[str, Any]] = []
     sites: dict[tuple[Any, ...], list[int]] = {k: list(v) for k, v in _dead_totals.items()}
-    examples: dict[tuple[Any, ...], TracedLock] = {}
+    examples: dict[tuple[Any, ...], _Traced] = {}
     for lock in _live_locks():
         n = lock._n
         if n == 0:
@@ -843,7 +731,8 @@ def _after_fork_in_child() -> None:
 
 def _header() -> dict[str, Any]:
     return {"ev": "start", "format": FORMAT_VERSION, "t": _mono(),
-            "python": ".".join(map(str, sys.version_info[:3])), "long_hold_ns": LONG_HOLD_NS}
+            "python": ".".join(map(str, sys.version_info[:3])), "long_hold_ns": LONG_HOLD_NS,
+            "core": "c" if NATIVE else "python"}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -864,7 +753,7 @@ def snapshot_state() -> dict[str, Any]:
         if owner is not None:
             held.append({"id": lock._id, "kind": lock._kind, "name": _name_now(lock._id),
                          "tid": _native_of(owner), "since": lock._t_acq,
-                         "depth": getattr(lock, "_depth", 1)})
+                         "depth": lock._depth if lock._kind == "rlock" else 1})
     waiting = []
     for prim_id, kind, since, tid, holder in list(_waiting.values()):
         waited = live.get(prim_id)

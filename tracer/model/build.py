@@ -310,21 +310,29 @@ def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: 
         sources["locks"] = Source(used=False, reason=(unavailable or [
             "the target ended before the lock recorder wrote anything"])[0])
         return None
-    lock_model = build_lock_model(load_lock_events(path), t0_ns, end_ns)
+    lock_events = load_lock_events(path)
+    lock_model = build_lock_model(lock_events, t0_ns, end_ns)
+    python_core = any(e.get("ev") == "start" and e.get("core", "python") == "python"
+                      for e in lock_events)
     contended = sum(int(lock.get("contended", 0)) for lock in lock_model.locks)
     sources["locks"] = Source(
         used=True, method="instrumented", samples=contended,
         notes=[f"{len(lock_model.locks)} locks and other primitives, {contended} contended "
-               "acquisitions (threading.Lock/RLock/Condition/Semaphore/Event/Barrier, queue)"],
+               "acquisitions (threading.Lock/RLock/Condition/Semaphore/Event/Barrier, queue)",
+               "Lock/RLock fast path in pure Python (the C core was not built): lock-heavy "
+               "code runs slower and contends more than untraced" if python_core else
+               "Lock/RLock fast path in C: switches threads where the real lock does"],
     )
     acquisitions = sum(int(lock.get("acquisitions", 0)) for lock in lock_model.locks)
-    if acquisitions >= BUSY_LOCK_ACQUISITIONS and contended:
+    if python_core and acquisitions >= BUSY_LOCK_ACQUISITIONS and contended:
         warnings.append(
-            f"The program took locks {acquisitions:,} times. The lock recorder's release is "
+            f"The program took locks {acquisitions:,} times with the lock recorder's "
+            "pure-Python fast path (its C core was not built on this machine). Its release is "
             "Python code, and CPython may switch threads on entering it while the lock is "
             "still held: short critical sections then contend far more than without the "
             f"recorder ({contended:,} contended acquisitions here). Re-run with --no-locks to "
-            "compare wall times; the lock benchmark measured up to 40x on a tight loop."
+            "compare wall times (up to 40x measured on a tight loop), or reinstall threadscope "
+            "with a C compiler present."
         )
     for cycle in lock_model.cycles:
         steps = "; ".join(

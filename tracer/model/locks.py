@@ -3,7 +3,8 @@
 Raw records (one JSON object per line, ``ev`` says which; times are CLOCK_MONOTONIC ns, ``tid`` is
 the native thread id, ``pid`` the process, ``id`` a primitive's number within that process):
 
-* ``start``: ``format``, ``t``, ``python``, ``long_hold_ns``
+* ``start``: ``format``, ``t``, ``python``, ``long_hold_ns``, ``core`` (``c`` or ``python``: which
+  fast path recorded; absent in older recordings, which all used Python)
 * ``lock``: ``id``, ``kind``, ``site``, ``func``, ``made_by``, ``name`` (optional ``per_site``)
 * ``wait`` (a thread starts blocking): ``id``, ``kind``, ``tid``, ``t``, ``holder``
 * ``wait_end``: ``id``, ``kind``, ``tid``, ``t0``, ``t``, ``ok`` (False: timed out or interrupted)

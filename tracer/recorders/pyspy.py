@@ -2,8 +2,10 @@
 
 We call ``py-spy dump --json`` in a loop rather than ``py-spy record``: only ``dump`` reports the
 per-thread ``owns_gil`` and ``active`` flags, and ``record``'s time-stamped format (chrometrace)
-merges consecutive samples and drops the flags. Each dump is a new py-spy process (tens of ms), so
-the rate is modest; each sample is stamped with the monotonic time before and after the call.
+merges consecutive samples and drops the flags. Each dump is a new py-spy process costing 30-60 ms
+of CPU, so the rate is set by a CPU budget (:data:`CPU_SHARE`), not a fixed Hz: at 15-20 dumps a
+second py-spy took most of a core, and on a 2-core machine that slowed a GIL-bound target by
+~10% (benchmarks). Each sample is stamped with the monotonic time before and after the call.
 Dumps are ``--nonblocking``: pausing the target for each one showed up as gaps in its timeline
 (and cost it CPU time); the price is a rare torn stack. The last dump, taken when a run is
 stopped, is also what a timed-out report shows as "the stacks at the moment it was stopped".
@@ -12,6 +14,7 @@ stopped, is also what a timed-out report shows as "the stacks at the moment it w
 from __future__ import annotations
 
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -31,7 +34,10 @@ RAW_NAME = "pyspy.jsonl"
 # Frames of threadscope itself (the bootstrap, the lock wrappers) are left out of the stacks:
 # they are the same in every program and hide the user's own line.
 _OWN_CODE = str(Path(__file__).resolve().parents[1]) + os.sep
-DEFAULT_MAX_HZ = 20.0  # one dump costs 20-100 ms of a py-spy process; more would load 2 cores
+DEFAULT_MAX_HZ = 20.0
+# py-spy may use this share of the machine's CPU (all cores together): 10% of one core on 2 cores,
+# i.e. about 2-3 dumps a second there, more on bigger machines, never above DEFAULT_MAX_HZ.
+CPU_SHARE = 0.05
 DUMP_TIMEOUT_S = 5.0
 
 
@@ -41,6 +47,13 @@ def find_pyspy() -> str | None:
     if beside.is_file() and os.access(beside, os.X_OK):
         return str(beside)
     return shutil.which("py-spy")
+
+
+def children_cpu_s() -> float:
+    """CPU time of this process's finished children. The dump loop's py-spy processes are the
+    only children that finish while recording, so the change across one dump is its cost."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def ptrace_scope() -> int | None:
@@ -72,6 +85,8 @@ class PySpyRecorder(Recorder):
         self._last_error = ""
         self._started_ns = 0
         self._stopped_ns = 0
+        self._cpu_s = 0.0  # CPU spent by py-spy processes, measured per dump
+        self._cpu_cost = 0.0  # smoothed CPU seconds per dump: sets the pace
 
     def check(self, ctx: RecordContext) -> None:
         if sys.platform == "win32":
@@ -113,7 +128,9 @@ class PySpyRecorder(Recorder):
 
     def describe(self) -> Source:
         seconds = max((self._stopped_ns - self._started_ns) / 1e9, 1e-9)
-        notes = [f"py-spy dump loop, at most {self._max_hz:g} Hz"]
+        notes = [f"py-spy dump loop paced to {CPU_SHARE:.0%} of the machine's CPU "
+                 f"({self._cpu_s / seconds / (os.cpu_count() or 1):.1%} used), at most "
+                 f"{self._max_hz:g} Hz"]
         if self._failures:
             notes.append(f"{self._failures} dumps failed (last: {self._last_error})")
         return Source(used=True, method="sampled", rate_hz=round(self._samples / seconds, 1),
@@ -129,17 +146,26 @@ class PySpyRecorder(Recorder):
                 self._out = None
 
     def _loop(self) -> None:
-        period = 1.0 / self._max_hz
         while not self._stop.is_set():
             began = time.monotonic()
             if self._dump() is None and not process_alive(self._pid):
                 self._failures -= 1  # the target ended during the dump: not py-spy's fault
                 return
-            self._stop.wait(max(0.0, period - (time.monotonic() - began)))
+            self._stop.wait(max(0.0, self._period() - (time.monotonic() - began)))
+
+    def _period(self) -> float:
+        """Seconds from one dump's start to the next: the CPU budget, or the rate cap."""
+        budget = CPU_SHARE * (os.cpu_count() or 1)
+        return max(1.0 / self._max_hz, self._cpu_cost / budget)
+
+    def _account(self, cpu_s: float) -> None:
+        self._cpu_s += cpu_s
+        self._cpu_cost = cpu_s if self._cpu_cost == 0.0 else 0.7 * self._cpu_cost + 0.3 * cpu_s
 
     def _dump(self, final: bool = False) -> list[dict[str, Any]] | None:
         assert self._exe is not None
         before = time.monotonic_ns()
+        cpu_before = children_cpu_s()
         try:
             proc = subprocess.run(
                 [self._exe, "dump", "--json", "--nonblocking", "--subprocesses", "--pid",
@@ -150,6 +176,7 @@ class PySpyRecorder(Recorder):
             self._fail(str(exc))
             return None
         after = time.monotonic_ns()
+        self._account(max(0.0, children_cpu_s() - cpu_before))
         if proc.returncode != 0:
             self._fail(proc.stderr.decode("utf-8", "replace").strip().splitlines()[-1:] or "")
             return None

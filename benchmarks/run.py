@@ -1,8 +1,19 @@
 """Run every benchmark and print the tables; ``--write`` also records them in RESULTS.md.
 
-    python -m benchmarks.run            # about 6 minutes on 2 cores
-    python -m benchmarks.run --quick    # one round, fewer cases
-    python -m benchmarks.run --write    # and update benchmarks/RESULTS.md
+    python -m benchmarks.run                 # every benchmark, full cases
+    python -m benchmarks.run --quick         # one round, fewer cases
+    python -m benchmarks.run --only growth   # one of: overhead, gil, locks, scale, growth
+    python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
+
+The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder), ``gil``
+(sampled GIL states against exact ones), ``locks`` (ns per instrumented lock pair), ``scale``
+(analysis and report of synthetic recordings up to 512 threads and 60 s) and ``growth``
+(benchmarks/recording_scale.py: a real threaded program recorded at 1/8/64/512 threads for
+1/10/60 s, with overhead, time after exit, sizes and events per case, and where cost per thread or
+per second stops being linear). ``growth`` is most of the full run's time: its cases add up to
+about 5 minutes of untraced work, run three times (untraced, full, sampled) with the full mode
+about 2x slower, plus the analysis; so it runs one round even without ``--quick``, and
+``--quick`` keeps its 1 s and 10 s cases with 1, 8 and 64 threads (about 3 minutes).
 
 Timing claims live here, measured side by side in one run, never in the test suite.
 """
@@ -10,6 +21,7 @@ Timing claims live here, measured side by side in one run, never in the test sui
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import platform
 import sys
@@ -19,9 +31,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import gil_accuracy, lock_cost, overhead, report_scale
+from benchmarks import gil_accuracy, lock_cost, overhead, recording_scale, report_scale
 
 HERE = Path(__file__).resolve().parent
+SECTIONS = ["overhead", "gil", "locks", "scale", "growth"]
 
 
 def _pythons() -> list[str]:
@@ -50,14 +63,61 @@ def _show(console: Console, title: str, header: list[str], rows: list[list[str]]
     return _markdown(title, header, rows)
 
 
+def growth_cases(quick: bool) -> list[tuple[int, float]]:
+    """Every thread count with every duration; quick keeps what takes seconds, not minutes."""
+    if quick:
+        return [(n, s) for s in (1.0, 10.0) for n in (1, 8, 64)]
+    return [(n, s) for s in (1.0, 10.0, 60.0) for n in (1, 8, 64, 512)]
+
+
+def _fmt(value: float, spec: str = ".2f", suffix: str = "") -> str:
+    """A measured number, or "-" where the run failed."""
+    return "-" if math.isnan(value) else format(value, spec) + suffix
+
+
+def _growth(console: Console, quick: bool) -> str:
+    rows = recording_scale.measure(growth_cases(quick), rounds=1)
+    overhead_rows, cost_rows, notes = [], [], []
+    for row in rows:
+        full, sampled = row.runs["full"], row.runs["sampled"]
+        notes += [f"{row.threads} threads, {row.seconds:g} s, {mode} mode: {run.status}"
+                  for mode, run in row.runs.items() if run.status != "ok"]
+        overhead_rows.append([
+            str(row.threads), f"{row.seconds:g}", f"{row.threads * row.iterations:,}",
+            f"{row.untraced_s:.2f}", _fmt(full.work_s), _fmt(row.ratio("full"), ".2f", "x"),
+            _fmt(sampled.work_s), _fmt(row.ratio("sampled"), ".2f", "x")])
+        cost_rows.append([
+            str(row.threads), f"{row.seconds:g}",
+            f"{_fmt(full.after_exit_s, '.1f')} = {_fmt(full.stop_s, '.1f')}+"
+            f"{_fmt(full.analyse_s, '.1f')}+{_fmt(full.write_s, '.1f')}",
+            _fmt(sampled.after_exit_s, ".1f"), _fmt(full.wall_s, ".1f"),
+            _fmt(full.raw_mb, ".0f"), _fmt(full.report_mb, ".1f"), _fmt(full.trace_mb, ".0f"),
+            f"{full.events:,}" + (" overflow" if full.overflow else ""),
+            _fmt(full.peak_mib, ".0f")])
+    markdown = _show(
+        console, "Recording a real program: work time traced / untraced (scale_target.py)",
+        ["threads", "seconds", "items", "untraced s", "full s", "full", "sampled s", "sampled"],
+        overhead_rows)
+    markdown += "\n" + _show(
+        console, "Recording a real program: time after the target exited, and sizes (full mode "
+                 "unless named)",
+        ["threads", "seconds", "after exit s = stop+analyse+write", "sampled after exit s",
+         "command s", "raw MB", "report MB", "trace MB", "VizTracer events", "peak MiB"],
+        cost_rows)
+    notes += recording_scale.growth_notes(rows)
+    for note in notes:
+        console.print(f"- {note}", highlight=False, markup=False)
+    return markdown + "\n" + "".join(f"- {note}\n" for note in notes)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
     parser.add_argument("--quick", action="store_true", help="one round, fewer cases")
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    parser.add_argument("--only", choices=["overhead", "gil", "locks", "scale"], action="append")
+    parser.add_argument("--only", choices=SECTIONS, action="append")
     args = parser.parse_args(argv)
     console = Console()
-    chosen = set(args.only or ["overhead", "gil", "locks", "scale"])
+    chosen = set(args.only or SECTIONS)
     sections = []
     began = time.monotonic()
     if "overhead" in chosen:
@@ -91,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
              "report.html MB", "trace.json MB", "browser load s"],
             [[str(n), f"{s:g}", f"{e:,}", f"{t:.1f}", f"{m:.0f}", f"{r:.1f}", f"{j:.0f}",
               "-" if b is None else f"{b:.1f}"] for n, s, e, t, m, r, j, b in rows_scale]))
+    if "growth" in chosen:
+        sections.append(_growth(console, args.quick))
     elapsed = time.monotonic() - began
     console.print(f"benchmarks took {elapsed:.0f} s")
     if args.write:

@@ -38,14 +38,16 @@ def run_untraced(scenario: str, args: list[str], python: str = sys.executable) -
 
 
 def run_traced(scenario: str, args: list[str], flags: list[str], keep: Path | None = None,
-               python: str = sys.executable) -> tuple[float, dict[str, Any]]:
-    """The scenario under ``tracer run FLAGS``; returns its phase time and its model."""
+               python: str = sys.executable, env: dict[str, str] | None = None,
+               ) -> tuple[float, dict[str, Any]]:
+    """The scenario under ``tracer run FLAGS`` (with extra environment ``env``, which the target
+    inherits); returns its phase time and its model."""
     with tempfile.TemporaryDirectory() as tmp:
         out = keep or Path(tmp) / "run"
         subprocess.run([sys.executable, "-m", "tracer", "run", "--quiet", "--force", "--out",
                         str(out), "--python", python, *flags, scenario, "--", *args],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       cwd=REPO)
+                       cwd=REPO, env={**os.environ, **(env or {})})
         raw = [json.loads(line) for line in (out / "raw" / "markers.jsonl").read_text()
                .splitlines()]
         model = json.loads((out / "model.json").read_text())

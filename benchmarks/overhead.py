@@ -18,9 +18,14 @@ MODES = {
     "exact GIL only (perf)": [f for f in _ALL_OFF if f != "--no-perf"],
     "GIL sampler only": [f for f in _ALL_OFF if f != "--no-gil-sampler"],
     "lock instrumentation only": [f for f in _ALL_OFF if f != "--no-locks"],
+    "lock instrumentation only, pure-Python core": [f for f in _ALL_OFF if f != "--no-locks"],
     "VizTracer alone": [f for f in _ALL_OFF if f != "--no-viztracer"],
     "full (default)": [],
 }
+
+
+# The lock recorder's fallback when its C core was not built, for comparison with the C core.
+ENV = {"lock instrumentation only, pure-Python core": {"THREADSCOPE_PURE_LOCKS": "1"}}
 
 
 def measure(rounds: int) -> list[tuple[str, str, float, float]]:
@@ -33,7 +38,7 @@ def measure(rounds: int) -> list[tuple[str, str, float, float]]:
             base = run_untraced(scenario, args)
             untraced.append(base)
             for mode, flags in MODES.items():
-                traced, _ = run_traced(scenario, args, flags)
+                traced, _ = run_traced(scenario, args, flags, env=ENV.get(mode))
                 ratios[mode].append(traced / base)
         for mode in MODES:
             rows.append((scenario, mode, median(untraced), median(ratios[mode])))

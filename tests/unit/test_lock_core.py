@@ -4,17 +4,20 @@ twin still passes every lock-protocol test."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tracer.instrument import lock_core, locks
 from tracer.model.locks import load_lock_events
+from tracer.model.schema import Source
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -86,3 +89,33 @@ def test_the_python_twin_passes_the_lock_protocol_tests() -> None:
          "tests/unit/test_lock_instrument.py"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:]
+
+
+def busy_recording(tmp_path: Path, header: dict[str, Any]) -> tuple[dict[str, Source], list[str]]:
+    """A lock taken 60,000 times, 500 of them contended, recorded by the core in ``header``."""
+    from tracer.model.build import _locks
+
+    t0 = 1_000_000_000
+    lines = [
+        {"ev": "start", "format": 1, "t": t0, "python": "3.11.7", "long_hold_ns": 10**6, **header},
+        {"ev": "lock", "id": 1, "kind": "lock", "site": "app.py:3", "func": "<module>",
+         "made_by": None, "name": "lock"},
+        {"ev": "stats", "id": 1, "n": 60_000, "contended": 500, "hold_ns": 10**7,
+         "hold_max_ns": 10**5, "instances": 1},
+    ]
+    (tmp_path / "locks.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    sources: dict[str, Source] = {}
+    warnings: list[str] = []
+    _locks(tmp_path, {"options": {"locks": True}, "mode": "run"}, [], t0, t0 + 10**9,
+           sources, warnings)
+    return sources, warnings
+
+
+def test_a_busy_lock_warns_about_the_python_core_only(tmp_path: Path) -> None:
+    sources, warnings = busy_recording(tmp_path, {"core": "python", "why_python": "no compiler"})
+    assert any("pure-Python fast path (no compiler)" in w for w in warnings)
+    assert "no compiler" in " ".join(sources["locks"].notes)
+
+    sources, warnings = busy_recording(tmp_path, {"core": "c", "why_python": ""})
+    assert not any("pure-Python" in w for w in warnings)
+    assert "fast path in C" in " ".join(sources["locks"].notes)

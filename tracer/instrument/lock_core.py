@@ -167,23 +167,23 @@ class PyRLockCore(PyLockCore):
     release_lock = release
 
 
-def _load_native() -> tuple[type, type] | None:
-    """The C cores, unless THREADSCOPE_PURE_LOCKS=1 asks for the twins (tests and benchmarks
-    compare both) or the extension was not built."""
+def _load_native() -> tuple[tuple[type, type] | None, str]:
+    """The C cores, or None and why not: THREADSCOPE_PURE_LOCKS=1 asks for the twins (tests and
+    benchmarks compare both), or the extension was not built."""
     if os.environ.get("THREADSCOPE_PURE_LOCKS") == "1":
-        return None
+        return None, "turned off by THREADSCOPE_PURE_LOCKS=1"
     try:
         from tracer.instrument import _lockcore  # type: ignore[attr-defined]
     except ImportError:
-        return None
+        return None, "the C core was not built (no C compiler when threadscope was installed?)"
     before = _mono()
     if not before <= _lockcore.monotonic_ns() <= _mono():  # the cores must share our clock
-        return None
+        return None, "the C core's clock differs from time.monotonic_ns"
     _lockcore.set_long_hold_ns(LONG_HOLD_NS)
-    return _lockcore.LockCore, _lockcore.RLockCore
+    return (_lockcore.LockCore, _lockcore.RLockCore), ""
 
 
-_native = _load_native()
+_native, WHY_PURE = _load_native()
 NATIVE = _native is not None
 if TYPE_CHECKING:  # the C cores have the twins' attributes and methods
     LockCore = PyLockCore

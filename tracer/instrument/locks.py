@@ -40,7 +40,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
-from tracer.instrument.lock_core import LONG_HOLD_NS, NATIVE, LockCore, RLockCore
+from tracer.instrument.lock_core import LONG_HOLD_NS, NATIVE, WHY_PURE, LockCore, RLockCore
 
 FORMAT_VERSION = 1
 
@@ -732,7 +732,7 @@ def _after_fork_in_child() -> None:
 def _header() -> dict[str, Any]:
     return {"ev": "start", "format": FORMAT_VERSION, "t": _mono(),
             "python": ".".join(map(str, sys.version_info[:3])), "long_hold_ns": LONG_HOLD_NS,
-            "core": "c" if NATIVE else "python"}
+            "core": "c" if NATIVE else "python", "why_python": WHY_PURE}
 
 
 # ----------------------------------------------------------------------------------------------

@@ -312,22 +312,23 @@ def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: 
         return None
     lock_events = load_lock_events(path)
     lock_model = build_lock_model(lock_events, t0_ns, end_ns)
-    python_core = any(e.get("ev") == "start" and e.get("core", "python") == "python"
-                      for e in lock_events)
+    why_python = [e.get("why_python") or "a recording made before the C core existed"
+                  for e in lock_events if e.get("ev") == "start" and e.get("core") != "c"]
+    python_core = bool(why_python)
     contended = sum(int(lock.get("contended", 0)) for lock in lock_model.locks)
     sources["locks"] = Source(
         used=True, method="instrumented", samples=contended,
         notes=[f"{len(lock_model.locks)} locks and other primitives, {contended} contended "
                "acquisitions (threading.Lock/RLock/Condition/Semaphore/Event/Barrier, queue)",
-               "Lock/RLock fast path in pure Python (the C core was not built): lock-heavy "
-               "code runs slower and contends more than untraced" if python_core else
+               f"Lock/RLock fast path in pure Python ({why_python[0]}): lock-heavy code "
+               "runs slower and contends more than untraced" if python_core else
                "Lock/RLock fast path in C: switches threads where the real lock does"],
     )
     acquisitions = sum(int(lock.get("acquisitions", 0)) for lock in lock_model.locks)
     if python_core and acquisitions >= BUSY_LOCK_ACQUISITIONS and contended:
         warnings.append(
             f"The program took locks {acquisitions:,} times with the lock recorder's "
-            "pure-Python fast path (its C core was not built on this machine). Its release is "
+            f"pure-Python fast path ({why_python[0]}). Its release is "
             "Python code, and CPython may switch threads on entering it while the lock is "
             "still held: short critical sections then contend far more than without the "
             f"recorder ({contended:,} contended acquisitions here). Re-run with --no-locks to "

@@ -4,7 +4,7 @@ Raw records (one JSON object per line, ``ev`` says which; times are CLOCK_MONOTO
 the native thread id, ``pid`` the process, ``id`` a primitive's number within that process):
 
 * ``start``: ``format``, ``t``, ``python``, ``long_hold_ns``, ``core`` (``c`` or ``python``: which
-  fast path recorded; absent in older recordings, which all used Python)
+  fast path recorded; absent in older recordings, which all used Python), ``why_python``
 * ``lock``: ``id``, ``kind``, ``site``, ``func``, ``made_by``, ``name`` (optional ``per_site``)
 * ``wait`` (a thread starts blocking): ``id``, ``kind``, ``tid``, ``t``, ``holder``
 * ``wait_end``: ``id``, ``kind``, ``tid``, ``t0``, ``t``, ``ok`` (False: timed out or interrupted)

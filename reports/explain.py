@@ -8,7 +8,7 @@ same honest reading as a scenario.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +54,30 @@ END_REASON_WORDS = {
 }
 # End reasons that cut a thread off mid-work: the timeline marks where.
 CUT_OFF = ("killed_at_exit", "running_at_stop")
+# Cut-off threads named one sentence each in the explanation; past this many (a daemon pool killed
+# at exit) they are counted instead, with a few names as examples.
+END_SENTENCES = 5
+
+# Past this many threads a per-thread row no longer fits a screen (nor draws quickly: Plotly lays
+# out each tick label, and 512 rows took 4.5 s per figure in headless Chromium), so the report
+# folds threads. SHOWN_THREADS of them keep their own row, the rest share a few group rows, and
+# every figure and table stays under FOLD_ABOVE rows. trace.json and model.json keep each thread.
+FOLD_ABOVE = 64
+SHOWN_THREADS = 48
+# Folded groups of equal size are listed in the order of the states.
+STATE_ORDER = {state: index for index, state in enumerate(STATES)}
+# What a folded group of threads mostly did, in a few words (it labels a row).
+GROUP_WORDS = {
+    RUNNING: "mostly running Python",
+    NATIVE: "mostly in native code",
+    ON_CPU: "mostly on a CPU",
+    GIL_WAIT: "mostly waiting for the GIL",
+    CPU_WAIT: "mostly waiting for a core",
+    LOCK_WAIT: "mostly waiting for locks",
+    BLOCKED: "mostly idle or blocked",
+    OFF_CPU: "mostly off the CPU",
+    "": "no state recorded",
+}
 
 
 def thread_state_seconds(thread: ThreadTimeline) -> dict[str, float]:
@@ -81,6 +105,128 @@ def ordered_threads(model: RunModel) -> list[ThreadTimeline]:
         model.threads,
         key=lambda t: (not t.is_main, t.start_s if t.start_s is not None else 0.0, t.tid),
     )
+
+
+def dominant_state(thread: ThreadTimeline) -> str:
+    """The state a thread spent most time in ("" when none was recorded)."""
+    seconds = thread_state_seconds(thread)
+    return max(seconds, key=lambda s: seconds[s]) if seconds else ""
+
+
+@dataclass
+class ThreadGroup:
+    """Threads folded into one row because there are too many to show each: they share what they
+    mostly did (``state``), and their figures are summed (or averaged, where a sum would dwarf the
+    single threads next to them)."""
+
+    state: str
+    threads: list[ThreadTimeline]
+
+    @property
+    def label(self) -> str:
+        words = GROUP_WORDS.get(self.state, f"mostly {self.state}")
+        return f"{len(self.threads)} other threads (similar: {words})"
+
+    def state_seconds(self) -> dict[str, float]:
+        totals: dict[str, float] = {}
+        for thread in self.threads:
+            for state, seconds in thread_state_seconds(thread).items():
+                totals[state] = totals.get(state, 0.0) + seconds
+        return totals
+
+    @property
+    def cpu_s(self) -> float:
+        return sum(t.cpu_s for t in self.threads)
+
+
+@dataclass
+class ThreadSelection:
+    """Which threads get their own row and which are folded, and why each shown one was chosen.
+
+    ``shown`` keeps the order of ``ordered_threads``; ``groups`` are biggest first. Threads are
+    told apart by identity, not tid: the OS reuses the tids of threads that ended."""
+
+    shown: list[ThreadTimeline]
+    groups: list[ThreadGroup] = field(default_factory=list)
+    reasons: dict[int, str] = field(default_factory=dict)  # id(thread) -> why it has a row
+
+    def why(self, thread: ThreadTimeline) -> str:
+        """Why ``thread`` has its own row ("" when every thread has one)."""
+        return self.reasons.get(id(thread), "")
+
+    @property
+    def folded(self) -> int:
+        return sum(len(g.threads) for g in self.groups)
+
+    @property
+    def rows(self) -> list[ThreadTimeline | ThreadGroup]:
+        return [*self.shown, *self.groups]
+
+
+def _seconds_in(state: str) -> Callable[[ThreadTimeline], float]:
+    return lambda thread: thread_state_seconds(thread).get(state, 0.0)
+
+
+# How a thread earns its own row in a folded report, in turn: the busiest by each measure first.
+# Each entry is (reason shown to the reader, measure; a thread with 0 is never chosen for it).
+INTEREST: tuple[tuple[str, Callable[[ThreadTimeline], float]], ...] = (
+    ("held the GIL longest", _seconds_in(RUNNING)),
+    ("waited longest for the GIL", _seconds_in(GIL_WAIT)),
+    ("waited longest for locks", _seconds_in(LOCK_WAIT)),
+    ("most CPU time", lambda thread: thread.cpu_s),
+    ("most time in native code", _seconds_in(NATIVE)),
+    ("waited longest for a core", _seconds_in(CPU_WAIT)),
+    ("cut off when the run ended", lambda thread: float(thread.end_reason in CUT_OFF)),
+)
+
+
+def select_threads(
+    model: RunModel, fold_above: int = FOLD_ABOVE, shown: int = SHOWN_THREADS
+) -> ThreadSelection:
+    """Every thread when there are at most ``fold_above``; otherwise the main thread, deadlocked
+    threads and, taking turns between the measures in ``INTEREST``, the busiest threads by each,
+    up to ``shown``; the rest are grouped by the state they were mostly in."""
+    threads = ordered_threads(model)
+    if len(threads) <= fold_above:
+        return ThreadSelection(shown=threads)
+    reasons = {id(thread): "main thread" for thread in threads if thread.is_main}
+    deadlocked = {
+        int(step["tid"])
+        for cycle in model.deadlocks
+        for step in cycle
+        if step.get("tid") is not None
+    }
+    for thread in threads:
+        if thread.tid in deadlocked and len(reasons) < shown:
+            reasons[id(thread)] = ", ".join(filter(None, [reasons.get(id(thread)), "deadlocked"]))
+    rankings = []
+    for reason, measure in INTEREST:
+        scored = [(measure(t), index, t) for index, t in enumerate(threads)]
+        ranked = [t for score, _, t in sorted(scored, key=lambda x: (-x[0], x[1])) if score > 0]
+        rankings.append((reason, ranked))
+    position = [0] * len(rankings)
+    while len(reasons) < shown and any(p < len(r) for p, (_, r) in zip(position, rankings)):
+        for k, (reason, ranked) in enumerate(rankings):
+            while position[k] < len(ranked) and id(ranked[position[k]]) in reasons:
+                position[k] += 1  # chosen already, for an earlier measure
+            if position[k] < len(ranked) and len(reasons) < shown:
+                reasons[id(ranked[position[k]])] = f"{reason} (#{position[k] + 1})"
+                position[k] += 1
+    return _fold(threads, reasons)
+
+
+def _fold(threads: list[ThreadTimeline], reasons: dict[int, str]) -> ThreadSelection:
+    by_state: dict[str, list[ThreadTimeline]] = {}
+    for thread in threads:
+        if id(thread) not in reasons:
+            by_state.setdefault(dominant_state(thread), []).append(thread)
+    for group in by_state.values():
+        if len(group) == 1:  # a group of one is just a thread: it gets its own row
+            reasons[id(group[0])] = "the only one of its kind"
+    shown = [t for t in threads if id(t) in reasons]
+    groups = [ThreadGroup(state, group) for state, group in by_state.items() if len(group) > 1]
+    groups.sort(key=lambda g: (-len(g.threads), STATE_ORDER.get(g.state, len(STATES))))
+    return ThreadSelection(shown, groups, reasons)
 
 
 @dataclass
@@ -275,10 +421,22 @@ def _lock_reading(model: RunModel, n: RunNumbers) -> list[str]:
 
 
 def _end_reading(model: RunModel) -> list[str]:
-    return [
-        f"{thread_label(thread)} was {text}."
+    ended = [
+        (thread, text)
         for thread in ordered_threads(model)
         if (text := thread_end_text(thread, model.markers)) is not None
+    ]
+    if len(ended) <= END_SENTENCES:
+        return [f"{thread_label(thread)} was {text}." for thread, text in ended]
+    counts: dict[str, int] = {}
+    for thread, _ in ended:
+        reason = end_reason_words(thread.end_reason)
+        counts[reason] = counts.get(reason, 0) + 1
+    said = _and([f"{count} {reason}" for reason, count in counts.items()])
+    examples = _and([thread_label(t) for t, _ in ended[:3]])
+    return [
+        f"{len(ended)} threads were cut off: {said} (for example {examples}); the thread table "
+        "says where each one stopped."
     ]
 
 

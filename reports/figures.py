@@ -4,7 +4,10 @@ Scale is the constraint that shapes this module: a CPU-bound run hands the GIL o
 a minute of recording is tens of thousands of intervals. Each figure therefore draws one trace per
 state (or per holder) rather than one shape per interval, merges adjacent intervals of the same
 state, and past ``SEGMENT_BUDGET`` drawn segments shows the dominant state per time bin instead;
-the Perfetto trace keeps every event.
+the Perfetto trace keeps every event. Threads scale too: past ``explain.FOLD_ABOVE`` threads the
+per-thread figures draw the most interesting threads one per row and fold the rest into a few
+group rows (``explain.select_threads``), because Plotly lays out every tick label and legend
+entry, and hundreds of them cost seconds.
 
 Every string that comes from user code (thread names, frames, marker names) is HTML-escaped
 before it enters a figure, because Plotly renders a subset of HTML in labels and hover text and
@@ -23,11 +26,13 @@ import plotly.graph_objects as go
 
 from reports.explain import (
     CUT_OFF,
+    ThreadGroup,
     describe_wait,
     fmt_seconds,
     lock_called,
     marker_words,
     ordered_threads,
+    select_threads,
     thread_end_text,
     thread_label,
     thread_state_seconds,
@@ -52,6 +57,10 @@ from tracer.model.schema import (
 # 64 threads x 60 s loaded in 3.9 s at 20,000 bars, 2.6 s at 4,000); 6,000 keeps a report under
 # 3 s and still gives a few-thread run 1,500 bins per row. trace.json keeps every interval.
 SEGMENT_BUDGET = 6_000
+# Bars in the GIL strip. It is one row, opened on a 100 ms window, so it needs far fewer bars
+# than the timeline; each costs drawing time (measured in headless Chromium: 6,000 bars 0.6 s)
+# however little of the run is in view.
+GIL_STRIP_BUDGET = 3_000
 # The GIL detail window: 100 ms holds ~20 hand-offs at the default 5 ms switch interval, each a
 # visible block.
 DETAIL_WINDOW_S = 0.1
@@ -111,6 +120,11 @@ HOLDER_COLOURS = (
     "#6699CC",
 )
 UNKNOWN_COLOUR = "#666666"
+# Past len(HOLDER_COLOURS) GIL holders, colours would repeat and the legend would run off the
+# figure (and each Plotly trace costs layout time: 513 holders took 1.3 s to draw, one trace
+# 0.3 s). The busiest holders keep a colour each; the rest share one grey trace, and the hover
+# still names each bar's thread.
+OTHER_HOLDERS_COLOUR = "#BBBBBB"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
@@ -235,39 +249,51 @@ def run_end(model: RunModel) -> float:
     return max([model.wall_s, *ends]) if ends else max(model.wall_s, 0.0)
 
 
-def timeline_segments(
-    threads: Sequence[ThreadTimeline], span_s: float, budget: int
-) -> tuple[list[Segment], float | None]:
-    """All merged intervals, or per-bin dominant states when they exceed ``budget``.
+Row = ThreadTimeline | ThreadGroup
 
-    Returns the segments and the bin width when aggregated (None when every interval is drawn).
-    """
-    merged = [merge_intervals(t.intervals) for t in threads]
-    if sum(len(m) for m in merged) <= budget:
-        return _exact_segments(threads, merged), None
-    bins = max(1, budget // max(1, len(threads)))
+
+@dataclass
+class DrawnRows:
+    """A timeline's bars: ``bin_s`` is the bin width when any row is binned (None when every
+    interval is drawn); ``exact`` says whether single threads' rows are drawn interval by
+    interval (a folded group's row is always binned)."""
+
+    segments: list[Segment]
+    bin_s: float | None
+    exact: bool
+
+
+def timeline_segments(rows: Sequence[Row], span_s: float, budget: int) -> DrawnRows:
+    """All merged intervals of each thread, or per-bin dominant states when they exceed
+    ``budget``; a folded group's row shows the state most of its threads were in, per bin."""
+    merged = [merge_intervals(r.intervals) if isinstance(r, ThreadTimeline) else None for r in rows]
+    bins = max(1, budget // max(1, len(rows)))
     bin_s = span_s / bins if span_s > 0 else 1.0
+    groups = sum(1 for m in merged if m is None)
+    exact = sum(len(m) for m in merged if m is not None) + groups * bins <= budget
     segments = []
-    for row, (thread, intervals) in enumerate(zip(threads, merged, strict=True)):
-        times = [s.t for s in thread.samples]
-        pieces = ((i.start, i.end, i.state) for i in intervals)
-        for start, end, state in dominant_per_bin(pieces, bin_s, bins):
-            segments.append(
-                Segment(row, start, end, state, sample_stack(thread, times, start, end))
+    for row, (item, intervals) in enumerate(zip(rows, merged, strict=True)):
+        if isinstance(item, ThreadGroup):
+            pieces = (
+                (i.start, i.end, i.state)
+                for thread in item.threads
+                for i in merge_intervals(thread.intervals)
             )
-    return segments, bin_s
+            segments += [Segment(row, *piece) for piece in dominant_per_bin(pieces, bin_s, bins)]
+            continue
+        assert intervals is not None
+        times = [s.t for s in item.samples]
+        if exact:
+            drawn = [(i.start, i.end, i.state) for i in intervals]
+        else:
+            drawn = dominant_per_bin(((i.start, i.end, i.state) for i in intervals), bin_s, bins)
+        for start, end, state in drawn:
+            segments.append(Segment(row, start, end, state, sample_stack(item, times, start, end)))
+    return DrawnRows(segments, None if exact and not groups else bin_s, exact)
 
 
-def _exact_segments(
-    threads: Sequence[ThreadTimeline], merged: Sequence[list[Interval]]
-) -> list[Segment]:
-    segments = []
-    for row, (thread, intervals) in enumerate(zip(threads, merged, strict=True)):
-        times = [s.t for s in thread.samples]
-        for i in intervals:
-            stack = sample_stack(thread, times, i.start, i.end)
-            segments.append(Segment(row, i.start, i.end, i.state, stack))
-    return segments
+def row_label(row: Row) -> str:
+    return row.label if isinstance(row, ThreadGroup) else thread_label(row)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,14 +428,15 @@ def _bar_trace(
 
 
 def timeline_figure(model: RunModel, budget: int = SEGMENT_BUDGET) -> FigureSpec | None:
-    """One row per thread, coloured by state over time; lock holds as a thin strip, cut-off
-    threads marked where they stopped, markers on top."""
-    threads = ordered_threads(model)
-    if not threads:
+    """One row per thread (or per folded group of threads), coloured by state over time; lock
+    holds as a thin strip, cut-off threads marked where they stopped, markers on top."""
+    rows = select_threads(model).rows
+    if not rows:
         return None
     span = run_end(model)
-    segments, bin_s = timeline_segments(threads, span, budget)
-    labels = [esc(thread_label(t)) for t in threads]
+    drawn = timeline_segments(rows, span, budget)
+    segments, bin_s = drawn.segments, drawn.bin_s
+    labels = [esc(row_label(r)) for r in rows]
     who = {t.tid: thread_label(t) for t in model.threads}
     figure = go.Figure()
     hover: dict[int, dict[str, Any]] = {}
@@ -422,13 +449,17 @@ def timeline_figure(model: RunModel, budget: int = SEGMENT_BUDGET) -> FigureSpec
             "state": STATE_NAMES.get(state, esc(state)),
             "stacks": [s.stack for s in mine],
         }
+        notes = group_notes(rows, mine, bin_s)
         if state == LOCK_WAIT:
-            spec.update(_note_spec(lock_wait_notes(threads, mine, who)))
+            lock_notes = lock_wait_notes(rows, mine, who)
+            notes = [group or lock for group, lock in zip(notes, lock_notes, strict=True)]
+        if any(notes):
+            spec.update(_note_spec(notes))
         hover[len(figure.data)] = spec
         colour = STATE_COLOURS.get(state, UNKNOWN_COLOUR)
         figure.add_trace(_bar_trace(mine, STATE_NAMES.get(state, esc(state)), colour))
     notes_text = []
-    holds = hold_segments(threads)
+    holds = hold_segments(rows)
     if len(holds) > HOLD_LIMIT:
         notes_text.append(
             f"{len(holds):,} lock holds are too many to draw on this timeline; trace.json has them."
@@ -440,27 +471,49 @@ def timeline_figure(model: RunModel, budget: int = SEGMENT_BUDGET) -> FigureSpec
             **_note_spec([esc(", ".join(names)) for _, names in holds]),
         }
         figure.add_trace(_hold_trace([segment for segment, _ in holds]))
-    figure.add_traces(cut_off_traces(model, threads))
-    shapes, notes = marker_decorations(model)
-    layout = _base_layout("Threads over time, coloured by state", _rows_height(len(threads)))
+    figure.add_traces(cut_off_traces(model, rows))
+    shapes, marker_notes = marker_decorations(model)
+    layout = _base_layout("Threads over time, coloured by state", _rows_height(len(rows)))
     layout.update(
         barmode="overlay",
         bargap=0.2,
         xaxis=_time_axis(span),
         yaxis=_row_axis(labels),
         shapes=shapes,
-        annotations=notes,
+        annotations=marker_notes,
     )
     figure.update_layout(layout)
-    if bin_s is not None:
+    if bin_s is not None and not drawn.exact:
         notes_text.insert(
             0,
             f"Aggregated: this run has more intervals than the page can draw, so each row shows "
             f"the state that dominated each {_fmt_s(bin_s)} bin. trace.json has every event.",
         )
+    elif bin_s is not None:
+        notes_text.insert(
+            0,
+            f"Each row of folded threads shows the state most of them were in, per "
+            f"{_fmt_s(bin_s)} bin; trace.json has every thread's events.",
+        )
     return FigureSpec(
         "fig-timeline", figure, labels, hover, " ".join(notes_text), bin_s is not None
     )
+
+
+def group_notes(rows: Sequence[Row], segments: Sequence[Segment], bin_s: float | None) -> list[str]:
+    """For bars on a folded group's row: what the bar means, since no single thread is behind
+    it (empty for a single thread's bar)."""
+    notes = []
+    for segment in segments:
+        row = rows[segment.row]
+        if isinstance(row, ThreadGroup) and bin_s is not None:
+            notes.append(
+                f"the state most of these {len(row.threads)} threads were in, per "
+                f"{_fmt_s(bin_s)} bin"
+            )
+        else:
+            notes.append("")
+    return notes
 
 
 def _note_spec(notes: Sequence[str]) -> dict[str, Any]:
@@ -471,16 +524,19 @@ def _note_spec(notes: Sequence[str]) -> dict[str, Any]:
 
 
 def lock_wait_notes(
-    threads: Sequence[ThreadTimeline], segments: Sequence[Segment], who: dict[int, str]
+    rows: Sequence[Row], segments: Sequence[Segment], who: dict[int, str]
 ) -> list[str]:
     """For each drawn ``lock_wait`` bar, which lock(s) the thread waited for and who held them.
 
     Bars are merged (and, past the budget, binned), so one bar can cover several waits: the
     model's wait intervals overlapping the bar are looked up and described, distinct ones once.
+    A folded group's bar gets no note: it stands for many threads' waits.
     """
     waits = [
         sorted((i for i in t.intervals if i.state == LOCK_WAIT), key=lambda i: i.start)
-        for t in threads
+        if isinstance(t, ThreadTimeline)
+        else []
+        for t in rows
     ]
     starts = [[i.start for i in row] for row in waits]
     notes = []
@@ -501,11 +557,13 @@ def lock_wait_notes(
     return notes
 
 
-def hold_segments(threads: Sequence[ThreadTimeline]) -> list[tuple[Segment, list[str]]]:
+def hold_segments(rows: Sequence[Row]) -> list[tuple[Segment, list[str]]]:
     """Per thread, the union of its lock holds (nested and overlapping holds drawn once), each
-    with the names of the locks held in it."""
+    with the names of the locks held in it. Folded groups' rows get none (trace.json has them)."""
     result: list[tuple[Segment, list[str]]] = []
-    for row, thread in enumerate(threads):
+    for row, thread in enumerate(rows):
+        if isinstance(thread, ThreadGroup):
+            continue
         current: list[Any] = []  # [start, end, names]
         for hold in sorted(thread.holds, key=lambda i: i.start):
             name = lock_called(hold.detail or {})
@@ -538,7 +596,7 @@ def _hold_trace(segments: Sequence[Segment]) -> go.Bar:
     )
 
 
-def cut_off_traces(model: RunModel, threads: Sequence[ThreadTimeline]) -> list[go.Scatter]:
+def cut_off_traces(model: RunModel, rows: Sequence[Row]) -> list[go.Scatter]:
     """A red mark where a thread was cut off: killed at interpreter exit (a daemon) or still
     running when the run was stopped. The hover says where it was and how far it got."""
     symbols = {"killed_at_exit": "x", "running_at_stop": "diamond"}
@@ -546,8 +604,8 @@ def cut_off_traces(model: RunModel, threads: Sequence[ThreadTimeline]) -> list[g
     traces = []
     for reason in CUT_OFF:
         xs, ys, texts = [], [], []
-        for row, thread in enumerate(threads):
-            if thread.end_reason != reason:
+        for row, thread in enumerate(rows):
+            if isinstance(thread, ThreadGroup) or thread.end_reason != reason:
                 continue
             at = thread.end_s
             if at is None:
@@ -639,44 +697,90 @@ def binned_turn_seconds(turns: Sequence[Segment], bins: int, span_s: float) -> l
     return totals
 
 
-def gil_detail_figure(model: RunModel, budget: int = SEGMENT_BUDGET) -> FigureSpec | None:
+def gil_detail_figure(model: RunModel, budget: int = GIL_STRIP_BUDGET) -> FigureSpec | None:
     """Who held the GIL when, and how many threads queued for it, in a ~100 ms window."""
     if not has_gil_data(model):
         return None
     threads = ordered_threads(model)
     span = run_end(model)
-    turns = gil_turns(model)
-    note = ""
-    if len(turns) > budget:
-        bin_s = span / budget
-        pieces = ((t.start, t.end, t.key) for t in turns)
-        turns = [Segment(int(k), s, e, k) for s, e, k in dominant_per_bin(pieces, bin_s, budget)]
-        note = (
-            f"Aggregated: more GIL turns than the page can draw; the strip shows the main holder "
-            f"of each {_fmt_s(bin_s)} bin. trace.json has every turn."
-        )
+    every_turn = gil_turns(model)
+    xs, steps = gil_waiter_steps(model)
+    ys: list[float] = [float(y) for y in steps]
+    opening = _window_start(every_turn, xs, ys)
+    turns, note = strip_turns(every_turn, span, opening, budget)
     figure = go.Figure()
     hover: dict[int, dict[str, Any]] = {}
-    for row, thread in enumerate(threads):
+    coloured, others = holder_rows(every_turn)
+    for index, row in enumerate(coloured):
         mine = [t for t in turns if t.row == row]
-        if not mine:
-            continue
-        label = esc(thread_label(thread))
+        label = esc(thread_label(threads[row]))
         hover[len(figure.data)] = {
             "state": "holds the GIL",
             "label": label,
             "stacks": [t.stack for t in mine],
         }
-        figure.add_trace(_bar_trace(mine, label, HOLDER_COLOURS[row % len(HOLDER_COLOURS)], y=0))
-    xs, steps = gil_waiter_steps(model)
-    ys: list[float] = [float(y) for y in steps]
-    if len(xs) > 2 * budget:
-        xs, ys, note = _binned_waiters(model, span, budget, note)
+        figure.add_trace(_bar_trace(mine, label, HOLDER_COLOURS[index], y=0))
+    if others:
+        mine = [t for t in turns if t.row in others]
+        hover[len(figure.data)] = {
+            "state": "holds the GIL",
+            "rows": [t.row for t in mine],  # the bars sit on the strip, not on a thread's row
+            "stacks": [t.stack for t in mine],
+        }
+        figure.add_trace(_bar_trace(mine, f"{len(others)} other threads", OTHER_HOLDERS_COLOUR, 0))
+    # The waiters curve is one SVG path however many points it has, so it keeps the timeline's
+    # resolution rather than the strip's.
+    if len(xs) > 2 * SEGMENT_BUDGET:
+        xs, ys, note = _binned_waiters(model, span, SEGMENT_BUDGET, note)
     if xs:
         figure.add_trace(_waiters_trace(xs, ys, span))
-    _gil_detail_layout(figure, span, _window_start(turns, xs, ys), max(ys, default=0))
+    _gil_detail_layout(figure, span, opening, max(ys, default=0))
     labels = [esc(thread_label(t)) for t in threads]
     return FigureSpec("fig-gil-detail", figure, labels, hover, note, bool(note))
+
+
+def strip_turns(
+    turns: Sequence[Segment], span: float, opening: float, budget: int
+) -> tuple[list[Segment], str]:
+    """The GIL strip's bars: every turn when they fit in ``budget``; otherwise every turn in a
+    stretch around where the view opens (so the 100 ms window shows each turn as recorded) and,
+    elsewhere, the main holder per time bin, with a note saying which is which."""
+    if len(turns) <= budget:
+        return list(turns), ""
+    exact = budget // 2
+    starts = [t.start for t in turns]
+    # A tenth of the exact stretch before the opening window, the rest after it.
+    first = max(0, min(bisect_left(starts, opening) - exact // 10, len(turns) - exact))
+    region = list(turns[first : first + exact])
+    begin, finish = region[0].start, region[-1].end
+    bins = budget - exact
+    bin_s = span / bins if span > 0 else 1.0
+    binned: list[Segment] = []
+    for part, low, high in ((turns[:first], 0.0, begin), (turns[first + exact :], finish, span)):
+        pieces = ((t.start, t.end, t.key) for t in part)
+        for start, end, key in dominant_per_bin(pieces, bin_s, bins):
+            start, end = max(start, low), min(end, high)
+            if end > start:
+                binned.append(Segment(int(key), start, end, key))
+    note = (
+        f"More GIL turns than the page can draw: every turn is drawn from {begin:.3f} s to "
+        f"{finish:.3f} s, where the view opens; elsewhere the strip shows the main holder of each "
+        f"{_fmt_s(bin_s)} bin. trace.json has every turn."
+    )
+    return sorted([*region, *binned], key=lambda t: t.start), note
+
+
+def holder_rows(turns: Sequence[Segment]) -> tuple[list[int], set[int]]:
+    """The rows of the GIL holders drawn in a colour each, in row order, and those drawn as
+    "other threads": when there are more holders than colours, the ones that held it longest
+    keep theirs."""
+    held: dict[int, float] = {}
+    for turn in turns:
+        held[turn.row] = held.get(turn.row, 0.0) + turn.end - turn.start
+    if len(held) <= len(HOLDER_COLOURS):
+        return sorted(held), set()
+    busiest = sorted(held, key=lambda row: (-held[row], row))[: len(HOLDER_COLOURS) - 1]
+    return sorted(busiest), set(held) - set(busiest)
 
 
 def _binned_waiters(
@@ -700,6 +804,7 @@ def _waiters_trace(xs: list[float], ys: list[float], span: float) -> go.Scatter:
         line={"shape": "hv", "color": STATE_COLOURS[GIL_WAIT], "width": 1.5},
         fill="tozeroy",
         fillcolor="rgba(213,94,0,0.15)",
+        xaxis="x2",
         yaxis="y2",
         hovertemplate="%{y} waiting from %{x:.4f} s<extra></extra>",
     )
@@ -727,16 +832,31 @@ def _window_start(turns: Sequence[Segment], xs: Sequence[float], ys: Sequence[fl
 
 
 def _gil_detail_layout(figure: go.Figure, span: float, start: float, most_waiting: float) -> None:
+    """Two panels on one time axis: the holder strip (x, y) above the waiters curve (x2, y2).
+
+    The range slider belongs to the waiters' axis, so it draws only that one curve as the map of
+    the run; were it on the strip's axis it would draw every GIL bar a second time (measured: a
+    6,000-bar strip took 1.4 s with the slider drawing bars, 0.6 s without). The strip's axis
+    follows the slider through ``matches``."""
     start = min(start, max(0.0, span - DETAIL_WINDOW_S))
     window = [start, start + DETAIL_WINDOW_S] if span > 2 * DETAIL_WINDOW_S else [0, span or 1e-3]
     layout = _base_layout("GIL holder and waiting threads, 100 ms window", 440)
     axis = _time_axis(span)
     axis.update(
-        range=window, rangeslider={"visible": True, "range": [0, span or 1e-3], "thickness": 0.12}
+        range=window,
+        anchor="y2",
+        rangeslider={"visible": True, "range": [0, span or 1e-3], "thickness": 0.12},
     )
     layout.update(
         barmode="overlay",
-        xaxis=axis,
+        xaxis={
+            "matches": "x2",
+            "anchor": "y",
+            "showticklabels": False,
+            "showgrid": True,
+            "zeroline": False,
+        },
+        xaxis2=axis,
         yaxis={
             "domain": [0.55, 1.0],
             "tickvals": [0],
@@ -744,6 +864,7 @@ def _gil_detail_layout(figure: go.Figure, span: float, start: float, most_waitin
             "range": [-0.6, 0.6],
             "fixedrange": True,
             "showgrid": False,
+            "anchor": "x",
         },
         yaxis2={
             "domain": [0.0, 0.45],
@@ -751,7 +872,7 @@ def _gil_detail_layout(figure: go.Figure, span: float, start: float, most_waitin
             "range": [0, max(1.0, float(most_waiting)) * 1.15],
             "fixedrange": True,
             "tickformat": "d",
-            "anchor": "x",
+            "anchor": "x2",
         },
         # One entry per holder can be many: a vertical list on the right never covers the title.
         legend={
@@ -871,32 +992,45 @@ def _reference_line(figure: go.Figure, span: float, level: float, name: str, das
 
 def breakdown_figure(model: RunModel) -> FigureSpec | None:
     """Seconds per state for each thread, stacked, so totals and mixes compare at a glance."""
-    threads = ordered_threads(model)
-    if not threads:
+    rows = select_threads(model).rows
+    if not rows:
         return None
-    labels = [esc(thread_label(t)) for t in threads]
-    seconds = [thread_state_seconds(t) for t in threads]
+    labels = [esc(row_label(r)) for r in rows]
+    # A group's bar is the mean of its threads: a sum over hundreds of threads would dwarf the
+    # single threads beside it. The hover gives the sum too.
+    sizes = [len(r.threads) if isinstance(r, ThreadGroup) else 1 for r in rows]
+    seconds = [
+        r.state_seconds() if isinstance(r, ThreadGroup) else thread_state_seconds(r) for r in rows
+    ]
     present = {s for per in seconds for s in per}
     figure = go.Figure()
     for state in [*STATES, *sorted(present - set(STATES))]:
         if state not in present:
             continue
-        values = [round(per.get(state, 0.0), 6) for per in seconds]
         name = STATE_NAMES.get(state, esc(state))
+        values, texts = [], []
+        for label, size, per in zip(labels, sizes, seconds, strict=True):
+            total = per.get(state, 0.0)
+            values.append(round(total / size, 6))
+            text = f"{label}<br>{name}: {total / size:.3f} s"
+            if size > 1:
+                text += f" per thread on average, {total:.3f} s for all {size} together"
+            texts.append(text)
         figure.add_trace(
             go.Bar(
                 orientation="h",
                 name=name,
-                y=list(range(len(threads))),
+                y=list(range(len(rows))),
                 x=values,
                 marker={"color": STATE_COLOURS.get(state, UNKNOWN_COLOUR)},
-                hovertext=[
-                    f"{label}<br>{name}: {v:.3f} s" for label, v in zip(labels, values, strict=True)
-                ],
+                hovertext=texts,
                 hovertemplate="%{hovertext}<extra></extra>",
             )
         )
-    layout = _base_layout("Seconds per state, per thread", _rows_height(len(threads), 26))
+    title = "Seconds per state, per thread"
+    if any(size > 1 for size in sizes):
+        title += " (rows of folded threads: mean per thread)"
+    layout = _base_layout(title, _rows_height(len(rows), 26))
     layout.update(
         barmode="stack",
         xaxis={"title": {"text": "seconds"}, "ticksuffix": " s", "rangemode": "tozero"},
@@ -978,7 +1112,7 @@ def all_figures(model: RunModel, budget: int = SEGMENT_BUDGET) -> list[FigureSpe
     """The report's figures in page order; figures without data are left out."""
     candidates = [
         timeline_figure(model, budget),
-        gil_detail_figure(model, budget),
+        gil_detail_figure(model, min(budget, GIL_STRIP_BUDGET)),
         gil_overview_figure(model),
         lock_wait_figure(model),
         parallelism_figure(model),

@@ -19,6 +19,8 @@ from plotly.offline import get_plotlyjs
 
 from reports.explain import (
     STATE_PHRASES,
+    ThreadGroup,
+    ThreadSelection,
     deadlock_sentences,
     end_reason_words,
     explain,
@@ -26,6 +28,7 @@ from reports.explain import (
     lock_called,
     ordered_threads,
     run_numbers,
+    select_threads,
     thread_end_text,
     thread_label,
     thread_state_seconds,
@@ -48,6 +51,9 @@ TEMPLATES = Path(__file__).parent / "templates"
 # model.json still holds.
 LOCK_ROWS = 100
 WAITER_ROWS = 50
+# Rows in the folded "every thread" list of a many-thread report. It is closed by default, so it
+# costs parsing only; past this many, model.json has the rest.
+ALL_THREAD_ROWS = 2_000
 # How each figure's numbers were obtained, as a reader reads the badge (figure_sources values).
 METHOD_MEANINGS = {
     "exact": "every event was recorded",
@@ -128,13 +134,14 @@ def _figure_payload(spec: FigureSpec) -> dict[str, Any]:
 @dataclass
 class ThreadRow:
     name: str
-    tid: int
+    tid: str
     daemon: str
     start: str
     end: str
     cpu: str
     states: list[str]
     end_reason: str
+    why: str = ""  # why a thread has its own row when the report folds threads
 
 
 @dataclass
@@ -205,13 +212,35 @@ def _page(model: RunModel, figures: list[FigureSpec]) -> dict[str, Any]:
         "state_names": {s: STATE_NAMES.get(s, s) for s in states},
         "state_colours": {s: STATE_COLOURS.get(s, "#666666") for s in states},
         "state_phrases": {s: STATE_PHRASES.get(s, s) for s in states},
-        "threads": [_thread_row(t, states, model) for t in ordered_threads(model)],
+        **_thread_tables(model, states),
         "model": model,
         "deadlocks": deadlock_sentences(model),
         "figure_sources": dict(model.figure_sources),
         "figure_source_rows": _figure_source_rows(model.figure_sources),
         "method_meanings": METHOD_MEANINGS,
         "locks": _lock_panel(model),
+    }
+
+
+def _thread_tables(model: RunModel, states: list[str]) -> dict[str, Any]:
+    """The thread table: every thread, or when there are too many, the selected ones, a summed
+    row per folded group and the full list behind a closed ``<details>``."""
+    selection = select_threads(model)
+    rows = [_thread_row(t, states, model, selection) for t in selection.shown]
+    if not selection.groups:
+        return {"threads": rows, "thread_groups": [], "all_threads": [], "folding": None}
+    everyone = ordered_threads(model)
+    return {
+        "threads": rows,
+        "thread_groups": [_group_row(group, states) for group in selection.groups],
+        "all_threads": [_thread_row(t, states, model) for t in everyone[:ALL_THREAD_ROWS]],
+        "folding": {
+            "total": len(everyone),
+            "shown": len(selection.shown),
+            "folded": selection.folded,
+            "groups": [group.label for group in selection.groups],
+            "all_hidden": max(0, len(everyone) - ALL_THREAD_ROWS),
+        },
     }
 
 
@@ -316,18 +345,44 @@ def _fmt_opt(value: float | None, digits: int = 3) -> str:
     return "—" if value is None else f"{value:.{digits}f}"
 
 
-def _thread_row(thread: Any, states: list[str], model: RunModel) -> ThreadRow:
+def _thread_row(
+    thread: Any, states: list[str], model: RunModel, selection: ThreadSelection | None = None
+) -> ThreadRow:
     seconds = thread_state_seconds(thread)
     daemon = "—" if thread.daemon is None else ("yes" if thread.daemon else "no")
+    why = selection.why(thread) if selection is not None else ""
     return ThreadRow(
         name=thread.name + (" (main)" if thread.is_main else ""),
-        tid=thread.tid,
+        tid=str(thread.tid),
         daemon=daemon,
         start=_fmt_opt(thread.start_s),
         end=_fmt_opt(thread.end_s),
         cpu=f"{thread.cpu_s:.3f}",
         states=[f"{seconds.get(s, 0.0):.3f}" for s in states],
         end_reason=thread_end_text(thread, model.markers) or end_reason_words(thread.end_reason),
+        why=why,
+    )
+
+
+def _group_row(group: ThreadGroup, states: list[str]) -> ThreadRow:
+    """A folded group's line: its threads' seconds summed, from the first start to the last end."""
+    seconds = group.state_seconds()
+    starts = [t.start_s for t in group.threads if t.start_s is not None]
+    ends = [t.end_s for t in group.threads if t.end_s is not None]
+    reasons: dict[str, int] = {}
+    for thread in group.threads:
+        words = end_reason_words(thread.end_reason)
+        reasons[words] = reasons.get(words, 0) + 1
+    return ThreadRow(
+        name=group.label,
+        tid="—",
+        daemon="—",
+        start=_fmt_opt(min(starts, default=None)),
+        end=_fmt_opt(max(ends, default=None)),
+        cpu=f"{group.cpu_s:.3f}",
+        states=[f"{seconds.get(s, 0.0):.3f}" for s in states],
+        end_reason=", ".join(f"{count} {words}" for words, count in reasons.items()),
+        why="folded: the sum over these threads",
     )
 
 

@@ -17,11 +17,12 @@ from rich.text import Text
 
 from reports.explain import (
     RunNumbers,
+    ThreadGroup,
     deadlock_sentences,
     fmt_seconds,
     lock_called,
-    ordered_threads,
     run_numbers,
+    select_threads,
     thread_state_seconds,
 )
 from tracer.model.schema import STATES, Claim, RunModel, Source, ThreadTimeline
@@ -39,6 +40,9 @@ STATE_HEADINGS = {
 FILES = ("report.html", "trace.json", "model.json")
 # Locks listed in the terminal; the report and model.json have them all.
 TOP_LOCKS = 5
+# Threads with their own line when a run has too many to list (explain.FOLD_ABOVE): a terminal
+# holds about 50 lines, and the summary has more to say below the table.
+TERMINAL_THREADS = 20
 # End reasons in a narrow column (the report says them in full).
 END_WORDS = {"killed_at_exit": "killed at exit", "running_at_stop": "running at stop"}
 
@@ -112,8 +116,18 @@ def _thread_table(model: RunModel, numbers: RunNumbers) -> Table:
     for state in states:
         table.add_column(STATE_HEADINGS.get(state, state), justify="right", no_wrap=True)
     table.add_column("end\nreason", no_wrap=True)
-    for thread in ordered_threads(model):
+    selection = select_threads(model, shown=TERMINAL_THREADS)
+    for thread in selection.shown:
         table.add_row(*_thread_cells(thread, states))
+    for group in selection.groups:
+        table.add_row(*_group_cells(group, states), style="italic")
+    if selection.groups:
+        rows = "a row" if len(selection.groups) == 1 else f"{len(selection.groups)} rows"
+        table.caption = (
+            f"{selection.folded} of {len(model.threads)} threads are folded into {rows} (their "
+            "sums); report.html lists every thread, and trace.json has all their events."
+        )
+        table.caption_justify = "left"
     return table
 
 
@@ -134,6 +148,20 @@ def _thread_cells(thread: ThreadTimeline, states: list[str]) -> list[Text | str]
         f"{thread.cpu_s:.3f}",
         *[_fmt(seconds.get(s, 0.0)) for s in states],
         Text(END_WORDS.get(thread.end_reason or "", thread.end_reason or "—")),
+    ]
+
+
+def _group_cells(group: ThreadGroup, states: list[str]) -> list[Text | str]:
+    seconds = group.state_seconds()
+    return [
+        Text(group.label),
+        "—",
+        "—",
+        "",
+        "",
+        f"{group.cpu_s:.3f}",
+        *[_fmt(seconds.get(s, 0.0)) for s in states],
+        "",
     ]
 
 

@@ -1,5 +1,6 @@
 """report.html in headless Chromium: every figure draws, offline, with no errors and no XSS; the
-lock panel, lock hovers, cut-off marks and the deadlock banner show user text literally."""
+lock panel, lock hovers, cut-off marks and the deadlock banner show user text literally; a run with
+hundreds of threads draws folded rows."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from reports.explain import FOLD_ABOVE
 from reports.html import render_report
 from tests.fixtures.synthetic_model import (
     HOSTILE_FUNCTION,
@@ -19,6 +21,11 @@ from tests.fixtures.synthetic_model import (
     build_deadlock_model,
     build_lock_model,
     build_synthetic_model,
+)
+from tests.unit.test_report_many_threads import (
+    HOSTILE_IDLE,
+    IDLE_WORDS,
+    build_many_thread_model,
 )
 from tracer.model.schema import RunModel
 
@@ -246,6 +253,34 @@ def test_deadlock_banner_is_shown(browser: Any, tmp_path: Path) -> None:
             "second holds lock_b and waits for lock_a, held by first." in banner.inner_text()
         )
         assert opened.page.locator("#fig-locks .main-svg").count() > 0
+        assert_clean(opened)
+    finally:
+        opened.page.close()
+
+
+def test_many_thread_report_draws_folded_rows(browser: Any, tmp_path: Path) -> None:
+    model = build_many_thread_model(idle=150, queued=80)
+    opened = open_report(browser, model, tmp_path)
+    try:
+        page = opened.page
+        for div_id in GIL_FIGURES:
+            assert page.locator(f"#{div_id} .main-svg").count() > 0, div_id
+        for div_id in ("fig-timeline", "fig-breakdown"):
+            ticks = page.locator(f"#{div_id} .ytick text").all_text_contents()
+            assert len(ticks) <= FOLD_ABOVE, div_id
+            assert any(tick.endswith(IDLE_WORDS) for tick in ticks), div_id
+        note = page.locator("#fold-note")
+        assert note.is_visible() and "trace.json" in note.inner_text()
+        assert page.locator("#thread-table tr.folded").count() == 2
+        # Every thread is listed, folded away until asked for, with its name shown literally.
+        assert not page.locator("#all-thread-table").is_visible()
+        page.locator("#all-threads summary").click()
+        assert page.locator("#all-thread-table tbody tr").count() == len(model.threads)
+        assert HOSTILE_IDLE in page.locator("#all-thread-table").inner_text()
+        on_idle_row = "(gd, c, i) => gd.layout.yaxis.ticktext[gd.data[c].y[i]].includes('idle')"
+        text = hover_trace(page, "blocked", "the state most of these", on_idle_row)
+        assert IDLE_WORDS in text
+        assert page.locator("img").count() == 0
         assert_clean(opened)
     finally:
         opened.page.close()

@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from plotly.offline import get_plotlyjs
+from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
+from reports import html
 from reports.explain import explain, run_numbers
 from reports.figures import SEGMENT_BUDGET, merge_intervals, timeline_figure
 from reports.html import render_report, render_report_html, script_json
@@ -52,9 +53,28 @@ def test_report_loads_nothing_from_the_network(page: str) -> None:
 
 
 def test_report_inlines_the_plotly_bundle(page: str) -> None:
-    bundle = get_plotlyjs()
+    bundle = html._plotly_js()
     assert bundle[:500] in page
     assert bundle[-500:] in page
+
+
+def test_the_basic_bundle_is_inlined_when_it_matches_the_plotly_package() -> None:
+    html._plotly_js.cache_clear()
+    if get_plotlyjs_version() != html.VENDORED_PLOTLY_VERSION:
+        pytest.skip(f"plotly writes figures for plotly.js {get_plotlyjs_version()}")
+    bundle = html._plotly_js()
+    assert f"plotly.js (basic - minified) v{html.VENDORED_PLOTLY_VERSION}" in bundle[:200]
+    assert len(bundle) < len(get_plotlyjs()) / 2
+
+
+def test_the_full_bundle_is_inlined_for_another_plotly_version(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(html, "get_plotlyjs_version", lambda: "0.0.1")
+    html._plotly_js.cache_clear()
+    try:
+        assert html._plotly_js() == get_plotlyjs()
+    finally:
+        html._plotly_js.cache_clear()
 
 
 def test_embedded_figure_json_parses_back(page: str) -> None:

@@ -3,13 +3,14 @@
 wait, sized to take about S seconds untraced) run plain, under ``tracer run`` in the default full
 mode and in sampled-only mode (``--no-viztracer --no-perf``).
 
-For each case it measures the work's own time (its ``work`` phase marker, so interpreter start-up
-and recorder attach are left out), what ``tracer run`` spent after the target exited (stopping
-the recorders, which includes ``perf script``; analysing; writing trace.json and report.html;
-read from run.json and the files' modification times), the whole command's wall time, the sizes
-it left and VizTracer's event count. :func:`growth_notes` then says where cost per thread or per
-second departs from linear. ``benchmarks/report_scale.py`` measures the analysis alone on
-synthetic recordings; this one measures what a user waits for.
+For each case it measures the program's own time (its ``start`` and ``work`` phase markers:
+starting the threads and the work, so interpreter start-up and recorder attach are left out),
+what ``tracer run`` spent after the target exited (stopping the recorders, which includes
+``perf script``; analysing; writing trace.json and report.html; read from run.json and the files'
+modification times), the whole command's wall time, the sizes it left, VizTracer's and perf's
+event counts, the rates the samplers reached and the peak memory. :func:`growth_notes` then says
+where cost per thread or per second departs from linear. ``benchmarks/report_scale.py`` measures
+the analysis alone on synthetic recordings; this one measures what a user waits for.
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class TracedRun:
     trace_mb: float = math.nan
     events: int = 0
     overflow: bool = False
+    perf_events: int = 0  # GIL probe hits and context switches: what perf script and the model read
+    sched_hz: float = math.nan  # the rates the samplers reached: below what was asked (200 Hz,
+    gil_hz: float = math.nan  # 1 kHz) when a sample of many threads takes longer than its period
     peak_mib: float = math.nan  # the largest process of the run: the analysis or the target
 
     @property
@@ -95,7 +99,8 @@ def iterations_for(threads: int, seconds: float, cost: ItemCost) -> int:
 
 
 def rescale(iterations: int, measured_s: float, wanted_s: float) -> int:
-    """Correct a first guess by what it measured: the work is linear in items per thread."""
+    """Items per thread for ``wanted_s``, from a run of ``iterations`` that took ``measured_s``:
+    the work is linear in items per thread."""
     if measured_s <= 0:
         return iterations
     return max(1, round(iterations * wanted_s / measured_s))
@@ -182,7 +187,17 @@ def _read_run(out: Path, began_ns: int, ended_ns: int, realtime_offset_ns: int) 
         """When a file was last written, on the monotonic clock of run.json."""
         return path.stat().st_mtime_ns - realtime_offset_ns
 
-    viztracer = model.get("sources", {}).get("viztracer", {})
+    sources = model.get("sources", {})
+    viztracer = sources.get("viztracer", {})
+
+    def count(name: str) -> int:
+        source = sources.get(name, {})
+        return int(source.get("samples") or 0) if source.get("used") else 0
+
+    def rate(name: str) -> float:
+        source = sources.get(name, {})
+        return float(source.get("rate_hz") or math.nan) if source.get("used") else math.nan
+
     overflow = any("overflowed" in warning for warning in model.get("warnings", []))
     return TracedRun(
         status=str(run.get("status", "?")),
@@ -195,8 +210,11 @@ def _read_run(out: Path, began_ns: int, ended_ns: int, realtime_offset_ns: int) 
         raw_mb=_size_mb(raw),
         report_mb=_size_mb(out / "report.html"),
         trace_mb=_size_mb(out / "trace.json"),
-        events=int(viztracer.get("samples") or 0) if viztracer.get("used") else 0,
-        overflow=overflow,
+        events=count("viztracer"),
+        overflow=overflow and bool(viztracer.get("used")),
+        perf_events=count("perf"),
+        sched_hz=rate("sched"),
+        gil_hz=rate("gil-sampler"),
     )
 
 
@@ -214,19 +232,19 @@ def _median_run(runs: list[TracedRun]) -> TracedRun:
                      start_s=mid("start_s"), stop_s=mid("stop_s"), analyse_s=mid("analyse_s"),
                      write_s=mid("write_s"), raw_mb=ok[-1].raw_mb, report_mb=ok[-1].report_mb,
                      trace_mb=ok[-1].trace_mb, events=ok[-1].events, overflow=ok[-1].overflow,
-                     peak_mib=max(r.peak_mib for r in ok))
+                     perf_events=ok[-1].perf_events, sched_hz=mid("sched_hz"),
+                     gil_hz=mid("gil_hz"), peak_mib=max(r.peak_mib for r in ok))
 
 
-def size_work(thread_counts: list[int]) -> dict[int, float]:
-    """Items per thread per wanted second, for each thread count: a first guess from one item's
-    cost, corrected by one untraced run of about :data:`PROBE_S`."""
+def size_work(thread_counts: list[int]) -> dict[int, tuple[int, float]]:
+    """For each thread count, items per thread for about :data:`PROBE_S` (a guess from one
+    item's cost) and what they measured untraced: :func:`rescale` then sizes any duration."""
     cost = calibrate()
-    per_second: dict[int, float] = {}
+    probes = {}
     for threads in thread_counts:
         guess = iterations_for(threads, PROBE_S, cost)
-        measured = run_untraced(threads, guess)
-        per_second[threads] = guess / measured if measured > 0 else guess / PROBE_S
-    return per_second
+        probes[threads] = (guess, run_untraced(threads, guess))
+    return probes
 
 
 def rounds_for(seconds: float, rounds: int) -> int:
@@ -239,10 +257,10 @@ def measure(cases: list[tuple[int, float]], rounds: int = 1) -> list[GrowthRow]:
     """One row per (threads, seconds). Each round runs untraced, full and sampled back to back,
     so machine noise hits every mode alike; times are medians over rounds, and cases shorter
     than :data:`SHORT_CASE_WORK_S` get more rounds."""
-    per_second = size_work(sorted({threads for threads, _ in cases}))
+    probes = size_work(sorted({threads for threads, _ in cases}))
     rows = []
     for threads, seconds in cases:
-        iterations = max(1, round(per_second[threads] * seconds))
+        iterations = rescale(*probes[threads], wanted_s=seconds)
         untraced: list[float] = []
         traced: dict[str, list[TracedRun]] = {mode: [] for mode in MODES}
         for _ in range(rounds_for(seconds, rounds)):
@@ -328,8 +346,16 @@ def _series(rows: list[GrowthRow], axis: str) -> dict[float, list[GrowthRow]]:
     return dict(sorted(groups.items()))
 
 
+def _threads(count: float) -> str:
+    return f"{count:g} thread" + ("" if count == 1 else "s")
+
+
+def _at(axis: str, x: float) -> str:
+    return f"at {_threads(x)}" if axis == "threads" else f"at {x:g} s"
+
+
 def _held(axis: str, key: float) -> str:
-    return f"at {key:g} s" if axis == "threads" else f"with {key:g} threads"
+    return f"at {key:g} s" if axis == "threads" else f"with {_threads(key)}"
 
 
 _QUANTITIES = {  # name: (value of a row, floor, compared as slope or as level)
@@ -337,6 +363,7 @@ _QUANTITIES = {  # name: (value of a row, floor, compared as slope or as level)
     "sampled mode, after exit s": (lambda r: r.runs["sampled"].after_exit_s, SECONDS_FLOOR,
                                    "slope"),
     "full mode, raw MB": (lambda r: r.runs["full"].raw_mb, MB_FLOOR, "slope"),
+    "full mode, peak MiB": (lambda r: r.runs["full"].peak_mib, 50 * MB_FLOOR, "slope"),
     "full mode, added s per untraced s": (lambda r: r.ratio("full") - 1, OVERHEAD_FLOOR, "level"),
     "sampled mode, added s per untraced s": (lambda r: r.ratio("sampled") - 1, OVERHEAD_FLOOR,
                                              "level"),
@@ -364,13 +391,69 @@ def departures(rows: list[GrowthRow]) -> list[Departure]:
                 else:
                     for i, before, after, ratio in level_departures(points, floor):
                         found.append(Departure(quantity, _held(axis, key),
-                                               f"at {xs[i - 1]:g} {unit}", f"at {xs[i]:g} {unit}",
+                                               _at(axis, xs[i - 1]), _at(axis, xs[i]),
                                                before, after, ratio))
     return found
 
 
+@dataclasses.dataclass(frozen=True)
+class EventCost:
+    """``seconds ~ fixed_s + per_m_perf * perf events / 1e6 + per_m_viztracer * VizTracer events
+    / 1e6``, fitted by least squares; ``largest_miss_s`` says how well."""
+
+    fixed_s: float
+    per_m_perf: float
+    per_m_viztracer: float
+    largest_miss_s: float
+
+
+def fit_event_cost(samples: list[tuple[float, float, float]]) -> EventCost | None:
+    """Fit ``(perf events, VizTracer events, seconds)`` samples; None when the events do not vary
+    independently enough to tell the two apart (fewer than 4 cases, or collinear)."""
+    if len(samples) < 4:
+        return None
+    xs = [(1.0, perf / 1e6, viz / 1e6) for perf, viz, _ in samples]
+    ys = [seconds for *_, seconds in samples]
+    # normal equations (X'X) b = X'y, solved by Gaussian elimination with partial pivoting
+    matrix = [[sum(x[i] * x[j] for x in xs) for j in range(3)] + [sum(x[i] * y for x, y in
+                                                                     zip(xs, ys))]
+              for i in range(3)]
+    for col in range(3):
+        pivot = max(range(col, 3), key=lambda r: abs(matrix[r][col]))
+        if abs(matrix[pivot][col]) < 1e-9:
+            return None
+        matrix[col], matrix[pivot] = matrix[pivot], matrix[col]
+        for r in range(3):
+            if r != col:
+                scale = matrix[r][col] / matrix[col][col]
+                matrix[r] = [a - scale * b for a, b in zip(matrix[r], matrix[col])]
+    coef = [matrix[i][3] / matrix[i][i] for i in range(3)]
+    miss = max(abs(sum(c * v for c, v in zip(coef, x)) - y) for x, y in zip(xs, ys))
+    return EventCost(coef[0], coef[1], coef[2], miss)
+
+
+def _event_notes(rows: list[GrowthRow]) -> list[str]:
+    """Whether the full mode's time after exit follows its events, and how many events a second
+    of work makes at each thread count: threads and duration cost through events."""
+    full = [r.runs["full"] for r in rows if not r.runs["full"].status.startswith("failed")]
+    fit = fit_event_cost([(run.perf_events, run.events, run.after_exit_s) for run in full
+                          if not math.isnan(run.after_exit_s)])
+    notes = []
+    if fit is not None:
+        notes.append(
+            f"full mode, time after exit ~ {fit.fixed_s:.1f} s + {fit.per_m_perf:.1f} s per "
+            f"million perf events + {fit.per_m_viztracer:.1f} s per million VizTracer events "
+            f"(least squares over {len(full)} cases, largest miss {fit.largest_miss_s:.1f} s)")
+    rates = [f"{_threads(r.threads)} {r.seconds:g} s: {r.runs['full'].perf_events / 1e3 / w:.0f}k"
+             for r in rows if (w := r.runs["full"].work_s) > 0 and r.runs["full"].perf_events]
+    if rates:
+        notes.append("perf events per second of traced work: " + ", ".join(rates))
+    return notes
+
+
 def growth_notes(rows: list[GrowthRow]) -> list[str]:
-    """Per-thread and per-second cost of the time after exit, then each departure from linear."""
+    """Per-thread and per-second cost of the time after exit, what it follows, then each
+    departure from linear."""
     notes = []
     for axis, unit in (("threads", "s per extra thread"), ("seconds", "s per extra second")):
         for mode in MODES:
@@ -383,6 +466,7 @@ def growth_notes(rows: list[GrowthRow]) -> list[str]:
                     parts.append(f"{_held(axis, key)}: {costs}")
             if parts:
                 notes.append(f"{mode} mode, time after exit, {unit}: " + "; ".join(parts))
+    notes += _event_notes(rows)
     found = departures(rows)
     if not found:
         notes.append(f"No departure from linear beyond {DEPARTURE_FACTOR}x between neighbouring "

@@ -1,6 +1,6 @@
 """Run every benchmark and print the tables; ``--write`` also records them in RESULTS.md.
 
-    python -m benchmarks.run                 # every benchmark, full cases
+    python -m benchmarks.run                 # all: ~35 min on 2 cores (6 without growth)
     python -m benchmarks.run --quick         # one round, fewer cases
     python -m benchmarks.run --only growth   # one of: overhead, gil, locks, scale, growth
     python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
@@ -10,10 +10,11 @@ The sections: ``overhead`` (traced / untraced time of three scenarios, per recor
 (analysis and report of synthetic recordings up to 512 threads and 60 s) and ``growth``
 (benchmarks/recording_scale.py: a real threaded program recorded at 1/8/64/512 threads for
 1/10/60 s, with overhead, time after exit, sizes and events per case, and where cost per thread or
-per second stops being linear). ``growth`` is most of the full run's time: its cases add up to
-about 5 minutes of untraced work, run three times (untraced, full, sampled) with the full mode
-about 2x slower, plus the analysis; so it runs one round even without ``--quick``, and
-``--quick`` keeps its 1 s and 10 s cases with 1, 8 and 64 threads (about 3 minutes).
+per second stops being linear). ``growth`` is most of the full run's time: 28 minutes on 2
+busy cores, because its cases add up to about 5 minutes of untraced work, each run three ways
+(untraced, full about 2x slower, sampled) and the biggest recordings take 2 minutes to analyse;
+so it runs one round even without ``--quick`` (its 1 s cases three, being the noisiest), and
+``--quick`` keeps its 1 s and 10 s cases with 1, 8 and 64 threads (about 4 minutes).
 
 Timing claims live here, measured side by side in one run, never in the test suite.
 """
@@ -93,6 +94,7 @@ def _growth(console: Console, quick: bool) -> str:
             _fmt(sampled.after_exit_s, ".1f"), _fmt(full.wall_s, ".1f"),
             _fmt(full.raw_mb, ".0f"), _fmt(full.report_mb, ".1f"), _fmt(full.trace_mb, ".0f"),
             f"{full.events:,}" + (" overflow" if full.overflow else ""),
+            f"{full.perf_events:,}", f"{_fmt(full.sched_hz, '.0f')}/{_fmt(full.gil_hz, '.0f')}",
             _fmt(full.peak_mib, ".0f")])
     markdown = _show(
         console, "Recording a real program: work time traced / untraced (scale_target.py)",
@@ -102,7 +104,8 @@ def _growth(console: Console, quick: bool) -> str:
         console, "Recording a real program: time after the target exited, and sizes (full mode "
                  "unless named)",
         ["threads", "seconds", "after exit s = stop+analyse+write", "sampled after exit s",
-         "command s", "raw MB", "report MB", "trace MB", "VizTracer events", "peak MiB"],
+         "command s", "raw MB", "report MB", "trace MB", "VizTracer events", "perf events",
+         "sched/GIL Hz", "peak MiB"],
         cost_rows)
     notes += recording_scale.growth_notes(rows)
     for note in notes:

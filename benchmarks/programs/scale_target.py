@@ -5,7 +5,8 @@ over a few function calls (so VizTracer has events), an update of shared state u
 ``with lock:``, and a short blocking wait that releases the GIL.
 
 The work is fixed by the arguments, not by a clock, so a traced and an untraced run do the same
-work and their phase times compare like with like. ``--calibrate`` prints what one item costs
+work and their phase times (``start``: starting the threads, ``work``: the items) compare like
+with like. ``--calibrate`` prints what one item costs
 here, untraced and on one thread, so the benchmark can choose ``--iterations`` for a wanted
 duration. A plain script: it runs without the tracer (markers then cost one write each).
 """
@@ -20,7 +21,7 @@ import time
 
 from tracer.markers import phase
 
-# One item is about 0.45 ms of CPU and a 0.1 ms wait (about 0.16 ms with the kernel's timer
+# One item is about 0.4 ms of CPU and a 0.1 ms wait (about 0.16 ms with the kernel's timer
 # slack; Python 3.11, 2020s core): one thread keeps the GIL about 75 % busy, two or more saturate
 # it, so an S-second case does nearly the same work at every thread count and a change with
 # threads is the recorders' per-thread cost. Each item still hands the GIL over once (the wait),
@@ -67,21 +68,29 @@ def work_item(index: int, steps: int, wait_s: float, shared: list[int],
     wait_for_io(wait_s)
 
 
-def worker(iterations: int, steps: int, wait_s: float, shared: list[int],
+def worker(go: threading.Event, iterations: int, steps: int, wait_s: float, shared: list[int],
            lock: threading.Lock) -> None:
+    go.wait()
     for index in range(iterations):
         work_item(index, steps, wait_s, shared, lock)
 
 
 def run(threads: int, iterations: int, steps: int, wait_s: float) -> int:
-    """Start every thread, join them all; returns the number of items done."""
+    """Start every thread, let them all go at once, join them; returns the number of items done.
+
+    The threads wait for ``go`` because ``Thread.start`` waits for the new thread to run, which
+    needs the GIL: started one by one into busy threads, 512 of them take seconds to start, the
+    first finish before the last begin, and "512 threads" would mean a few dozen at a time."""
     lock = threading.Lock()
     shared = [0, 0]
-    workers = [threading.Thread(target=worker, args=(iterations, steps, wait_s, shared, lock),
+    go = threading.Event()
+    workers = [threading.Thread(target=worker, args=(go, iterations, steps, wait_s, shared, lock),
                                 name=f"scale-{i}") for i in range(threads)]
-    with phase("work", threads=threads, iterations=iterations):
+    with phase("start", threads=threads):
         for thread in workers:
             thread.start()
+    with phase("work", threads=threads, iterations=iterations):
+        go.set()
         for thread in workers:
             thread.join()
     return shared[0]

@@ -4,6 +4,7 @@ stops growing linearly. No timing here: the benchmark itself runs in benchmarks/
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from benchmarks.recording_scale import (
     TracedRun,
     _read_run,
     departures,
+    fit_event_cost,
     growth_notes,
     iterations_for,
     level_departures,
@@ -104,6 +106,20 @@ def test_growth_notes_say_so_when_everything_is_linear() -> None:
     assert growth_notes(rows)[-1].startswith("No departure from linear")
 
 
+def test_fit_event_cost_recovers_a_linear_cost() -> None:
+    cases = [(1e5, 2e5), (6e5, 2e5), (3e5, 9e5), (7e6, 8e5), (2e6, 1e5)]
+    samples = [(p, v, 0.8 + 20 * p / 1e6 + 13 * v / 1e6) for p, v in cases]
+    fit = fit_event_cost(samples)
+    assert fit is not None
+    assert (fit.fixed_s, fit.per_m_perf, fit.per_m_viztracer) == pytest.approx((0.8, 20, 13))
+    assert fit.largest_miss_s == pytest.approx(0, abs=1e-6)
+
+
+def test_fit_event_cost_declines_what_it_cannot_tell_apart() -> None:
+    assert fit_event_cost([(1.0, 1.0, 1.0)] * 3) is None  # too few
+    assert fit_event_cost([(n, 2 * n, n) for n in (1e5, 2e5, 3e5, 4e5)]) is None  # collinear
+
+
 def test_read_run_splits_the_time_after_exit(tmp_path: Path) -> None:
     out = tmp_path / "run"
     raw = out / "raw"
@@ -115,7 +131,10 @@ def test_read_run_splits_the_time_after_exit(tmp_path: Path) -> None:
         '{"kind":"phase_start","name":"work","t_ns":2000000000}\n'
         '{"kind":"phase_end","name":"work","t_ns":4500000000}\n')
     (out / "model.json").write_text(json.dumps({
-        "sources": {"viztracer": {"used": True, "samples": 1234}},
+        "sources": {"viztracer": {"used": True, "samples": 1234},
+                    "perf": {"used": True, "samples": 99},
+                    "sched": {"used": True, "rate_hz": 103.5, "samples": 7},
+                    "gil-sampler": {"used": False, "rate_hz": None}},
         "warnings": ["VizTracer's buffer (10 entries) overflowed: ..."]}))
     (out / "report.html").write_bytes(b"x" * 2_000_000)
     os.utime(raw / "run.json", ns=(offset + 6_000_000_000,) * 2)
@@ -126,5 +145,7 @@ def test_read_run_splits_the_time_after_exit(tmp_path: Path) -> None:
         pytest.approx((2.5, 1.0, 1.0, 2.0, 1.5))
     assert run.after_exit_s == pytest.approx(4.5)
     assert run.wall_s == pytest.approx(8.5)
-    assert (run.events, run.overflow) == (1234, True)
+    assert (run.events, run.overflow, run.perf_events) == (1234, True, 99)
+    assert run.sched_hz == 103.5
+    assert math.isnan(run.gil_hz)
     assert run.report_mb == pytest.approx(2.0)

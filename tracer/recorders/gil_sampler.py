@@ -53,7 +53,7 @@ import orjson
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Source
 from tracer.recorders.base import RecordContext
-from tracer.recorders.sampling import SamplingRecorder
+from tracer.recorders.sampling import SamplingRecorder, pace, rate_notes
 
 RAW_NAME = "gil_samples.jsonl"
 LAYOUT_NAME = "gil_layout.json"  # written by tracer.bootstrap before the target signals ready
@@ -209,6 +209,7 @@ class GilSampler(SamplingRecorder):
         self._classifier: _Classifier | None = None
         self._pid = 0
         self._rate_hz = DEFAULT_RATE_HZ
+        self._max_threads = 0
         self._ticks = 0
         self._last_tick_ns = 0
         self._cpu_ns = 0  # the sampler thread's own CPU time: its cost to the controller
@@ -272,6 +273,7 @@ class GilSampler(SamplingRecorder):
             f"controller CPU: {self._cpu_ns / 1e9 / seconds:.1%} of one core while sampling",
             *self._notes,
         ]
+        notes += rate_notes(self._rate_hz, self._ticks / seconds, self._max_threads)
         if self._error:
             notes.append(self._error)
         return Source(used=True, method="sampled", rate_hz=round(self._ticks / seconds, 1),
@@ -295,18 +297,16 @@ class GilSampler(SamplingRecorder):
         try:
             while not self._stop.is_set():
                 next_ns += period_ns
+                tick_cpu = time.thread_time_ns()
                 now = time.monotonic_ns()
                 if now - last_refresh > TASKS_REFRESH_S * 1e9 or self._threads_changed():
                     self._refresh_threads()
                     last_refresh = now
                 if not self._sample():
                     break  # the target is gone
-                delay = next_ns - time.monotonic_ns()
-                if delay < period_ns // 4:
-                    # Fell behind (a target with very many threads): no catch-up burst, and always
-                    # leave the CPU for a while, above all at real-time priority.
-                    delay = period_ns // 4
-                    next_ns = time.monotonic_ns() + delay
+                # Fell behind or costly (very many threads): always leave the CPU for a while,
+                # above all at real-time priority.
+                delay, next_ns = pace(period_ns, next_ns, time.thread_time_ns() - tick_cpu)
                 time.sleep(delay / 1e9)
         except Exception as exc:  # a sampler bug must not take the run down; say it instead
             self._error = f"GIL sampler stopped early: {type(exc).__name__}: {exc}"
@@ -327,6 +327,7 @@ class GilSampler(SamplingRecorder):
                 rows.append((tid, got[0], got[1]))
         for tid in gone:
             self._watches.pop(tid).close()
+        self._max_threads = max(self._max_threads, len(rows))
         t_ns = time.monotonic_ns()
         try:
             _, holder, locked, switches = self._reader.read()

@@ -21,16 +21,25 @@ from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Source
 from tracer.procfs import parent_pid, read_text
 from tracer.recorders.base import RecordContext
-from tracer.recorders.sampling import SamplingRecorder
+from tracer.recorders.sampling import SamplingRecorder, pace, rate_notes
 
 RAW_NAME = "sched.jsonl"
 CHILDREN_REFRESH_S = 0.05  # new threads/processes appear in the record within 50 ms
 
 
-class _Task:
-    """Open file descriptors for one thread; ``/proc`` files can be re-read with pread at 0."""
+_ASLEEP = frozenset("SDI")  # interruptible, uninterruptible, idle
 
-    __slots__ = ("pid", "schedstat_fd", "stat_fd", "tid")
+
+class _Task:
+    """Open file descriptors for one thread; ``/proc`` files can be re-read with pread at 0.
+
+    ``stat`` (for the state letter) costs several times ``schedstat``; with hundreds of threads it
+    was most of a tick. A thread that was asleep at the last tick and has neither run nor waited
+    in a run queue since is still asleep, so its ``stat`` is not read again. (A thread woken but
+    not yet on a CPU also shows no change; its run-queue wait appears in ``schedstat`` once it
+    runs, which is what the model reads as ``cpu_wait``.)"""
+
+    __slots__ = ("last", "pid", "schedstat_fd", "stat_fd", "tid")
 
     def __init__(self, pid: int, tid: int) -> None:
         base = f"/proc/{pid}/task/{tid}"
@@ -38,19 +47,28 @@ class _Task:
         self.tid = tid
         self.schedstat_fd = os.open(f"{base}/schedstat", os.O_RDONLY)
         self.stat_fd = os.open(f"{base}/stat", os.O_RDONLY)
+        self.last: tuple[int, int, str] | None = None
 
     def read(self) -> tuple[int, int, str] | None:
         """On-CPU ns, run-queue ns, state letter; None once the thread is gone."""
         try:
             sched = os.pread(self.schedstat_fd, 128, 0).split()
+            if len(sched) < 2:
+                return None
+            on_cpu, queued = int(sched[0]), int(sched[1])
+            last = self.last
+            if last is not None and last[2] in _ASLEEP and last[0] == on_cpu and (
+                    last[1] == queued):
+                return last
             stat = os.pread(self.stat_fd, 1024, 0)
-        except OSError:
+        except (OSError, ValueError):
             return None
-        if len(sched) < 2 or not stat:
+        if not stat:
             return None
         # The state follows the ")" that closes the command name, which may itself hold spaces.
         state = stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3].decode("ascii", "replace")
-        return int(sched[0]), int(sched[1]), state
+        self.last = (on_cpu, queued, state)
+        return self.last
 
     def close(self) -> None:
         for fd in (self.schedstat_fd, self.stat_fd):
@@ -67,6 +85,7 @@ class SchedSampler(SamplingRecorder):
         self._tasks: dict[tuple[int, int], _Task] = {}
         self._ticks = 0
         self._rate_hz = 200.0
+        self._max_threads = 0
         self._root_pid = 0
 
     def check(self, ctx: RecordContext) -> None:
@@ -98,7 +117,8 @@ class SchedSampler(SamplingRecorder):
             method="sampled",
             rate_hz=round(self._ticks / seconds, 1),
             samples=self._ticks,
-            notes=[f"/proc schedstat of every thread at {self._rate_hz:g} Hz requested"],
+            notes=[f"/proc schedstat of every thread at {self._rate_hz:g} Hz requested",
+                   *rate_notes(self._rate_hz, self._ticks / seconds, self._max_threads)],
         )
 
     def progress(self) -> str:
@@ -110,16 +130,14 @@ class SchedSampler(SamplingRecorder):
         last_refresh = 0
         while not self._stop.is_set():
             next_ns += period_ns
+            tick_cpu = time.thread_time_ns()
             now = time.monotonic_ns()
             if now - last_refresh > CHILDREN_REFRESH_S * 1e9:
                 self._refresh_tasks(now)
                 last_refresh = now
             self._sample(now)
-            delay = next_ns - time.monotonic_ns()
-            if delay > 0:
-                time.sleep(delay / 1e9)
-            else:
-                next_ns = time.monotonic_ns()  # fell behind: do not try to catch up in a burst
+            delay, next_ns = pace(period_ns, next_ns, time.thread_time_ns() - tick_cpu)
+            time.sleep(delay / 1e9)
 
     def _sample(self, now_ns: int) -> None:
         rows = []
@@ -133,6 +151,7 @@ class SchedSampler(SamplingRecorder):
         for key in gone:
             self._tasks.pop(key).close()
             self._write({"kind": "gone", "t": now_ns, "pid": key[0], "tid": key[1]})
+        self._max_threads = max(self._max_threads, len(rows))
         self._write({"kind": "s", "t": now_ns, "r": rows})
         self._ticks += 1
 

@@ -27,14 +27,26 @@ def phase_seconds(records: list[dict[str, Any]]) -> float:
     return total / 1e9
 
 
-def run_untraced(scenario: str, args: list[str], python: str = sys.executable) -> float:
-    """The scenario as a plain script; its markers still go to a file (they cost one write)."""
+def read_markers(path: Path) -> list[dict[str, Any]]:
+    """The marker records a run left (none if it left no file)."""
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def script_phase_seconds(script: Path, args: list[str], python: str = sys.executable) -> float:
+    """A script run plainly; its markers still go to a file (they cost one write)."""
     with tempfile.TemporaryDirectory() as tmp:
         sink = Path(tmp) / "markers.jsonl"
         env = {**os.environ, "THREADSCOPE_MARKERS": str(sink), "PYTHONPATH": str(REPO)}
-        subprocess.run([python, str(REPO / "scenarios" / f"{scenario}.py"), *args], env=env,
-                       check=True, stdout=subprocess.DEVNULL, cwd=REPO)
-        return phase_seconds([json.loads(line) for line in sink.read_text().splitlines()])
+        subprocess.run([python, str(script), *args], env=env, check=True,
+                       stdout=subprocess.DEVNULL, cwd=REPO)
+        return phase_seconds(read_markers(sink))
+
+
+def run_untraced(scenario: str, args: list[str], python: str = sys.executable) -> float:
+    """The scenario as a plain script: its phase time."""
+    return script_phase_seconds(REPO / "scenarios" / f"{scenario}.py", args, python)
 
 
 def run_traced(scenario: str, args: list[str], flags: list[str], keep: Path | None = None,
@@ -48,8 +60,7 @@ def run_traced(scenario: str, args: list[str], flags: list[str], keep: Path | No
                         str(out), "--python", python, *flags, scenario, "--", *args],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        cwd=REPO, env={**os.environ, **(env or {})})
-        raw = [json.loads(line) for line in (out / "raw" / "markers.jsonl").read_text()
-               .splitlines()]
+        raw = read_markers(out / "raw" / "markers.jsonl")
         model = json.loads((out / "model.json").read_text())
         return phase_seconds(raw), model
 

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.common import REPO, median, phase_seconds
+from benchmarks.common import REPO, median, phase_seconds, read_markers, script_phase_seconds
 
 PROGRAM = REPO / "benchmarks" / "programs" / "scale_target.py"
 MODES = {"full": [], "sampled": ["--no-viztracer", "--no-perf"]}
@@ -117,15 +117,9 @@ def _program_args(threads: int, iterations: int) -> list[str]:
     return ["--threads", str(threads), "--iterations", str(iterations)]
 
 
-def _env(markers: Path | None = None) -> dict[str, str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    if markers is not None:
-        env["THREADSCOPE_MARKERS"] = str(markers)
-    return env
-
-
 def calibrate() -> ItemCost:
-    out = subprocess.run([sys.executable, str(PROGRAM), "--calibrate"], env=_env(), cwd=REPO,
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, str(PROGRAM), "--calibrate"], env=env, cwd=REPO,
                          check=True, capture_output=True, text=True).stdout
     item = json.loads(out.strip().splitlines()[-1])
     return ItemCost(cpu_s=float(item["cpu_s"]), wait_s=float(item["wait_s"]))
@@ -133,11 +127,7 @@ def calibrate() -> ItemCost:
 
 def run_untraced(threads: int, iterations: int) -> float:
     """The work phase of a plain run, in seconds."""
-    with tempfile.TemporaryDirectory() as tmp:
-        sink = Path(tmp) / "markers.jsonl"
-        subprocess.run([sys.executable, str(PROGRAM), *_program_args(threads, iterations)],
-                       env=_env(sink), cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-        return phase_seconds([json.loads(line) for line in sink.read_text().splitlines()])
+    return script_phase_seconds(PROGRAM, _program_args(threads, iterations))
 
 
 def _size_mb(path: Path) -> float:
@@ -179,9 +169,7 @@ def _read_run(out: Path, began_ns: int, ended_ns: int, realtime_offset_ns: int) 
     raw = out / "raw"
     run = json.loads((raw / "run.json").read_text())
     model = json.loads((out / "model.json").read_text())
-    markers = raw / "markers.jsonl"
-    records = [json.loads(line) for line in markers.read_text().splitlines()] \
-        if markers.exists() else []
+    records = read_markers(raw / "markers.jsonl")
 
     def written_ns(path: Path) -> int:
         """When a file was last written, on the monotonic clock of run.json."""

@@ -41,7 +41,7 @@ typedef struct {
 
 static PyObject *TRY_ARGS;   /* (False,) */
 static PyObject *MINUS_ONE;  /* -1 */
-static PyObject *S_WAIT, *S_ACQUIRE_SLOW, *S_LOG_HOLD, *S_TOOK;
+static PyObject *S_WAIT, *S_ACQUIRE_SLOW, *S_LOG_HOLD;
 static long long LONG_HOLD_NS = 1000000;
 
 static inline long long
@@ -478,8 +478,7 @@ PyInit__lockcore(void)
     S_WAIT = PyUnicode_InternFromString("_wait");
     S_ACQUIRE_SLOW = PyUnicode_InternFromString("_acquire_slow");
     S_LOG_HOLD = PyUnicode_InternFromString("_log_hold");
-    S_TOOK = PyUnicode_InternFromString("_took");
-    if (!TRY_ARGS || !MINUS_ONE || !S_WAIT || !S_ACQUIRE_SLOW || !S_LOG_HOLD || !S_TOOK)
+    if (!TRY_ARGS || !MINUS_ONE || !S_WAIT || !S_ACQUIRE_SLOW || !S_LOG_HOLD)
         goto fail;
     PyObject *lock_type = PyType_FromSpec(&lock_spec);
     if (lock_type == NULL || PyModule_AddObject(module, "LockCore", lock_type) < 0)

@@ -65,6 +65,7 @@ class _Target:
             recording.exit_code = _exit_code(exc.code)
             recording.status = "ok" if recording.exit_code == 0 else "failed"
         except KeyboardInterrupt:
+            _ignore_stop_signals()
             traceback.print_exc()
             recording.exit_code = 130
             recording.status = "interrupted"
@@ -114,6 +115,13 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
+def _ignore_stop_signals() -> None:
+    """Once the program has ended, a second Ctrl-C or SIGTERM must not cut the save of its record
+    in half; the session stops a target that takes too long with SIGKILL."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def _await_go(config: dict[str, Any]) -> None:
     """Tell the session we are ready, then wait until its recorders are attached."""
     os.write(int(config["ready_fd"]), b"R")
@@ -131,6 +139,7 @@ def main() -> None:
     target.prepare()
     _await_go(config)
     code = target.run()
+    _ignore_stop_signals()
     interrupted = target.recording.status == "interrupted"
     target.recording.finish()
     sys.stdout.flush()

@@ -4,6 +4,7 @@ nowhere else."""
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from rich.console import Console
@@ -16,6 +17,7 @@ from tracer.commands.report import ReportCommand
 from tracer.commands.run import RunCommand
 from tracer.commands.view import ViewCommand
 from tracer.errors import ThreadscopeError
+from tracer.interrupts import exit_code, signal_of, terminate_raises
 
 COMMANDS: dict[str, Command] = {
     "run": RunCommand(),
@@ -47,11 +49,13 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return COMMANDS[args.command].run(args, parsers[args.command])
+        with terminate_raises():  # SIGTERM runs every finally and atexit hook, as Ctrl-C does
+            return COMMANDS[args.command].run(args, parsers[args.command])
     except ThreadscopeError as exc:
         message = Text.assemble(("error: ", "bold red"), str(exc))
         Console(stderr=True, highlight=False).print(message, soft_wrap=True)
         return exc.exit_code
-    except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = signal_of(exc)
+        Console(stderr=True).print("interrupted" if signum == signal.SIGINT else "terminated")
+        return exit_code(signum)

@@ -1,5 +1,6 @@
 """One recording: start the target at a starting line, attach the recorders, let it run, stop
-everything however the target ends (exit, crash, timeout, Ctrl-C), and write ``raw/run.json``.
+everything however the target ends (exit, crash, timeout, Ctrl-C, SIGTERM), and write
+``raw/run.json``.
 
 The target waits for a go signal after its interpreter has started, so that the recorders' own
 start-up (perf takes about a second) is neither lost from the record nor counted in the target's
@@ -18,13 +19,14 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from types import FrameType
 
 import orjson
 from rich.console import Console
 
 import tracer
+from tracer import interrupts
 from tracer.errors import RecorderUnavailable, ThreadscopeError
+from tracer.interrupts import StopRequests
 from tracer.model.schema import Source
 from tracer.recorders.base import RecordContext, Recorder
 from tracer.recorders.pyspy import PySpyRecorder
@@ -57,17 +59,7 @@ class RecordResult:
     exit_code: int
     status: str  # ok | failed | timeout | interrupted | killed | error
     sources: dict[str, Source] = field(default_factory=dict)
-
-
-class _Interrupted:
-    """Ctrl-C reaches the whole foreground process group, so the target gets it too; the session
-    just notes it and keeps waiting for the target to wind down and save its trace."""
-
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self, signum: int, frame: FrameType | None) -> None:
-        self.count += 1
+    stop_signal: int | None = None  # the Ctrl-C (SIGINT) or SIGTERM that stopped the run
 
 
 def build_recorders(options: RecordOptions) -> list[Recorder]:
@@ -91,6 +83,16 @@ def build_recorders(options: RecordOptions) -> list[Recorder]:
 
 
 def record(spec: TargetSpec, folder: RunFolder, options: RecordOptions) -> RecordResult:
+    """Record ``spec`` into ``folder``. Ctrl-C and SIGTERM stop the target (see :func:`_wait`);
+    from the first line to ``run.json`` they are only counted, so the recorders always stop and
+    ``run.json`` is always written, whatever signal comes when."""
+    stops = StopRequests()
+    with stops.deferred():
+        return _record(spec, folder, options, stops)
+
+
+def _record(spec: TargetSpec, folder: RunFolder, options: RecordOptions,
+            stops: StopRequests) -> RecordResult:
     ctx = RecordContext(raw_dir=folder.raw, python=options.python, rate_hz=options.rate_hz)
     sources: dict[str, Source] = {}
     ready: list[Recorder] = []
@@ -122,7 +124,7 @@ def record(spec: TargetSpec, folder: RunFolder, options: RecordOptions) -> Recor
         os.write(go_fd, b"G")
         os.close(go_fd)
         with _progress_line(options, running) as tick:
-            status, exit_code = _wait(proc, options, running, tick)
+            status, exit_code = _wait(proc, options, running, tick, stops)
         exit_ns = time.monotonic_ns()
         for recorder in reversed(running):
             with contextlib.suppress(Exception):
@@ -144,7 +146,8 @@ def record(spec: TargetSpec, folder: RunFolder, options: RecordOptions) -> Recor
         "sources": {name: asdict(source) for name, source in sources.items()},
     }
     atomic_write_bytes(folder.raw_file("run.json"), orjson.dumps(run, option=orjson.OPT_INDENT_2))
-    return RecordResult(exit_code=exit_code, status=status, sources=sources)
+    return RecordResult(exit_code=exit_code, status=status, sources=sources,
+                        stop_signal=stops.first if status == "interrupted" else None)
 
 
 @contextlib.contextmanager
@@ -164,6 +167,7 @@ def _target_process(
         "tracer_entries": options.tracer_entries,
         "go_fd": go_r,
         "ready_fd": ready_w,
+        "controller_pid": os.getpid(),  # lets `tracer doctor` tell a stray perf record
     }
     config_path = folder.raw_file("bootstrap.json")
     atomic_write_bytes(config_path, orjson.dumps(config))
@@ -232,39 +236,60 @@ def _progress_line(options: RecordOptions,
 
 def _wait(
     proc: subprocess.Popen[bytes], options: RecordOptions, recorders: list[Recorder],
-    tick: Callable[[], None] = lambda: None,
+    tick: Callable[[], None] = lambda: None, stops: StopRequests | None = None,
 ) -> tuple[str, int]:
-    interrupted = _Interrupted()
-    previous = signal.signal(signal.SIGINT, interrupted)
-    try:
-        deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
-        while True:
-            try:
-                code = proc.wait(timeout=0.05)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            tick()
-            if deadline is not None and time.monotonic() >= deadline:
-                for recorder in recorders:
-                    if isinstance(recorder, PySpyRecorder):
-                        recorder.final_dump()
-                code = _stop_target(proc)
-                return "timeout", code if code >= 0 else 128 - code
-            if interrupted.count:
-                grace_end = time.monotonic() + INTERRUPT_GRACE_S
-                while proc.poll() is None and time.monotonic() < grace_end:
-                    time.sleep(0.05)
-                polled = proc.poll()
-                code = polled if polled is not None else _stop_target(proc)
-                return "interrupted", 130 if code in (-signal.SIGINT, 130) else _code(code)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if interrupted.count:
-        return "interrupted", 130 if code in (-signal.SIGINT, 130) else _code(code)
+    stops = stops if stops is not None else StopRequests()
+    deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
+    while True:
+        try:
+            code = proc.wait(timeout=0.05)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        tick()
+        if deadline is not None and time.monotonic() >= deadline:
+            for recorder in recorders:
+                if isinstance(recorder, PySpyRecorder):
+                    recorder.final_dump()
+            code = _stop_target(proc)
+            return "timeout", code if code >= 0 else 128 - code
+        if stops.signals:
+            _stop_interrupted(proc, options, stops)
+            return "interrupted", interrupts.exit_code(stops.signals[0])
+    if stops.signals:  # the target ended with the signal, before we looked
+        return "interrupted", interrupts.exit_code(stops.signals[0])
     if code < 0:
         return "killed", 128 - code
     return ("ok" if code == 0 else "failed"), code
+
+
+def _stop_interrupted(proc: subprocess.Popen[bytes], options: RecordOptions,
+                      stops: StopRequests) -> None:
+    """Stop the target as Ctrl-C does, then give it time to save its trace.
+
+    Ctrl-C reaches the whole foreground process group, so the target already has its SIGINT. A
+    SIGTERM was sent to the tracer alone: it is passed on (the bootstrap makes it a
+    KeyboardInterrupt, a program's own SIGTERM handler runs as it would without us). Later
+    signals change nothing: the target saves its trace while it winds down, and cutting that
+    short would leave it half-written (the bootstrap ignores them while it saves).
+    """
+    first = stops.signals[0]
+    console = None if options.quiet else Console(stderr=True, highlight=False)
+    if first == signal.SIGTERM:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    if console is not None:
+        console.print(f"threadscope: {signal.Signals(first).name}: stopping the target (it has "
+                      f"{INTERRUPT_GRACE_S:g} s to save its trace), then writing the report")
+    told = False
+    grace_end = time.monotonic() + INTERRUPT_GRACE_S
+    while proc.poll() is None and time.monotonic() < grace_end:
+        time.sleep(0.05)
+        if console is not None and not told and len(stops.signals) > 1:
+            console.print("threadscope: already stopping; the report follows")
+            told = True
+    if proc.poll() is None:
+        _stop_target(proc)
 
 
 def _stop_target(proc: subprocess.Popen[bytes]) -> int:
@@ -280,10 +305,4 @@ def _stop_target(proc: subprocess.Popen[bytes]) -> int:
         proc.kill()
         proc.wait()
     return int(proc.returncode)
-
-
-def _code(code: int | None) -> int:
-    if code is None:
-        return 1
-    return 128 - code if code < 0 else code
 

@@ -3,6 +3,7 @@ page linking the reports with their verdicts: a guided tour of the notebook, mea
 
 from __future__ import annotations
 
+import signal
 import webbrowser
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from rich.table import Table
 from reports.index import IndexEntry, render_index
 from scenarios.registry import all_scenarios
 from tracer.errors import ThreadscopeError
+from tracer.interrupts import exit_code, signal_of
 from tracer.model.schema import RunModel
 from tracer.pipeline import analyse_and_render
 from tracer.runfolder import RunFolder
@@ -27,23 +29,35 @@ def run_all(out: Path | None, options: RecordOptions, force: bool = False,
     console = Console(stderr=True)
     entries: list[IndexEntry] = []
     scenarios = all_scenarios()
+    stopped_by: int | None = None  # Ctrl-C or SIGTERM ends the tour after the scenario it hit
     for number, scenario in enumerate(scenarios, 1):
-        console.print(f"[{number}/{len(scenarios)}] {scenario.name}: {scenario.summary}",
-                      highlight=False, markup=False)
-        folder = RunFolder.create(root / scenario.name, scenario.name)
         try:
-            record(resolve(scenario.name, []), folder, options)
-            model: RunModel | None = analyse_and_render(folder)
-        except ThreadscopeError as exc:
-            console.print(f"  could not record {scenario.name}: {exc}", markup=False)
-            model = None
-        entries.append(_entry(scenario.name, scenario.concept, scenario.section,
-                              scenario.summary, model))
+            console.print(f"[{number}/{len(scenarios)}] {scenario.name}: {scenario.summary}",
+                          highlight=False, markup=False)
+            folder = RunFolder.create(root / scenario.name, scenario.name)
+            try:
+                result = record(resolve(scenario.name, []), folder, options)
+                stopped_by = result.stop_signal
+                model: RunModel | None = analyse_and_render(folder)
+            except ThreadscopeError as exc:
+                console.print(f"  could not record {scenario.name}: {exc}", markup=False)
+                model = None
+            entries.append(_entry(scenario.name, scenario.concept, scenario.section,
+                                  scenario.summary, model))
+        except KeyboardInterrupt as exc:  # between recordings, or while analysing one
+            stopped_by = signal_of(exc)
+        if stopped_by is not None:
+            console.print(f"stopped by {signal.Signals(stopped_by).name} after {len(entries)} "
+                          f"of {len(scenarios)} scenarios; the index lists those",
+                          highlight=False, markup=False)
+            break
     render_index(entries, root / INDEX)
     _print_verdicts(console, entries)
     console.print(f"index: {root / INDEX}", highlight=False, markup=False)
     if open_index:
         webbrowser.open((root / INDEX).resolve().as_uri())
+    if stopped_by is not None:
+        return exit_code(stopped_by)
     return 0 if all(entry.status != "error" for entry in entries) else 1
 
 

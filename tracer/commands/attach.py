@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 from pathlib import Path
-from types import FrameType
 
 from rich.console import Console
 
 from tracer.attach import record_attached
 from tracer.errors import TargetNotFound
+from tracer.interrupts import StopRequests, rebuild_hint
 from tracer.pipeline import analyse_and_present
 from tracer.procfs import process_alive
 from tracer.runfolder import RunFolder
@@ -43,19 +42,15 @@ class AttachCommand:
         options = RecordOptions(rate_hz=args.rate, viztracer=False, locks=False,
                                 pyspy=args.pyspy, perf=args.perf, sched=args.sched,
                                 quiet=args.quiet)
-        stop = {"requested": False}
-
-        def on_interrupt(signum: int, frame: FrameType | None) -> None:
-            stop["requested"] = True
-
-        previous = signal.signal(signal.SIGINT, on_interrupt)
+        # Ctrl-C or SIGTERM ends the recording early, as --duration does (so the exit code is 0);
+        # counted, not raised, so the recorders always stop and run.json is always written.
+        stops = StopRequests()
         console = Console(stderr=True)
-        try:
+        with stops.deferred():
             if not args.quiet:
                 console.print(f"recording pid {args.pid} for up to {args.duration:g} s "
                               "(Ctrl-C to stop earlier)", highlight=False)
-            record_attached(args.pid, folder, options, args.duration, lambda: stop["requested"])
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        analyse_and_present(folder, args.quiet, args.open)
+            record_attached(args.pid, folder, options, args.duration, lambda: bool(stops.signals))
+        with rebuild_hint(folder):
+            analyse_and_present(folder, args.quiet, args.open)
         return 0

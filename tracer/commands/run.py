@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tracer.interrupts import rebuild_hint
 from tracer.pipeline import analyse_and_present
 from tracer.runfolder import RunFolder
 from tracer.session import RecordOptions, record
@@ -66,7 +67,8 @@ class RunCommand:
         spec = resolve(args.module or args.target, target_args, as_module=bool(args.module))
         folder = RunFolder.create(args.out, spec.label, force=args.force)
         result = record(spec, folder, options)
-        analyse_and_present(folder, args.quiet, args.open)
+        with rebuild_hint(folder):
+            analyse_and_present(folder, args.quiet, args.open)
         return result.exit_code
 
     @staticmethod

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tracer.commands.attach import AttachCommand
+from tracer.commands.doctor import DoctorCommand
 from tracer.commands.list import ListCommand
 from tracer.commands.protocol import Command
 from tracer.commands.report import ReportCommand
@@ -25,6 +26,7 @@ COMMANDS: dict[str, Command] = {
     "report": ReportCommand(),
     "list": ListCommand(),
     "view": ViewCommand(),
+    "doctor": DoctorCommand(),
 }
 
 

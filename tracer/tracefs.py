@@ -164,11 +164,14 @@ def ensure_tracefs(host: TracefsHost = HOST) -> TracefsLease:
                 mounted_here = True
             lease = TracefsLease(path=mounted, mounted_here=mounted_here, host=host,
                                  lease_file=_write_lease(state), cleaned=cleaned)
-    except _NoStateDir:
-        # Not root, so never ours to mount or unmount: a lease without a file.
+    except (_NoStateDir, OSError) as exc:
+        # Not root, or no state directory (a read-only /run): never ours to mount or unmount,
+        # since no other threadscope process could know; a lease without a file.
         mounted = find_tracefs(host)
         if mounted is None:
-            raise _cannot_mount(host, "only root can mount it") from None
+            why = ("only root can mount it" if isinstance(exc, _NoStateDir) else
+                   f"threadscope cannot keep its lease in {host.state_dir} ({exc})")
+            raise _cannot_mount(host, why) from None
         return TracefsLease(path=mounted, mounted_here=False, host=host, cleaned=cleaned)
     atexit.register(lease.release)
     return lease
@@ -298,8 +301,12 @@ def _mount(host: TracefsHost, state: Path) -> Path:
     mount_id = tracefs_mounts(host).get(point)
     if error or mount_id is None:
         raise _cannot_mount(host, f"mounting it failed ({error or 'not in mountinfo'})")
-    (state / _MARKER).write_text(json.dumps({"path": str(point), "mount_id": mount_id,
-                                             "pid": os.getpid()}))
+    try:
+        (state / _MARKER).write_text(json.dumps({"path": str(point), "mount_id": mount_id,
+                                                 "pid": os.getpid()}))
+    except OSError:
+        _run(host.umount(point))  # a mount nobody could later prove ours must not stay
+        raise
     if not _has_events(point):
         _unmount_orphan(host, state)
         raise RecorderUnavailable(f"tracefs at {point} has no events/ (a kernel without "

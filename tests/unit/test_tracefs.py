@@ -4,6 +4,7 @@ leases of dead processes) is checked without touching the real tracefs."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -253,3 +254,17 @@ def test_an_exiting_holder_releases_through_atexit(machine: FakeMachine) -> None
     assert (result.returncode, result.stdout.strip()) == (3, "True"), result.stderr
     assert machine.mounted() == set()
     assert list(machine.state.glob("*.tracefs-lease")) == []
+
+
+def test_without_a_state_directory_nothing_is_mounted_or_unmounted(machine: FakeMachine) -> None:
+    blocker = machine.state.parent / "a_file"
+    blocker.write_text("")
+    host = dataclasses.replace(machine.host, state_dir=blocker / "state")  # mkdir fails
+    with pytest.raises(RecorderUnavailable, match="cannot keep its lease in"):
+        ensure_tracefs(host)
+    assert machine.mounted() == set()
+    machine.mount_by_someone_else(machine.points[0])
+    lease = ensure_tracefs(host)
+    assert (lease.mounted_here, lease.lease_file) == (False, None)
+    lease.release()
+    assert machine.mounted() == {machine.points[0]}

@@ -23,7 +23,10 @@ from typing import Any
 import orjson
 
 import tracer
+from tracer.attached_threads import AttachedThreads
 from tracer.errors import RecorderUnavailable, TargetNotFound
+from tracer.gil_locate import find_interpreter, gil_layout
+from tracer.inprocess import THREADS_RAW, write_gil_layout
 from tracer.model.schema import Source
 from tracer.procfs import process_alive
 from tracer.recorders.base import RecordContext, Recorder
@@ -62,6 +65,8 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
         raise TargetNotFound(f"no process with pid {pid}")
     ctx = RecordContext(raw_dir=folder.raw, python=process_python(pid), pid=pid,
                         rate_hz=options.rate_hz)
+    gil_notes: list[str] = []
+    threads = _locate_gil(pid, folder, gil_notes) if mode == "attach" else None
     sources: dict[str, Source] = {}
     running: list[Recorder] = []
     for recorder in build_recorders(options):
@@ -83,7 +88,11 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
             break
         if should_stop() or (deadline is not None and time.monotonic() >= deadline):
             break
+        if threads is not None:
+            threads.poll()
         time.sleep(0.02)
+    if threads is not None:
+        threads.close()
     for recorder in running:
         if isinstance(recorder, PySpyRecorder) and status == "ok":
             recorder.final_dump()
@@ -92,6 +101,9 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
         with contextlib.suppress(Exception):
             recorder.stop()
         sources[recorder.name] = recorder.describe()
+    gil_source = sources.get("gil-sampler")
+    if gil_source is not None and gil_source.used:
+        gil_source.notes = [*gil_notes, *gil_source.notes]
     cmdline = process_cmdline(pid)
     run: dict[str, Any] = {
         "threadscope_version": tracer.__version__,
@@ -112,6 +124,37 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
     }
     atomic_write_bytes(folder.raw_file("run.json"), orjson.dumps(run, option=orjson.OPT_INDENT_2))
     return RecordResult(exit_code=0, status=status, sources=sources)
+
+
+def _locate_gil(pid: int, folder: RunFolder, notes: list[str]) -> AttachedThreads | None:
+    """Write ``raw/gil_layout.json`` for the GIL recorders, found from outside since the target
+    never ran our probe (or ``{"error": why}``), and start logging which thread state is which
+    thread to ``raw/threads.jsonl``; returns that log, or None. ``notes`` gets what the report
+    should say about it."""
+    try:
+        interpreter = find_interpreter(pid)
+        layout = gil_layout(interpreter)
+    except RecorderUnavailable as exc:
+        write_gil_layout(str(folder.raw), {"error": f"GIL not found from outside: {exc}"})
+        return None
+    except Exception as exc:  # a bug here must not stop the other recorders
+        write_gil_layout(str(folder.raw), {"error": f"GIL search failed: "
+                                                    f"{type(exc).__name__}: {exc}"})
+        return None
+    write_gil_layout(str(folder.raw), layout)
+    offset = layout["gil_addr"] - interpreter.runtime_addr
+    notes.append(f"GIL found from outside at _PyRuntime+{offset} (CPython "
+                 f"{interpreter.version_text}, {os.path.basename(interpreter.image)})")
+    threads = AttachedThreads(interpreter, str(folder.raw_file(THREADS_RAW)))
+    try:
+        threads.start()
+    except RecorderUnavailable as exc:
+        notes.append(f"GIL holder not matched to threads: {exc}")
+        return None
+    except Exception as exc:
+        notes.append(f"GIL holder not matched to threads: {type(exc).__name__}: {exc}")
+        return None
+    return threads
 
 
 def main(argv: list[str] | None = None) -> int:

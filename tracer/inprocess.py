@@ -91,6 +91,13 @@ def unhook_threads(original: Any) -> None:
     threading.Thread._bootstrap_inner = original  # type: ignore[attr-defined]
 
 
+def write_gil_layout(raw_dir: str, layout: dict[str, Any]) -> None:
+    """``raw/gil_layout.json`` for the GIL recorders: where the GIL is, or ``{"error": why}``.
+    Written from inside the target (the probe) and by ``tracer attach`` (found from outside)."""
+    with open(os.path.join(raw_dir, GIL_LAYOUT_RAW), "w", encoding="utf-8") as handle:
+        json.dump(layout, handle)
+
+
 
 
 class InProcessRecording:
@@ -140,8 +147,7 @@ class InProcessRecording:
             layout: dict[str, Any] = gil_probe.calibrate()
         except Exception as exc:
             layout = {"error": f"{type(exc).__name__}: {exc}"}
-        with open(os.path.join(self.raw_dir, GIL_LAYOUT_RAW), "w", encoding="utf-8") as handle:
-            json.dump(layout, handle)
+        write_gil_layout(self.raw_dir, layout)
 
     def _prepare_viztracer(self) -> None:
         try:

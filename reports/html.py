@@ -66,6 +66,7 @@ METHOD_MEANINGS = {
 FIGURE_NAMES = {
     "cpu": "CPU time and parallelism",
     "gil": "GIL holder and waits",
+    "gil_holder": "who held the GIL while nobody waited for it",
     "thread_states": "thread states on the timeline",
     "locks": "lock waits and holds",
 }

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +46,24 @@ def pyenv_interpreters() -> list[Any]:
         else:
             params.append(pytest.param("", id=minor, marks=pytest.mark.skip(f"no pyenv {minor}")))
     return params
+
+
+def exact_path_expected() -> bool:
+    """CI (CI=true) on a root machine with perf: the exact GIL path must run, not skip."""
+    return (os.environ.get("CI") == "true" and hasattr(os, "geteuid") and os.geteuid() == 0
+            and shutil.which("perf") is not None)
+
+
+def require_recorder(check: Callable[[], None], *, needs_perf: bool = False) -> None:
+    """Skip the test when ``check()`` says its recorder cannot run here (with the reason), but
+    fail it when the exact path is expected (:func:`exact_path_expected`) and it needs perf."""
+    import pytest
+
+    from tracer.errors import RecorderUnavailable
+
+    try:
+        check()
+    except RecorderUnavailable as exc:
+        if needs_perf and exact_path_expected():
+            pytest.fail(f"the exact GIL recorder must run on this CI machine: {exc}")
+        pytest.skip(str(exc))

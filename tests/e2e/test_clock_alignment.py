@@ -16,16 +16,18 @@ SAMPLER_TOLERANCE_S = 0.050
 VIZTRACER_TOLERANCE_S = 0.002
 
 SOURCES = {
-    # source: (flags that leave it the finest source of thread states, state it reports)
-    "sched": (["--no-perf", "--no-gil-sampler"], "on_cpu"),
-    "gil-sampler": (["--no-perf"], "running"),
-    "perf": (["--no-gil-sampler"], "running"),
+    # source: (flags that leave it the finest source of thread states, states it reports). perf
+    # alone sees a lone spinner on the CPU but no GIL event (nobody waits for the GIL), so the
+    # hold is not proven: on_cpu.
+    "sched": (["--no-perf", "--no-gil-sampler"], ("on_cpu",)),
+    "gil-sampler": (["--no-perf"], ("running",)),
+    "perf": (["--no-gil-sampler"], ("running", "on_cpu")),
 }
 
 
 @pytest.mark.parametrize("source", sorted(SOURCES))
 def test_states_align_with_markers(source: str, tmp_path: Path) -> None:
-    flags, busy_state = SOURCES[source]
+    flags, busy_states = SOURCES[source]
     out = tmp_path / "run"
     result = tracer("run", "--out", str(out), "--no-viztracer", *flags,
                     str(PROGRAMS / "spin_marked.py"))
@@ -41,7 +43,7 @@ def test_states_align_with_markers(source: str, tmp_path: Path) -> None:
     # stopped; other processes may preempt it in between, which only splits the interval.
     (spinner,) = thread_named(model, "spinner")
     busy = [i for i in spinner["intervals"]
-            if i["state"] == busy_state and i["end"] - i["start"] > 0.002]
+            if i["state"] in busy_states and i["end"] - i["start"] > 0.002]
     assert busy, spinner["intervals"]
     assert abs(busy[0]["start"] - spin_start) < SAMPLER_TOLERANCE_S
     assert abs(busy[-1]["end"] - spin_end) < SAMPLER_TOLERANCE_S

@@ -23,6 +23,7 @@ import pytest
 
 from tests.e2e.helpers import pyenv_interpreters
 from tracer.errors import RecorderUnavailable
+from tracer.instrument.gil_probe import FutexWords
 from tracer.model.gil_exact import gil_metrics, gil_timelines, parse_perf_script
 from tracer.model.gil_sampled import (
     load_gil_samples,
@@ -145,7 +146,9 @@ def sampled(rec: Recording, t0: int, end: int) -> dict[int, list[Interval]]:
 
 
 def exact(rec: Recording, t0: int, end: int) -> dict[int, list[Interval]]:
-    events = parse_perf_script((rec.raw_dir / "perf_gil.txt").read_text())
+    layout = json.loads((rec.raw_dir / "gil_layout.json").read_text())
+    with (rec.raw_dir / "perf_gil.txt").open() as lines:
+        events = parse_perf_script(lines, FutexWords(int(layout["gil_addr"])))
     return gil_timelines(events, t0, end)
 
 

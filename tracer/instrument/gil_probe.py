@@ -36,6 +36,10 @@ _PROBE_INTERVAL_S = 0.004321
 # uses these to tell a GIL waiter (cond/mutex) from a holder waiting for its hand-off (switch_*).
 _COND_SIZE = 48
 _MUTEX_SIZE = 40
+# glibc's condition variable (2.25 and later) ends with ``unsigned int __g_signals[2]``: its waiters
+# sleep in futex on one of these two words and a signal wakes them there. The mutex's futex word
+# is its first int. The exact recorder filters the futex tracepoint on exactly these addresses.
+_COND_SIGNALS_OFFSET = 40
 
 
 class _GilHead(ctypes.Structure):
@@ -110,7 +114,38 @@ def _calibrate() -> dict[str, Any]:
         "handoff_range": [head_size + _COND_SIZE + _MUTEX_SIZE,
                           head_size + 2 * (_COND_SIZE + _MUTEX_SIZE)],
         "pointer_size": ctypes.sizeof(ctypes.c_void_p),
+        "libc": _libc(),
     }
+
+
+def _libc() -> str:
+    """``glibc 2.36``, or what the C library calls itself; "" when it does not say (musl)."""
+    try:
+        return os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError, AttributeError):
+        return ""
+
+
+class FutexWords:
+    """The futex words of the GIL that tell its story, for a GIL head at ``gil_addr``.
+
+    ``cond``: where GIL requesters sleep (a futex WAIT here is a request that found the GIL held)
+    and where a releaser wakes them (a WAKE here is a release while someone waited);
+    ``mutex``: the GIL's own mutex (a WAIT is a thread blocked inside take_gil/drop_gil);
+    ``switch``: where a holder forced to drop the GIL waits for the hand-off (WAIT) and where the
+    thread that took it tells that holder so (WAKE).
+    """
+
+    def __init__(self, gil_addr: int, head_size: int = 32) -> None:
+        cond = gil_addr + head_size
+        mutex = cond + _COND_SIZE
+        switch_cond = mutex + _MUTEX_SIZE
+        self.cond = (cond + _COND_SIGNALS_OFFSET, cond + _COND_SIGNALS_OFFSET + 4)
+        self.mutex = mutex
+        self.switch = (switch_cond + _COND_SIGNALS_OFFSET, switch_cond + _COND_SIGNALS_OFFSET + 4)
+
+    def all(self) -> tuple[int, ...]:
+        return (*self.cond, self.mutex, *self.switch)
 
 
 def _search(base: int, end: int, needle: bytes) -> list[int]:

@@ -104,8 +104,13 @@ def build_run(folder: RunFolder) -> BuiltRun:
     gil = load_gil(raw, events, pid, t0_ns, end_ns)
     if gil is not None:
         _apply_gil(threads, gil, pid)
+        warnings.extend(gil.warnings)
+        if gil.source in sources:
+            sources[gil.source].notes.extend(gil.notes)
         figure_sources["gil"] = gil.method
         figure_sources["thread_states"] = gil.method
+        if gil.holder_method != gil.method:
+            figure_sources["gil_holder"] = gil.holder_method
     else:
         figure_sources["gil"] = "missing"
         figure_sources["thread_states"] = "sampled" if cpu else "missing"
@@ -298,6 +303,10 @@ def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
         thread.gil_wait_s = round(float(mine.get("gil_wait_s", 0.0)), 6)
         thread.gil_waits = int(mine.get("gil_waits", 0))
         thread.max_gil_wait_s = round(float(mine.get("max_gil_wait_s", 0.0)), 6)
+        exact = gil.wait_figures.get(thread.tid)
+        if exact is not None:  # counted from the events themselves, not from intervals
+            thread.gil_waits = exact.waits
+            thread.max_gil_wait_s = round(exact.max_wait_s, 6)
 
 
 def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: int,

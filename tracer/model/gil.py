@@ -1,7 +1,10 @@
 """Who held the GIL and who waited for it: from the best source a run has.
 
-Exact (perf uprobes on take_gil/drop_gil) wins over sampled (the out-of-process GIL sampler);
-with neither, the model keeps the OS view (on/off CPU) and says GIL ownership was not measured.
+Exact (perf: the GIL's futex calls and context switches) wins over sampled (the out-of-process GIL
+sampler). The exact events prove every wait and every hold that contention brackets; holds nobody
+waited for leave no event, and those stretches take the sampler's view when it ran
+(:mod:`tracer.model.gil_fill`). With neither source, the model keeps the OS view (on/off CPU) and
+says GIL ownership was not measured.
 """
 
 from __future__ import annotations
@@ -14,6 +17,16 @@ from tracer.model.schema import Interval
 
 PERF_RAW = "perf_gil.txt"
 SAMPLED_RAW = "gil_samples.jsonl"
+LAYOUT_RAW = "gil_layout.json"
+
+
+@dataclass(frozen=True)
+class WaitFigures:
+    """A thread's GIL waits as the exact events counted them (not re-derived from intervals)."""
+
+    waits: int  # requests that found the GIL held and slept for it
+    wait_s: float
+    max_wait_s: float
 
 
 @dataclass
@@ -23,6 +36,17 @@ class GilResult:
     timelines: dict[int, list[Interval]]  # tid -> states, seconds from t0
     metrics: dict[str, Any] = field(default_factory=dict)  # run-wide figures
     threads: dict[int, dict[str, Any]] = field(default_factory=dict)  # tid -> per-thread figures
+    wait_figures: dict[int, WaitFigures] = field(default_factory=dict)  # exact only
+    notes: list[str] = field(default_factory=list)  # for the source's notes in the model
+    warnings: list[str] = field(default_factory=list)  # for the model's warnings
+
+    @property
+    def holder_method(self) -> str:
+        """How uncontended holders were told: sampled when exact events left stretches to the
+        sampler (waits and contended hand-offs stay exact)."""
+        if self.method == "exact" and self.metrics.get("gil_held_sampled_share", 0) > 0:
+            return "sampled"
+        return self.method
 
 
 def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns: int,
@@ -30,11 +54,16 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
     wall_s = (end_ns - t0_ns) / 1e9
     if wall_s <= 0:
         return None
-    result = _exact(raw_dir, pid, t0_ns, end_ns) if prefer_exact else None
+    warnings: list[str] = []
+    result = _exact(raw_dir, pid, t0_ns, end_ns, warnings) if prefer_exact else None
+    sampled = _sampled(raw_dir, thread_events, t0_ns, end_ns)
     if result is None:
-        result = _sampled(raw_dir, thread_events, t0_ns, end_ns)
+        result = sampled
+    elif sampled is not None:
+        _fill(result, sampled)
     if result is None:
         return None
+    result.warnings[:0] = warnings
     from tracer.model.gil_exact import gil_metrics
 
     figures = gil_metrics(result.timelines, wall_s)
@@ -46,21 +75,54 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
     return result
 
 
-def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int) -> GilResult | None:
+def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
+           warnings: list[str]) -> GilResult | None:
     path = raw_dir / PERF_RAW
     if not path.is_file():
         return None
     from tracer.errors import CorruptRecording
-    from tracer.model.gil_exact import gil_timelines, parse_perf_script
+    from tracer.instrument.gil_probe import FutexWords
+    from tracer.model.gil_exact import UprobeRecording, parse_perf_script, reconstruct
+    from tracer.model.rawfiles import read_json
 
+    layout = read_json(raw_dir / LAYOUT_RAW)
+    if not isinstance(layout, dict) or "gil_addr" not in layout:
+        raise CorruptRecording(f"{path} needs {raw_dir / LAYOUT_RAW} (the GIL's address), "
+                               "which is missing or has no gil_addr")
+    words = FutexWords(int(layout["gil_addr"]), int(layout.get("head_size", 32)))
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        with path.open(encoding="utf-8", errors="replace") as lines:
+            events = parse_perf_script(lines, words)
+    except UprobeRecording as exc:
+        warnings.append(str(exc))
+        return None
     except OSError as exc:
         raise CorruptRecording(f"cannot read {path}: {exc}") from exc
-    events = parse_perf_script(text)
     if not events:
         return None
-    return GilResult("exact", "perf", gil_timelines(events, t0_ns, end_ns, pid=pid))
+    threads = reconstruct(events, t0_ns, end_ns, pid=pid)
+    result = GilResult("exact", "perf", {tid: t.intervals for tid, t in threads.items()})
+    for tid, thread in threads.items():
+        spans = [min(w.end_ns, end_ns) - max(w.start_ns, t0_ns) for w in thread.waits]
+        result.wait_figures[tid] = WaitFigures(
+            waits=sum(w.slept for w in thread.waits),
+            wait_s=sum(spans) / 1e9,
+            max_wait_s=max(spans, default=0) / 1e9,
+        )
+    return result
+
+
+def _fill(exact: GilResult, sampled: GilResult) -> None:
+    """Settle the exact timeline's unknown on-CPU stretches from the sampler (see gil_fill)."""
+    from tracer.model.gil_fill import fill_from_samples
+
+    exact.timelines, summary = fill_from_samples(exact.timelines, sampled.timelines)
+    exact.metrics["gil_held_sampled_share"] = round(summary.sampled_share, 4)
+    if summary.filled_s > 0:
+        exact.notes.append(
+            f"GIL waits and contended hand-offs are exact; {summary.sampled_share:.0%} of the "
+            f"threads' on-CPU time ({summary.filled_s:.3f} s, stretches in which nobody waited "
+            "for the GIL, so no event says who held it) takes the GIL sampler's view.")
 
 
 def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], t0_ns: int,

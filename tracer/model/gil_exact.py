@@ -1,21 +1,42 @@
-"""Exact GIL timelines from perf uprobes on ``take_gil``/``drop_gil`` plus context switches.
+"""Exact GIL waits and hand-offs from the kernel's futex tracepoint plus context switches.
 
 Input is the text of ``perf script -F tid,pid,time,event,trace --ns --show-switch-events
---show-task-events`` (written by :mod:`tracer.recorders.perf_gil` as ``raw/perf_gil.txt``). The
-timestamps are CLOCK_MONOTONIC because the recording used ``perf record -k mono``.
+--show-task-events`` (written by :mod:`tracer.recorders.perf_gil` as ``raw/perf_gil.txt``): the
+target's ``futex`` calls on the GIL's own futex words (filtered in the kernel by address, see
+:class:`tracer.instrument.gil_probe.FutexWords`), the ``futex`` calls that returned at once
+(``EAGAIN``), each thread's context switches and its start and exit. Timestamps are
+CLOCK_MONOTONIC (``perf record -k mono``).
 
-What each event proves about a thread:
+Why futex events and not probes on ``take_gil``/``drop_gil``: a uprobe costs microseconds per hit
+and those functions run on every GIL release, contended or not, so code that releases the GIL
+often (sqlite, hashing small chunks, many small socket calls) ran 3-14x slower under them. A
+thread only calls ``futex`` on the GIL when it must sleep for it or wake a sleeper, so these events
+cost in proportion to real contention, and the kernel drops all the others before they are
+recorded. What each event proves:
 
-- ``take``  (entry of ``take_gil``): from now on it wants the GIL (``gil_wait``).
-- ``taken`` (return of ``take_gil``): from now on it holds the GIL (``running``).
-- ``drop``  (entry of ``drop_gil``): from now on it neither holds nor wants the GIL; it is then
-  ``native`` while on a CPU and ``blocked`` while off one.
-- ``switch_out`` (``sched:sched_switch`` with the thread as prev) / ``switch_in``
-  (``PERF_RECORD_SWITCH IN``): off / on a CPU. A per-thread ``sched_switch`` tracepoint only fires
-  in the context of the outgoing thread, so switch-in comes from perf's switch records instead.
-- ``start`` / ``exit`` (``PERF_RECORD_FORK`` / ``PERF_RECORD_EXIT``): the thread's lifetime. An
-  exiting thread's last context switch is never recorded (its perf events are torn down first), so
-  without ``exit`` it would look ``native`` until the end of the run.
+- ``wait`` (WAIT on the GIL's condition variable): the thread asked for the GIL and found it held
+  by another thread: a GIL wait starts (or goes on: a waiter wakes every switch interval).
+- ``mutex_wait`` (WAIT on the GIL's mutex): blocked inside the GIL's own bookkeeping; within a
+  wait it is part of that wait.
+- ``no_sleep`` (a ``futex`` that returned ``EAGAIN``): the thread's last futex call did not sleep.
+- ``wake`` (WAKE on the condition variable): the thread released the GIL while others waited.
+- ``handoff_wait`` (WAIT on ``switch_cond``): the thread was asked to drop the GIL and waits until
+  another thread has taken it (it no longer holds it).
+- ``handoff_wake`` (WAKE on ``switch_cond``): the thread has just taken the GIL from a holder
+  that was asked to drop it.
+- ``switch_out``/``preempted``/``switch_in``: off a CPU (asleep, or still runnable) / on one again.
+
+From these, per thread: every GIL wait with its exact start and end (the end is the moment the
+waiter woke and did not wait again), and the holds that contention brackets (from the end of a wait,
+or a ``handoff_wake``, to the next ``wake``/``handoff_wait`` of the same thread). A hold that ends
+without such an event ended silently (nobody was waiting) at an unknown moment: that stretch is
+``on_cpu`` here, and :mod:`tracer.model.gil` fills it from the GIL sampler when it ran.
+
+One ambiguity remains: a woken waiter that takes the GIL, holds it for a moment, releases it while
+nobody waits and asks for it again looks like a waiter that woke and found the GIL taken again.
+CPython's wait loop runs a few microseconds between two sleeps, so a woken waiter that spent more
+than :data:`WAIT_LOOP_BOUND_NS` on a CPU before its next wait is read as two waits; shorter holds of
+that kind stay inside one wait.
 
 Everything here is pure: text in, values out.
 """
@@ -25,28 +46,46 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 
 from tracer.errors import CorruptRecording
+from tracer.instrument.gil_probe import FutexWords
 from tracer.model.schema import (
     BLOCKED,
     CPU_WAIT,
     GIL_WAIT,
-    NATIVE,
-    OFF_CPU,
     ON_CPU,
     RUNNING,
     Interval,
 )
 
-KINDS = frozenset({"take", "taken", "drop", "switch_out", "switch_in", "start", "exit"})
 
-# The probe event names, whatever group the recorder put them in. Event names must be unique
-# system-wide (perf refuses a second ``take_gil`` in another group), so the recorder adds a
-# session suffix: ``threadscope_12_34:take_gil_12_34``; older recordings have none.
-_PROBE_KINDS = {"take_gil": "take", "take_gil__return": "taken", "take_gil_ret__return": "taken",
-                "drop_gil": "drop"}
-_SUFFIX = re.compile(r"_\d+_\d+$")
+class Ev(str, Enum):
+    """What one recorded event says a thread did."""
+
+    WAIT = "wait"
+    MUTEX_WAIT = "mutex_wait"
+    NO_SLEEP = "no_sleep"
+    WAKE = "wake"
+    HANDOFF_WAIT = "handoff_wait"
+    HANDOFF_WAKE = "handoff_wake"
+    SWITCH_OUT = "switch_out"
+    PREEMPTED = "preempted"
+    SWITCH_IN = "switch_in"
+    START = "start"
+    EXIT = "exit"
+
+
+# futex(2) commands, after masking FUTEX_PRIVATE_FLAG (128) and FUTEX_CLOCK_REALTIME (256).
+_FUTEX_CMD_MASK = ~(128 | 256)
+_FUTEX_WAITS = frozenset({0, 9})  # FUTEX_WAIT, FUTEX_WAIT_BITSET
+_FUTEX_WAKES = frozenset({1, 10})  # FUTEX_WAKE, FUTEX_WAKE_BITSET
+EAGAIN_RETURN = -11  # what futex WAIT returns when the word changed before it could sleep
+# take_gil's loop between two futex sleeps (re-take the mutex, check the GIL, ask for a drop) ran
+# 2-25 us on a CPU here (p99 ~40 us under uprobes, which slow it); a thread awake longer than this
+# before its next wait did something else, i.e. it got the GIL in between.
+WAIT_LOOP_BOUND_NS = 50_000
 
 # ``  6536/6586    323.066705634: rest``; perf pads pid/tid on the left. The fraction is 9 digits
 # with --ns and 6 without; both are read exactly (integers, never floats: a float of ~1e18 ns has
@@ -54,32 +93,56 @@ _SUFFIX = re.compile(r"_\d+_\d+$")
 _LINE = re.compile(
     r"^\s*(?P<pid>-?\d+)/(?P<tid>-?\d+)\s+(?P<sec>\d+)\.(?P<frac>\d{1,9}):\s*(?P<rest>.*)$"
 )
-_SWITCH_FIELDS = re.compile(
-    r"prev_pid=(?P<prev>-?\d+) prev_prio=-?\d+ prev_state=(?P<state>\S+) ==> "
-)
+_FUTEX_ENTER = re.compile(r"uaddr: (?P<uaddr>0x[0-9a-f]+), op: (?P<op>0x[0-9a-f]+)")
 _TASK = re.compile(r"^PERF_RECORD_(?P<what>FORK|EXIT)\((?P<pid>-?\d+):(?P<tid>-?\d+)\)")
+_UPROBE_NAMES = ("take_gil", "drop_gil")
 
 
-@dataclass(frozen=True)
+class UprobeRecording(CorruptRecording):
+    """A ``perf_gil.txt`` from a threadscope that probed take_gil/drop_gil: no longer read."""
+
+
+@dataclass(frozen=True, slots=True)
 class GilEvent:
     """One thing a thread did, at ``t_ns`` on CLOCK_MONOTONIC."""
 
     t_ns: int
     pid: int
     tid: int
-    kind: str  # one of KINDS
-    prev_state: str | None = None  # switch_out only: R (preempted), S, D, ... as the kernel prints
+    kind: Ev
 
 
-def parse_perf_script(text: str) -> list[GilEvent]:
-    """Read ``perf script`` text into events, in the order perf printed them (time order).
+class FutexClassifier:
+    """Turns a futex call on one of the GIL's words into an :class:`Ev`."""
 
-    Lines for events this module does not use (``PERF_RECORD_SWITCH OUT`` duplicates
-    ``sched_switch`` but without ``prev_state``; ``PERF_RECORD_COMM``; foreign events) are skipped.
-    A line that is not ``perf script`` output at all raises :class:`CorruptRecording`.
+    def __init__(self, words: FutexWords) -> None:
+        self._cond = frozenset(words.cond)
+        self._switch = frozenset(words.switch)
+        self._mutex = words.mutex
+
+    def kind(self, uaddr: int, op: int) -> Ev | None:
+        cmd = op & _FUTEX_CMD_MASK
+        wait, wake = cmd in _FUTEX_WAITS, cmd in _FUTEX_WAKES
+        if uaddr in self._cond:
+            return Ev.WAIT if wait else Ev.WAKE if wake else None
+        if uaddr in self._switch:
+            return Ev.HANDOFF_WAIT if wait else Ev.HANDOFF_WAKE if wake else None
+        if uaddr == self._mutex and wait:
+            return Ev.MUTEX_WAIT
+        return None
+
+
+def parse_perf_script(lines: Iterable[str], words: FutexWords) -> list[GilEvent]:
+    """Read ``perf script`` text (an iterable of lines) into events, in perf's (time) order.
+
+    Lines for events this module does not use (``PERF_RECORD_COMM``, futex calls on other words,
+    futex returns other than ``EAGAIN``) are skipped. A line that is not ``perf script`` output at
+    all raises :class:`CorruptRecording`, and so does a recording made with the uprobes of older
+    threadscope versions, which this model no longer reads.
     """
+    classify = FutexClassifier(words)
     events: list[GilEvent] = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(lines, start=1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         match = _LINE.match(line)
@@ -87,158 +150,306 @@ def parse_perf_script(text: str) -> list[GilEvent]:
             raise CorruptRecording(f"perf script line {lineno} is not an event: {line[:80]!r}")
         pid, tid = int(match["pid"]), int(match["tid"])
         t_ns = int(match["sec"]) * 1_000_000_000 + int(match["frac"].ljust(9, "0"))
-        event = _event_from(match["rest"], t_ns, pid, tid, lineno)
-        if event is not None:
-            events.append(event)
+        kind = _kind_of(match["rest"], classify, lineno)
+        if kind is None:
+            continue
+        if isinstance(kind, tuple):  # FORK/EXIT name the thread in their payload
+            kind, pid, tid = kind
+        events.append(GilEvent(t_ns, pid, tid, kind))
     return events
 
 
-def _event_from(rest: str, t_ns: int, pid: int, tid: int, lineno: int) -> GilEvent | None:
+def _kind_of(rest: str, classify: FutexClassifier,
+             lineno: int) -> Ev | tuple[Ev, int, int] | None:
     if rest.startswith("PERF_RECORD_SWITCH"):
-        # ``PERF_RECORD_SWITCH IN`` (per-thread) or ``PERF_RECORD_SWITCH_CPU_WIDE IN ...``: the
-        # record's tid is the thread coming in.
+        # Per-thread switch records: the record's tid is the thread switching. OUT carries
+        # "preempt" when the thread was still runnable (the kernel took the CPU away).
         words = rest.split()
-        if len(words) > 1 and words[1] == "IN":
-            return GilEvent(t_ns, pid, tid, "switch_in")
+        if len(words) < 2:
+            return None
+        if words[1] == "IN":
+            return Ev.SWITCH_IN
+        if words[1] == "OUT":
+            return Ev.PREEMPTED if "preempt" in words[2:] else Ev.SWITCH_OUT
         return None
     task = _TASK.match(rest)
     if task is not None:
         # The record's own pid/tid is the parent for FORK; the parenthesis names the thread.
-        kind = "start" if task["what"] == "FORK" else "exit"
-        return GilEvent(t_ns, int(task["pid"]), int(task["tid"]), kind)
+        kind = Ev.START if task["what"] == "FORK" else Ev.EXIT
+        return kind, int(task["pid"]), int(task["tid"])
     name, _, payload = rest.partition(": ")
     name = name.strip().rstrip(":")
-    group, _, event = name.rpartition(":")
-    if not group:
-        return None
-    returning = event.endswith("__return")  # perf's own suffix for a return probe
-    event = _SUFFIX.sub("", event.removesuffix("__return")) + ("__return" if returning else "")
-    if event in _PROBE_KINDS:
-        return GilEvent(t_ns, pid, tid, _PROBE_KINDS[event])
-    if name == "sched:sched_switch":
-        fields = _SWITCH_FIELDS.search(payload)
+    if name.endswith("sys_enter_futex"):
+        fields = _FUTEX_ENTER.search(payload)
         if fields is None:
-            raise CorruptRecording(
-                f"perf script line {lineno}: sched_switch without prev_pid/state"
-            )
-        if int(fields["prev"]) != tid:
-            return None  # not this thread going off CPU (cannot happen with per-thread events)
-        return GilEvent(t_ns, pid, tid, "switch_out", fields["state"])
+            raise CorruptRecording(f"perf script line {lineno}: sys_enter_futex without uaddr/op")
+        return classify.kind(int(fields["uaddr"], 16), int(fields["op"], 16))
+    if name.endswith("sys_exit_futex"):
+        try:
+            value = int(payload.strip().split()[0], 16)
+        except (IndexError, ValueError) as exc:
+            raise CorruptRecording(f"perf script line {lineno}: sys_exit_futex without a "
+                                   "return value") from exc
+        signed = value - (1 << 64) if value >= 1 << 63 else value
+        return Ev.NO_SLEEP if signed == EAGAIN_RETURN else None
+    if any(probe in name for probe in _UPROBE_NAMES):
+        raise UprobeRecording(
+            "raw/perf_gil.txt was recorded with take_gil/drop_gil uprobes by an older "
+            "threadscope, which this version no longer reads; record the run again for exact "
+            "GIL figures")
     return None
 
 
-# GIL knowledge per thread while walking its events.
-_HELD, _WAIT, _FREE, _UNKNOWN = "held", "wait", "free", "unknown"
+# -- per-thread reconstruction ---------------------------------------------------------------------
 
 
-def _state(gil: str, on_cpu: bool | None, queued: bool = False) -> str | None:
-    if gil == _HELD:
-        return RUNNING  # a holder preempted by the OS still holds the GIL: nobody else can run
-    if gil == _WAIT:
-        return GIL_WAIT
-    if on_cpu is None:
-        return None
-    if not on_cpu and queued:
-        return CPU_WAIT  # preempted (switched out still runnable): waiting for a free core
-    if gil == _FREE:
-        return NATIVE if on_cpu else BLOCKED
-    return ON_CPU if on_cpu else OFF_CPU
+class _Phase(Enum):
+    IDLE = "idle"  # neither waiting for the GIL nor in a hold the events bracket
+    WAITING = "waiting"  # in a GIL wait, asleep or about to sleep in its futex
+    WOKEN = "woken"  # in a GIL wait, woken: either it got the GIL or it will wait again
+    HOLD = "hold"  # took the GIL for sure (handoff_wake); confirmed if a release follows
 
 
-def gil_timelines(
-    events: Iterable[GilEvent], t0_ns: int, end_ns: int, *, pid: int | None = None
-) -> dict[int, list[Interval]]:
-    """Per thread id, its states as sorted, non-overlapping intervals in seconds from ``t0_ns``.
+class _Cpu(Enum):
+    UNKNOWN = "unknown"
+    ON = "on"
+    ASLEEP = "asleep"
+    PREEMPTED = "preempted"
 
-    Intervals are clipped to ``[t0_ns, end_ns]``; events before ``t0_ns`` still set the state a
-    thread starts with. ``pid`` keeps only that process's threads (perf also follows children).
-    Gaps remain only where nothing is known: before a thread's first event (unless that event
-    proves it already held or wanted the GIL at attach) and after it exited.
-    """
+
+@dataclass(frozen=True, slots=True)
+class GilWait:
+    """One GIL wait of one thread: ``[start_ns, end_ns]``; ``slept`` unless it never blocked."""
+
+    start_ns: int
+    end_ns: int
+    slept: bool
+
+    @property
+    def duration_ns(self) -> int:
+        return self.end_ns - self.start_ns
+
+
+@dataclass
+class ThreadGil:
+    """What the events prove about one thread: its states and its GIL waits."""
+
+    intervals: list[Interval] = field(default_factory=list)
+    waits: list[GilWait] = field(default_factory=list)
+
+
+def _cpu_state(cpu: _Cpu) -> str | None:
+    """The state of a stretch in which the thread neither waits for nor provably holds the GIL."""
+    return {_Cpu.ON: ON_CPU, _Cpu.ASLEEP: BLOCKED, _Cpu.PREEMPTED: CPU_WAIT}.get(cpu)
+
+
+class _ThreadWalk:
+    """Walks one thread's events in time order; see the module docstring for the rules."""
+
+    def __init__(self, t0_ns: int, end_ns: int) -> None:
+        self.t0_ns, self.end_ns = t0_ns, end_ns
+        self.out: list[tuple[int, int, str]] = []
+        self.waits: list[GilWait] = []
+        self.phase = _Phase.IDLE
+        self.cpu = _Cpu.UNKNOWN
+        self.since: int | None = None  # start of the open stretch (same phase and CPU state)
+        # Stretches whose GIL state is decided later: (start, end, cpu) since ``pending_from``.
+        self.pending: list[tuple[int, int, _Cpu]] = []
+        self.futex_pending = False  # a GIL futex call since the last sleep that may sleep yet
+        self.wait_start = 0
+        self.woke = 0
+        self.last_futex = 0  # the latest GIL futex call of the current wait
+        self.awake_ns = 0  # CPU time since the wake-up of a woken waiter, before ``on_since``
+        self.on_since: int | None = None
+        self.slept = False
+
+    # -- stretches --
+
+    def _close(self, now: int) -> None:
+        since = self.since
+        self.since = now
+        if since is None or now <= since:
+            return
+        if self.phase is _Phase.WAITING:
+            self._emit(since, now, GIL_WAIT)
+        elif self.phase in (_Phase.WOKEN, _Phase.HOLD):
+            self.pending.append((since, now, self.cpu))
+        else:
+            state = _cpu_state(self.cpu)
+            if state is not None:
+                self._emit(since, now, state)
+
+    def _emit(self, start: int, end: int, state: str) -> None:
+        start, end = max(start, self.t0_ns), min(end, self.end_ns)
+        if end > start:
+            self.out.append((start, end, state))
+
+    def _resolve(self, held: bool | None) -> None:
+        """Decide the pending stretches: ``True`` held the GIL, ``False`` still waited for it,
+        ``None`` unknown (a silent release happened somewhere in them)."""
+        for start, end, cpu in self.pending:
+            if held is True:
+                self._emit(start, end, RUNNING)
+            elif held is False:
+                self._emit(start, end, GIL_WAIT)
+            elif (state := _cpu_state(cpu)) is not None:
+                self._emit(start, end, state)
+        self.pending = []
+
+    def _end_wait(self, at: int) -> None:
+        self.waits.append(GilWait(self.wait_start, max(at, self.wait_start), self.slept))
+
+    # -- events --
+
+    def step(self, event: GilEvent) -> bool:
+        """Apply one event; False once the thread has exited."""
+        now, kind, phase = event.t_ns, event.kind, self.phase
+        self._close(now)
+        if kind is Ev.EXIT:
+            self.finish(now)
+            return False
+        if kind is Ev.START:
+            return True
+        if kind in (Ev.SWITCH_OUT, Ev.PREEMPTED, Ev.SWITCH_IN):
+            self._switch(now, kind)
+            return True
+        if self.cpu is not _Cpu.ON:  # a futex call runs on a CPU
+            self.cpu, self.on_since = _Cpu.ON, now
+        if kind is Ev.NO_SLEEP:
+            self.futex_pending = False
+            if phase is _Phase.WAITING:  # its wait's futex did not sleep: it is awake at once
+                self.phase, self.woke, self.awake_ns = _Phase.WOKEN, now, 0
+                self.on_since = now
+        elif kind in (Ev.WAIT, Ev.MUTEX_WAIT):
+            self.futex_pending = True
+            self.last_futex = now
+            if phase is _Phase.WOKEN and self._awake_ns(now) > WAIT_LOOP_BOUND_NS:
+                # Too long awake for the wait loop: it got the GIL in between, and lost it again.
+                self._end_wait(self.woke)
+                self._resolve(held=None)
+                phase = self.phase = _Phase.IDLE
+            if phase is _Phase.WOKEN:  # it woke, found the GIL still taken, and waits on
+                self._resolve(held=False)
+                self.phase = _Phase.WAITING
+            elif kind is Ev.WAIT and phase in (_Phase.IDLE, _Phase.HOLD):
+                self._resolve(held=None)  # a hold that ended silently, if any
+                self.phase, self.wait_start, self.slept = _Phase.WAITING, now, False
+        elif kind is Ev.HANDOFF_WAKE:
+            if phase in (_Phase.WAITING, _Phase.WOKEN):
+                self._resolve(held=False)
+                self._end_wait(now)
+            else:
+                self._resolve(held=None)
+            self.phase = _Phase.HOLD
+        elif kind in (Ev.WAKE, Ev.HANDOFF_WAIT):
+            # It released the GIL: a wait it was in ended when it woke, and it held since then.
+            if phase is _Phase.WOKEN:
+                self._end_wait(self.woke)
+                self._resolve(held=True)
+            elif phase is _Phase.WAITING:  # its futex returned without sleeping or saying so
+                self._end_wait(self.last_futex)
+            elif phase is _Phase.HOLD:
+                self._resolve(held=True)
+            self.phase = _Phase.IDLE
+            self.futex_pending = kind is Ev.HANDOFF_WAIT
+        return True
+
+    def _awake_ns(self, now: int) -> int:
+        return self.awake_ns + (now - self.on_since if self.on_since is not None else 0)
+
+    def _switch(self, now: int, kind: Ev) -> None:
+        if kind is Ev.SWITCH_IN:
+            if self.cpu is _Cpu.ASLEEP and self.phase is _Phase.WAITING:
+                self.phase, self.woke, self.awake_ns = _Phase.WOKEN, now, 0
+            self.cpu, self.on_since = _Cpu.ON, now
+            return
+        if self.on_since is not None:
+            self.awake_ns += now - self.on_since
+            self.on_since = None
+        if kind is Ev.PREEMPTED:
+            self.cpu = _Cpu.PREEMPTED
+            return
+        # Asleep: in the GIL futex it just called, or in something else entirely.
+        in_gil_futex = self.futex_pending
+        self.futex_pending = False
+        self.cpu = _Cpu.ASLEEP
+        if in_gil_futex:
+            if self.phase is _Phase.WAITING:
+                self.slept = True
+            return
+        if self.phase is _Phase.WOKEN:  # it got the GIL after waking, then blocked elsewhere
+            self._end_wait(self.woke)
+            self._resolve(held=None)
+        elif self.phase is _Phase.WAITING:  # its futex returned unseen; it got the GIL
+            self._end_wait(self.last_futex)
+        elif self.phase is _Phase.HOLD:
+            self._resolve(held=None)
+        self.phase = _Phase.IDLE
+
+    def finish(self, now: int) -> None:
+        """The thread exited (or the record ended) at ``now``."""
+        self._close(now)
+        if self.phase is _Phase.WAITING:
+            self._end_wait(now)
+        elif self.phase is _Phase.WOKEN:
+            self._end_wait(self.woke)
+        self._resolve(held=None)
+        self.phase, self.since = _Phase.IDLE, None
+
+    def intervals(self) -> list[Interval]:
+        intervals: list[Interval] = []
+        for start, end, state in sorted(self.out):
+            s, e = (start - self.t0_ns) / 1e9, (end - self.t0_ns) / 1e9
+            last = intervals[-1] if intervals else None
+            if last is not None and last.state == state and abs(last.end - s) < 1e-12:
+                last.end = e
+            elif last is not None and s < last.end:  # cannot happen; keep the order if it does
+                continue
+            else:
+                intervals.append(Interval(s, e, state))
+        return intervals
+
+
+def reconstruct(events: Iterable[GilEvent], t0_ns: int, end_ns: int, *,
+                pid: int | None = None) -> dict[int, ThreadGil]:
+    """Per thread id: its states (seconds from ``t0_ns``, clipped to ``[t0_ns, end_ns]``) and its
+    GIL waits (ns, the ones overlapping the window). Events outside the window still count: one
+    after it can settle a stretch inside it (a release proves the hold before it). ``pid`` keeps
+    only that process's threads (perf also follows child processes, each with its own GIL at its
+    own address)."""
     if end_ns < t0_ns:
         raise ValueError(f"end_ns {end_ns} is before t0_ns {t0_ns}")
     per_thread: dict[int, list[GilEvent]] = defaultdict(list)
     for event in sorted(events, key=lambda e: e.t_ns):  # stable: perf's order breaks ties
         if pid is None or event.pid == pid:
             per_thread[event.tid].append(event)
-    return {
-        tid: intervals
-        for tid, evs in per_thread.items()
-        if (intervals := _thread_timeline(evs, t0_ns, end_ns))
-    }
+    out: dict[int, ThreadGil] = {}
+    for tid, thread_events in per_thread.items():
+        walk = _ThreadWalk(t0_ns, end_ns)
+        alive = True
+        for event in thread_events:  # events past the window still settle stretches inside it
+            alive = walk.step(event)
+            if not alive:
+                break
+        if alive:
+            walk.finish(max(end_ns, thread_events[-1].t_ns))
+        waits = [w for w in walk.waits if w.end_ns > t0_ns and w.start_ns < end_ns]
+        intervals = walk.intervals()
+        if intervals or waits:
+            out[tid] = ThreadGil(intervals, waits)
+    return out
 
 
-def _thread_timeline(events: list[GilEvent], t0_ns: int, end_ns: int) -> list[Interval]:
-    # Raw segments (start_ns, end_ns, gil, on_cpu); resolved to states at the end, because the GIL
-    # state before a thread's first GIL event is only known once that event is seen.
-    segments: list[tuple[int, int, str, bool | None, bool]] = []
-    gil, on_cpu, queued = _UNKNOWN, None, False
-    since: int | None = None  # start of the current segment; None before anything is known
-    first_gil_kind: str | None = None
-
-    def close(now: int) -> None:
-        if since is not None and now > since:
-            segments.append((since, now, gil, on_cpu, queued))
-
-    for event in events:
-        now = event.t_ns
-        if now > end_ns:
-            break
-        kind = event.kind
-        if kind == "exit":
-            close(now)
-            since = None
-            break
-        if kind == "start":
-            continue  # the thread exists from here; its first scheduling tells the rest
-        close(now)
-        since = now
-        if kind == "switch_out":
-            on_cpu = False
-            # prev_state R: switched out while still runnable, i.e. preempted for another task
-            queued = (event.prev_state or "").startswith("R")
-            continue
-        on_cpu, queued = True, False  # any other event ran on a CPU
-        if kind == "switch_in":
-            continue
-        if first_gil_kind is None:
-            first_gil_kind = kind
-        if kind == "take":
-            # A take while waiting is a nested call or a missed return: the wait goes on. A take
-            # while holding means a drop was missed: the hold ends here.
-            gil = _WAIT
-        elif kind == "taken":
-            gil = _HELD
-        elif kind == "drop":
-            gil = _FREE
-    if since is not None:
-        close(end_ns)
-
-    before_first = {"take": _FREE, "taken": _WAIT, "drop": _HELD}.get(
-        first_gil_kind or "", _UNKNOWN
-    )
-    if before_first in (_HELD, _WAIT) and events and events[0].t_ns > t0_ns:
-        # Holding or waiting at attach: the thread existed, in that GIL state, since before t0.
-        segments.insert(0, (t0_ns, events[0].t_ns, before_first, None, False))
-    intervals: list[Interval] = []
-    for start, end, seg_gil, seg_cpu, seg_queued in segments:
-        start, end = max(start, t0_ns), min(end, end_ns)
-        if end <= start:
-            continue
-        state = _state(before_first if seg_gil == _UNKNOWN else seg_gil, seg_cpu, seg_queued)
-        if state is None:
-            continue
-        s, e = (start - t0_ns) / 1e9, (end - t0_ns) / 1e9
-        last = intervals[-1] if intervals else None
-        if last is not None and last.state == state and last.end == s:
-            last.end = e
-        else:
-            intervals.append(Interval(s, e, state))
-    return intervals
+def gil_timelines(events: Iterable[GilEvent], t0_ns: int, end_ns: int, *,
+                  pid: int | None = None) -> dict[int, list[Interval]]:
+    """Per thread id, its states as sorted, non-overlapping intervals (see :func:`reconstruct`)."""
+    return {tid: thread.intervals
+            for tid, thread in reconstruct(events, t0_ns, end_ns, pid=pid).items()
+            if thread.intervals}
 
 
 def gil_metrics(timelines: dict[int, list[Interval]], wall_s: float) -> dict[str, object]:
-    """Run-wide and per-thread GIL figures from :func:`gil_timelines`.
+    """Run-wide and per-thread GIL figures from state timelines (exact or sampled alike).
 
     ``gil_utilisation`` is the union of held time over the wall time (one GIL per process, so with
     a single process the union is the sum); ``mean_gil_waiters`` is the time-average number of

@@ -1,0 +1,94 @@
+"""Fill what the exact GIL events cannot know from the GIL sampler's view.
+
+The exact recorder (futex events) proves every wait and every hold that contention brackets, but a
+thread that holds the GIL while nobody waits for it leaves no event: it is ``on_cpu`` in the exact
+timeline, holding the GIL or running native code, or ``cpu_wait`` when the OS preempted it there.
+The sampler reads the GIL's holder at up to 1 kHz, so those stretches take its answer: ``running``
+or ``native`` on a CPU, and ``running`` for a preempted thread the sampler saw holding the GIL
+(a holder preempted by the OS still holds it). One correction: where the events prove another
+thread held the GIL, a sampled "holder" cannot be one, and is ``native``. What neither source
+knows stays as the events have it.
+
+Pure functions over intervals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tracer.model.schema import CPU_WAIT, NATIVE, ON_CPU, RUNNING, Interval
+from tracer.model.states import overlay
+
+_FILLABLE = frozenset({ON_CPU})
+_PREEMPTED = frozenset({CPU_WAIT})
+
+
+@dataclass(frozen=True)
+class FillSummary:
+    """How much of the on-CPU time the events left open, and how much the samples settled."""
+
+    unknown_s: float  # on-CPU seconds the events could not assign (before filling)
+    filled_s: float  # seconds the sampler settled as running or native (on a CPU or preempted)
+    on_cpu_s: float  # running, native and on_cpu seconds after filling
+
+    @property
+    def sampled_share(self) -> float:
+        """Share of the time threads held the GIL or ran without it whose GIL state came from
+        samples."""
+        return self.filled_s / self.on_cpu_s if self.on_cpu_s > 0 else 0.0
+
+
+def fill_from_samples(exact: dict[int, list[Interval]],
+                      sampled: dict[int, list[Interval]]) -> tuple[dict[int, list[Interval]],
+                                                                    FillSummary]:
+    """``exact`` with its ``on_cpu`` stretches settled by ``sampled`` where it can."""
+    held = {tid: [iv for iv in intervals if iv.state == RUNNING]
+            for tid, intervals in exact.items()}
+    out: dict[int, list[Interval]] = {}
+    unknown = filled = on_cpu = 0.0
+    for tid, intervals in exact.items():
+        before = _seconds(intervals, ON_CPU)
+        unknown += before
+        others = sorted((iv for other, ivs in held.items() if other != tid for iv in ivs),
+                        key=lambda iv: iv.start)
+        top = _without_others_holds(
+            [iv for iv in sampled.get(tid, []) if iv.state in (RUNNING, NATIVE)], others)
+        merged = overlay(intervals, top, _FILLABLE) if top and before > 0 else list(intervals)
+        filled += before - _seconds(merged, ON_CPU)
+        running = [iv for iv in top if iv.state == RUNNING]
+        if running and any(iv.state == CPU_WAIT for iv in merged):
+            preempted = _seconds(merged, CPU_WAIT)
+            merged = overlay(merged, running, _PREEMPTED)
+            filled += preempted - _seconds(merged, CPU_WAIT)
+        on_cpu += sum(_seconds(merged, state) for state in (RUNNING, NATIVE, ON_CPU))
+        out[tid] = merged
+    return out, FillSummary(unknown_s=unknown, filled_s=filled, on_cpu_s=on_cpu)
+
+
+def _seconds(intervals: list[Interval], state: str) -> float:
+    return sum(iv.duration for iv in intervals if iv.state == state)
+
+
+def _without_others_holds(top: list[Interval], others: list[Interval]) -> list[Interval]:
+    """Sampled ``running`` pieces turned ``native`` wherever another thread provably held the
+    GIL (both lists sorted by start)."""
+    out: list[Interval] = []
+    k = 0
+    for piece in sorted(top, key=lambda iv: iv.start):
+        if piece.state != RUNNING:
+            out.append(piece)
+            continue
+        while k < len(others) and others[k].end <= piece.start:
+            k += 1
+        at, j = piece.start, k
+        while j < len(others) and others[j].start < piece.end:
+            lo, hi = max(others[j].start, at), min(others[j].end, piece.end)
+            if lo > at:
+                out.append(Interval(at, lo, RUNNING))
+            if hi > lo:
+                out.append(Interval(lo, hi, NATIVE))
+            at = max(at, hi)
+            j += 1
+        if at < piece.end:
+            out.append(Interval(at, piece.end, RUNNING))
+    return out

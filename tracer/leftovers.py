@@ -9,7 +9,6 @@ threadscope name or path and removed by the next run or by ``tracer doctor``.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import json
 import os
@@ -201,8 +200,14 @@ def stop_stray_perf_records(proc: Path = Path("/proc")) -> list[str]:
     done = []
     for stray in find_stray_perf_records(proc):
         for sig, wait_s in _STRAY_STOP:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
+            try:
                 os.kill(stray.pid, sig)
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                done.append(f"cannot stop {stray.describe()}: it is not ours (run "
+                            "`sudo python -m tracer doctor`)")
+                break
             deadline = time.monotonic() + wait_s
             while process_alive(stray.pid) and time.monotonic() < deadline:
                 time.sleep(0.05)

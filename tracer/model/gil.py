@@ -57,6 +57,14 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
     warnings: list[str] = []
     result = _exact(raw_dir, pid, t0_ns, end_ns, warnings) if prefer_exact else None
     sampled = _sampled(raw_dir, thread_events, t0_ns, end_ns)
+    cut = _budget_cut(raw_dir, t0_ns)
+    if result is not None and cut is not None:
+        # Exact events cover only the start of the run: the sampler speaks for all of it.
+        warnings.append(cut + (" GIL figures are sampled." if sampled is not None else
+                               " The GIL sampler did not run, so the GIL figures cover only "
+                               "that first part of the run."))
+        if sampled is not None:
+            result = None
     if result is None:
         result = sampled
     elif sampled is not None:
@@ -110,6 +118,17 @@ def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
             max_wait_s=max(spans, default=0) / 1e9,
         )
     return result
+
+
+def _budget_cut(raw_dir: Path, t0_ns: int) -> str | None:
+    """The sentence saying exact recording stopped early to stay within its cost, if it did."""
+    from tracer.recorders.perf_budget import BudgetCut
+
+    cut = BudgetCut.load(raw_dir)
+    if cut is None:
+        return None
+    return (f"Exact GIL recording stopped {max(0.0, (cut.t_ns - t0_ns) / 1e9):.2f} s into the run "
+            f"to keep its cost within budget: {cut.reason}.")
 
 
 def _fill(exact: GilResult, sampled: GilResult) -> None:

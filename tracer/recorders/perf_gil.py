@@ -23,6 +23,9 @@ Checked on this machine (Debian 12, kernel 6.18, perf 6.1, pyenv CPython 3.11.7 
   once perf acknowledges ``enable``, so it is recording for sure, without a fixed sleep.
 - perf gets SIGINT if the tracer dies, even by SIGKILL (``PR_SET_PDEATHSIG``): it flushes and
   exits instead of recording an orphaned program.
+- A program that switches threads or contends for the GIL so often that recording every event
+  would slow it by more than ~10% gets exact recording only until that is clear (a fraction of a
+  second), then the sampler alone (:mod:`tracer.recorders.perf_budget`); the report says so.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from tracer.instrument.gil_probe import FutexWords
 from tracer.leftovers import delete_stale_uprobe_groups, die_with_parent
 from tracer.model.schema import Source
 from tracer.recorders.base import RecordContext, Recorder
+from tracer.recorders.perf_budget import BudgetCut, BudgetGuard
 from tracer.tracefs import TracefsLease, ensure_tracefs
 
 RAW_TEXT = "perf_gil.txt"
@@ -59,10 +63,10 @@ _READY_TIMEOUT_S = 20.0
 _STOP_TIMEOUT_S = 15.0
 _SCRIPT_TIMEOUT_S = 300.0
 
-# perf's ring buffer, in 4 KiB pages per CPU (16 MiB). Context switches and GIL futex calls of a
-# busy target reach ~10^5 events/s at ~50-100 bytes each; the default 512 KiB could drop some on a
-# slow box while perf writes to disk.
-_MMAP_PAGES = 4096
+# perf's ring buffer, in 4 KiB pages per CPU (2 MiB). Within the budget a target makes at most a
+# few MB of events a second; perf drains the buffer when it is half full, so the budget guard sees
+# the data rate within a fraction of a second. The default 512 KiB could drop events on a slow box.
+_MMAP_PAGES = 512
 
 # futex(2) ops that wait (FUTEX_WAIT, FUTEX_WAIT_BITSET) with and without FUTEX_PRIVATE_FLAG:
 # the filter keeps waits on the GIL's mutex, and every op on its condition variables' words.
@@ -103,6 +107,8 @@ class PerfGilRecorder(Recorder):
         self._error: str | None = None
         self._atexit_registered = False
         self._seconds = 0.0
+        self._guard: BudgetGuard | None = None
+        self._started_s = 0.0
 
     # -- check ------------------------------------------------------------------------------------
 
@@ -142,6 +148,9 @@ class PerfGilRecorder(Recorder):
                 self._notes.append("removed uprobes a killed older threadscope left installed: "
                                    + ", ".join(removed))
             self._start_perf_record(ctx, words)
+            if ctx.options.get("perf_budget", True):
+                self._guard = BudgetGuard(ctx.pid, ctx.raw_dir / RAW_DATA, self._over_budget)
+                self._guard.start()
         except RecorderUnavailable as exc:
             self._error = str(exc)
             self.stop()
@@ -185,6 +194,7 @@ class PerfGilRecorder(Recorder):
             os.write(ctl_fd, b"enable\n")
             self._wait_for_ack(ack_fd)
             self._seconds = time.monotonic()
+            self._started_s = time.monotonic_ns() / 1e9
         finally:
             log.close()
             os.close(ctl_fd)
@@ -206,12 +216,22 @@ class PerfGilRecorder(Recorder):
                 )
         raise RecorderUnavailable(f"perf record did not start within {_READY_TIMEOUT_S:.0f} s")
 
+    def _over_budget(self, cut: BudgetCut) -> None:
+        """Called by the guard's thread: stop recording now; :meth:`stop` converts what there is."""
+        assert self._raw_dir is not None
+        cut.save(self._raw_dir)
+        if self._proc is not None and self._proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.send_signal(signal.SIGINT)
+
     # -- stop -------------------------------------------------------------------------------------
 
     def stop(self) -> None:
         if self._stopped:
             return
         self._stopped = True
+        if self._guard is not None:
+            self._guard.close()
         try:
             self._stop_perf_record()
         except Exception as exc:
@@ -289,6 +309,10 @@ class PerfGilRecorder(Recorder):
         ]
         if self._lease is not None and self._lease.mounted_here:
             notes.append(self._lease.note)
+        cut = self._guard.cut if self._guard is not None else None
+        if cut is not None:
+            notes.append(f"exact recording stopped {cut.t_ns / 1e9 - self._started_s:.2f} s after "
+                         f"it began, to keep within its cost budget: {cut.reason}")
         if self._error:
             notes.append(self._error)
         return Source(

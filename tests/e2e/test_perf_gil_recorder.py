@@ -299,3 +299,20 @@ def test_start_explains_a_c_library_without_glibc_condition_variables(tmp_path: 
         "gil_addr": 4096, "wait_range": [32, 120], "handoff_range": [120, 208], "libc": ""}))
     with pytest.raises(RecorderUnavailable, match="need glibc"):
         recorder.start(RecordContext(raw_dir=tmp_path, python=sys.executable, pid=os.getpid()))
+
+
+def test_a_program_too_costly_to_record_exactly_falls_back_to_the_sampler(tmp_path: Path) -> None:
+    # Two threads bouncing a byte over a socketpair switch 70,000-170,000 times a second here,
+    # several times the guard's budget (25,000/s): recording every switch slowed them 1.6x.
+    from tests.e2e.helpers import load_model, tracer
+
+    _available(sys.executable, tmp_path)
+    out = tmp_path / "run"
+    result = tracer("run", "--out", str(out), "--no-viztracer", "--no-pyspy",
+                    str(REPO / "benchmarks" / "programs" / "gil_socket_pingpong.py"))
+    assert result.returncode == 0, result.stderr
+    model = load_model(out)
+    assert model["figure_sources"]["gil"] == "sampled"
+    assert any("Exact GIL recording stopped" in w and "switched threads" in w
+               for w in model["warnings"]), model["warnings"]
+    assert any("to keep within its cost budget" in n for n in model["sources"]["perf"]["notes"])

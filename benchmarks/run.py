@@ -2,11 +2,15 @@
 
     python -m benchmarks.run                 # all: ~35 min on 2 cores (6 without growth)
     python -m benchmarks.run --quick         # one round, fewer cases
-    python -m benchmarks.run --only growth   # one of: overhead, gil, locks, scale, growth
+    python -m benchmarks.run --only growth   # one of: overhead, gil, gil-waits, locks, scale,
+                                             # growth
     python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
 
 The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder), ``gil``
-(sampled GIL states against exact ones), ``locks`` (ns per instrumented lock pair), ``scale``
+(sampled GIL states against exact ones), ``gil-waits`` (benchmarks/gil_accuracy.py: the
+sampled-only mode's wait counts and longest waits, with their bounds, against an independent
+uprobe count of the same run: convoys and CPU threads, 3 rounds, ~2 min), ``locks`` (ns per
+instrumented lock pair), ``scale``
 (analysis and report of synthetic recordings up to 512 threads and 60 s) and ``growth``
 (benchmarks/recording_scale.py: a real threaded program recorded at 1/8/64/512 threads for
 1/10/60 s, with overhead, time after exit, sizes and events per case, and where cost per thread or
@@ -35,7 +39,7 @@ from rich.table import Table
 from benchmarks import gil_accuracy, lock_cost, overhead, recording_scale, report_scale
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ["overhead", "gil", "locks", "scale", "growth"]
+SECTIONS = ["overhead", "gil", "gil-waits", "locks", "scale", "growth"]
 
 
 def _pythons() -> list[str]:
@@ -137,6 +141,19 @@ def main(argv: list[str] | None = None) -> int:
              "wait err mean"],
             [[c, str(n), f"{a:.1f}", f"{b:.1f}", f"{d:.1f}", f"{e:.1f}"]
              for c, n, a, b, d, e in rows_gil]))
+    if "gil-waits" in chosen:
+        rows_waits = gil_accuracy.measure_waits(rounds=1 if args.quick else 3)
+        inside = sum(row.inside for row in rows_waits)
+        sections.append(_show(
+            console, "Sampled-only GIL waits vs an independent uprobe count (same run): "
+                     f"{inside} of {len(rows_waits)} inside the sampled bounds",
+            ["case", "thread", "waits (low-high)", "independent", "error", "longest (low-high)",
+             "independent longest"],
+            [[r.case, r.thread, f"{r.waits} ({r.waits_low}-{r.waits_high})", str(r.truth_waits),
+              f"{(r.waits - r.truth_waits) / r.truth_waits:+.0%}",
+              f"{r.longest_s * 1e3:.1f} ms ({r.longest_low_s * 1e3:.1f}-"
+              f"{r.longest_high_s * 1e3:.1f})", f"{r.truth_longest_s * 1e3:.1f} ms"]
+             for r in rows_waits] or [["(needs root and perf)", "", "", "", "", "", ""]]))
     if "locks" in chosen:
         rows_lock = lock_cost.measure(_pythons())
         sections.append(_show(

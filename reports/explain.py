@@ -307,6 +307,7 @@ def explain(model: RunModel) -> list[str]:
     paragraphs += _parallelism_reading(numbers)
     paragraphs.append(_state_shares(numbers))
     paragraphs += _gil_reading(numbers)
+    paragraphs += sampled_gil_reading(model)
     paragraphs += _lock_reading(model, numbers)
     paragraphs += _end_reading(model)
     if model.partial or model.target.status != "ok":
@@ -555,3 +556,92 @@ def fmt_seconds(seconds: float | None) -> str:
     if seconds >= 1e-3:
         return f"{seconds * 1e3:.1f} ms"
     return f"{seconds * 1e6:.0f} µs"
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-thread GIL figures with their uncertainty, shared by the HTML report and the terminal
+
+
+@dataclass(frozen=True)
+class GilFigureWords:
+    """One thread's GIL figures as a reader sees them. Sampled figures carry their uncertainty:
+    shares as ``41% ±2 pp`` (95%), and a wait count or longest wait the samples cannot pin
+    down as the estimate with the bounds they prove, ``523 (303–945)``."""
+
+    held: str
+    wait: str
+    waits: str
+    longest: str
+
+
+def gil_figure_words(thread: ThreadTimeline) -> GilFigureWords:
+    """``—`` everywhere when the run did not measure the GIL."""
+    if thread.gil_waits is None:
+        return GilFigureWords("—", "—", "—", "—")
+    sampled = thread.gil_sampled
+    life = (thread.end_s or 0.0) - (thread.start_s or 0.0)
+    if sampled is None:
+        def share(seconds: float | None) -> str:
+            return f"{(seconds or 0.0) / life:.0%}" if life > 0 else "—"
+
+        return GilFigureWords(share(thread.gil_held_s), share(thread.gil_wait_s),
+                              f"{thread.gil_waits:,}", fmt_seconds(thread.max_gil_wait_s))
+    return GilFigureWords(
+        held=_share_pm(sampled.gil_held_share, sampled.gil_held_share_pm),
+        wait=_share_pm(sampled.gil_wait_share, sampled.gil_wait_share_pm),
+        waits=_count_range(thread.gil_waits, sampled.gil_waits_low, sampled.gil_waits_high),
+        longest=_seconds_range(thread.max_gil_wait_s or 0.0, sampled.max_gil_wait_low_s,
+                               sampled.max_gil_wait_high_s),
+    )
+
+
+def _share_pm(share: float, pm: float) -> str:
+    points = pm * 100
+    return f"{share:.0%} ±{points:.0f} pp" if points >= 1 else f"{share:.0%} ±{points:.1f} pp"
+
+
+def _count_range(estimate: int, low: int, high: int | None) -> str:
+    if high is None:
+        return f"{estimate:,} (≥{low:,})"
+    if low == high:
+        return f"{estimate:,}"
+    return f"{estimate:,} ({low:,}–{high:,})"
+
+
+def _seconds_range(estimate: float, low: float, high: float) -> str:
+    if estimate == 0 and high == 0:
+        return "0"
+    if abs(high - low) < 1e-6:
+        return fmt_seconds(estimate)
+    return f"{fmt_seconds(estimate)} ({fmt_seconds(low)}–{fmt_seconds(high)})"
+
+
+def sampled_gil_reading(model: RunModel) -> list[str]:
+    """With a sampled GIL source: what its figures can and cannot say, on the thread that
+    waited longest for the GIL."""
+    sampled = [t for t in model.threads if t.gil_sampled is not None and t.gil_waits]
+    if not sampled:
+        return []
+    worst = max(sampled, key=lambda t: t.gil_wait_s or 0.0)
+    figures = worst.gil_sampled
+    assert figures is not None
+    words = gil_figure_words(worst)
+    count = (f"in about {worst.gil_waits:,} waits"
+             if figures.gil_waits_low == figures.gil_waits_high
+             else f"in about {worst.gil_waits:,} waits (the samples prove at least "
+                  f"{figures.gil_waits_low:,}" + (
+                      f" and allow at most {figures.gil_waits_high:,})"
+                      if figures.gil_waits_high is not None else ")"))
+    longest = fmt_seconds(worst.max_gil_wait_s)
+    bounds = (f" (at least {fmt_seconds(figures.max_gil_wait_low_s)}, at most "
+              f"{fmt_seconds(figures.max_gil_wait_high_s)})")
+    turns = (f"; {figures.hidden_turns:,} of its GIL turns fell between samples, seen only "
+             "through the GIL's switch counter and its own context switches"
+             if figures.hidden_turns else "")
+    return [
+        f"The GIL was sampled every {figures.period_ms:.1f} ms, so its figures carry their "
+        f"uncertainty (± is a 95% range; counts and longest waits the samples cannot pin down "
+        f"come with the bounds they prove). {thread_label(worst)} waited longest: "
+        f"{words.wait} of its life, {count}{turns}. Its longest wait lasted about {longest}"
+        f"{bounds}."
+    ]

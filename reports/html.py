@@ -7,7 +7,7 @@ and ``&`` written as ``\\u003c`` etc., so no user string can close the script el
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from reports.explain import (
     end_reason_words,
     explain,
     fmt_seconds,
+    gil_figure_words,
     lock_called,
     ordered_threads,
     run_numbers,
@@ -150,6 +151,7 @@ class ThreadRow:
     states: list[str]
     end_reason: str
     why: str = ""  # why a thread has its own row when the report folds threads
+    gil: list[str] = field(default_factory=list)  # held, waiting, waits, longest wait
 
 
 @dataclass
@@ -221,6 +223,7 @@ def _page(model: RunModel, figures: list[FigureSpec]) -> dict[str, Any]:
         "state_colours": {s: STATE_COLOURS.get(s, "#666666") for s in states},
         "state_phrases": {s: STATE_PHRASES.get(s, s) for s in states},
         **_thread_tables(model, states),
+        **_gil_columns(model),
         "model": model,
         "deadlocks": deadlock_sentences(model),
         "figure_sources": dict(model.figure_sources),
@@ -250,6 +253,21 @@ def _thread_tables(model: RunModel, states: list[str]) -> dict[str, Any]:
             "all_hidden": max(0, len(everyone) - ALL_THREAD_ROWS),
         },
     }
+
+
+def _gil_columns(model: RunModel) -> dict[str, Any]:
+    """Whether the thread table has GIL columns, and what a sampled source's ± means there."""
+    measured = [t for t in model.threads if t.gil_waits is not None]
+    sampled = next((t.gil_sampled for t in measured if t.gil_sampled is not None), None)
+    note = ""
+    if sampled is not None:
+        note = (f"GIL figures were sampled every {sampled.period_ms:.1f} ms. Shares are of each "
+                "thread's life; ± is a 95% range (the sampling's quantisation and what the "
+                "sampler's own ticks can shift). Where the samples cannot count waits or time "
+                "the longest one, the figure is an estimate and (low–high) the bounds they "
+                "prove: a wait between two samples shows only in the GIL's switch counter and "
+                "the threads' context switches.")
+    return {"gil_columns": bool(measured), "gil_note": note}
 
 
 def _figure_source_rows(sources: dict[str, str]) -> list[FigureSourceRow]:
@@ -369,6 +387,7 @@ def _thread_row(
         states=[f"{seconds.get(s, 0.0):.3f}" for s in states],
         end_reason=thread_end_text(thread, model.markers) or end_reason_words(thread.end_reason),
         why=why,
+        gil=list(astuple(gil_figure_words(thread))),
     )
 
 

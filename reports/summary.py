@@ -20,6 +20,7 @@ from reports.explain import (
     ThreadGroup,
     deadlock_sentences,
     fmt_seconds,
+    gil_figure_words,
     lock_called,
     run_numbers,
     select_threads,
@@ -53,6 +54,9 @@ def print_summary(model: RunModel, run_dir: Path, console: Console) -> None:
     _print_status(model, console)
     _print_numbers(numbers, console)
     console.print(_thread_table(model, numbers))
+    gil = _gil_table(model)
+    if gil is not None:
+        console.print(gil)
     _print_locks(model, console)
     console.print(_source_table(model.sources))
     if model.claims:
@@ -163,6 +167,28 @@ def _group_cells(group: ThreadGroup, states: list[str]) -> list[Text | str]:
         *[_fmt(seconds.get(s, 0.0)) for s in states],
         "",
     ]
+
+
+def _gil_table(model: RunModel) -> Table | None:
+    """Per thread: GIL held and wait shares of its life, waits and the longest one; sampled
+    figures with their ± and the bounds the samples prove (reports.explain.gil_figure_words)."""
+    shown = [t for t in select_threads(model, shown=TERMINAL_THREADS).shown
+             if t.gil_waits is not None]
+    if not shown:
+        return None
+    sampled = next((t.gil_sampled for t in shown if t.gil_sampled is not None), None)
+    title = "GIL per thread" + (
+        f" (sampled every {sampled.period_ms:.1f} ms: ± is a 95% range, (low–high) the bounds "
+        "the samples prove)" if sampled is not None else "")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("thread", overflow="fold")
+    for heading in ("held", "waiting", "waits", "longest wait"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    for thread in shown:
+        words = gil_figure_words(thread)
+        table.add_row(Text(thread.name + (" (main)" if thread.is_main else "")), words.held,
+                      words.wait, words.waits, words.longest)
+    return table
 
 
 def _print_locks(model: RunModel, console: Console) -> None:

@@ -307,6 +307,21 @@ def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
         if exact is not None:  # counted from the events themselves, not from intervals
             thread.gil_waits = exact.waits
             thread.max_gil_wait_s = round(exact.max_wait_s, 6)
+        _sampled_uncertainty(thread, gil)
+
+
+def _sampled_uncertainty(thread: ThreadTimeline, gil: GilResult) -> None:
+    """A sampled source says, per thread, how sure its figures are (SampledGilFigures)."""
+    from tracer.model.gil_sampled import SampledGilResult
+    from tracer.model.gil_uncertainty import sampled_figures
+
+    evidence = gil.evidence.get(thread.tid) if isinstance(gil, SampledGilResult) else None
+    if evidence is None or thread.start_s is None or thread.end_s is None:
+        return
+    thread.gil_sampled = sampled_figures(
+        evidence, thread.start_s, thread.end_s, held_s=thread.gil_held_s or 0.0,
+        wait_s=thread.gil_wait_s or 0.0, waits=thread.gil_waits or 0,
+        max_wait_s=thread.max_gil_wait_s or 0.0)
 
 
 def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: int,

@@ -157,8 +157,10 @@ def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], t0_ns: int,
     if not samples:
         return None
     tstates = gil_sampled.tstate_map(thread_events)
-    timelines = gil_sampled.sampled_gil_timelines(samples, tstates, t0_ns, end_ns)
-    result = GilResult("sampled", "gil-sampler", timelines)
+    analysed = gil_sampled.analyse_samples(samples, tstates, t0_ns, end_ns,
+                                           gil_sampled.tick_cost_ns(path))
+    result = gil_sampled.SampledGilResult("sampled", "gil-sampler", analysed.timelines,
+                                          evidence=analysed.evidence)
     switches = gil_sampled.sampled_switches(samples, t0_ns, end_ns)
     result.metrics["gil_acquisitions_per_s"] = round(switches / ((end_ns - t0_ns) / 1e9), 1)
     return result

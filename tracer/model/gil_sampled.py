@@ -1,11 +1,12 @@
 """Sampled GIL timelines from ``raw/gil_samples.jsonl`` (written by
 :mod:`tracer.recorders.gil_sampler`), shaped like :func:`tracer.model.gil_exact.gil_timelines` so
-the same :func:`tracer.model.gil_exact.gil_metrics` applies to both.
+the same :func:`tracer.model.gil_exact.gil_metrics` applies to both, with what the samples prove
+about each thread's waits and how sure each figure is.
 
 A sample says, at one instant, which ``PyThreadState`` held the GIL and, per thread, whether it was
 runnable (``R``), asleep on the GIL (``G``), asleep awaiting a forced hand-off (``H``) or asleep on
-anything else (``B``), plus the thread's total run-queue wait so far. It stands for the time until
-the next sample. States, as gil_exact has them:
+anything else (``B``), plus the thread's ``schedstat`` totals. It stands for the time until the
+next sample. States, as gil_exact has them:
 
 - the thread whose thread state is the holder (while ``locked``) -> ``running``, whatever its code:
   the GIL was read after the threads, so a thread seen waiting that holds it now has just got it;
@@ -19,22 +20,73 @@ the next sample. States, as gil_exact has them:
   gil_exact calls that stretch (after ``drop_gil``'s entry, off CPU) blocked too;
 - ``B`` -> ``blocked``.
 
+Waits. Samples of a thread waiting for the GIL that follow each other are one wait only if it did
+not get the GIL in between; :mod:`tracer.model.gil_turns` says what the GIL word's switch counter
+and the threads' context-switch counters prove about that. Where a turn is proven or estimated,
+the wait is split by a turn of :data:`HIDDEN_TURN_NS` in the middle of the gap (when and how long
+it held the GIL is not known; the held time the samples credit stays an unbiased estimate, since
+a turn no sample saw is one that a sample would have caught had it fallen there). Runnable samples
+between or after waiting samples that cannot have ended the wait (the waiter woken by its 5 ms
+timeout, or losing the race for the GIL, or queued for a CPU) are part of the wait. Per thread
+:class:`WaitEvidence` keeps the bounds: the waits the samples prove distinct, the most the
+counters allow (a wait between two samples costs its thread a wake-up and a turn, which is at
+most every other holder change), the longest stretch that was certainly one wait, and the
+longest one wait can have lasted (from the last thing that proves it had not begun, a sample of
+the thread holding the GIL or asleep elsewhere or a proven turn, to the first that proves it had
+ended).
+
+Boundaries. A sample stands for its gap, but the counters often say where in the gap a state
+changed: a long hold ends once the thread's on-CPU and run-queue time since the sample are spent
+(a thread holds the GIL only on a CPU or queued for one), one begins that much before the sample
+that sees it, and a runnable thread seen just before a wait queued, ran, then slept on the GIL.
+This matters more than it seems: the sampler's tick takes a CPU, so a thread woken just before a
+tick is queued until just after it, and plain sampling would credit its wait to its queueing.
+Holds seen in one sample only stay whole: they stand for the short holds no sample saw.
+
+Shares and their uncertainty: :mod:`tracer.model.gil_uncertainty`.
+
 Everything here is pure: values in, values out.
 """
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
 from typing import Any
 
+import orjson
+
 from tracer.errors import CorruptRecording
+from tracer.model.gil import GilResult
+from tracer.model.gil_turns import (
+    BUSY_SHARE,
+    Ran,
+    ThreadCounters,
+    Turns,
+    hidden_waits_high,
+    ran_between,
+    waiter_turns,
+    weight,
+)
+from tracer.model.gil_uncertainty import WaitEvidence
 from tracer.model.rawfiles import read_jsonl
 from tracer.model.schema import BLOCKED, CPU_WAIT, GIL_WAIT, NATIVE, RUNNING, Interval
 
 _CODE_STATES = {"R": NATIVE, "G": GIL_WAIT, "H": BLOCKED, "B": BLOCKED}
+# How a GIL turn that no sample saw is drawn between two waiting samples: 1 us, too short to
+# change any share, long enough to end one wait interval and begin the next.
+HIDDEN_TURN_NS = 1_000
+
+_make_counters = tuple.__new__  # a NamedTuple without its __new__'s argument handling: fast
+# The sampler's CPU time per tick when the recording does not say: 40-120 us were measured here
+# with 4-9 threads (tracer.recorders.gil_sampler), so this errs on the high side.
+TYPICAL_TICK_NS = 100_000
+# The end record is among the last bytes of a samples file: read only those.
+_TAIL_BYTES = 4096
 
 # (tstate address, tid, valid from ns or None: since before the record, valid until ns or None)
 TstateSpan = tuple[int, int, int | None, int | None]
@@ -42,8 +94,10 @@ TstateSpan = tuple[int, int, int | None, int | None]
 
 def load_gil_samples(path: Path) -> list[dict[str, Any]]:
     """The ticks of a ``gil_samples.jsonl``, in time order, as ``{"t_ns", "holder", "locked",
-    "switch_number", "threads": [(tid, code, rq_ns or None), ...]}``. A truncated last line (the
-    controller died mid-write) is dropped; anything else malformed raises CorruptRecording."""
+    "switch_number", "threads": [(tid, code, rq_ns or None[, runs, cpu_ns]), ...]}``; ``runs`` and
+    ``cpu_ns`` (schedstat's times scheduled and on-CPU time) are there when the recording has them.
+    A truncated last line (the controller died mid-write) is dropped; anything else malformed
+    raises CorruptRecording."""
     if not path.is_file():
         raise CorruptRecording(f"{path}: no such GIL samples file")
     samples: list[dict[str, Any]] = []
@@ -58,13 +112,38 @@ def load_gil_samples(path: Path) -> list[dict[str, Any]]:
     return samples
 
 
+def tick_cost_ns(path: Path) -> int | None:
+    """The sampler's mean CPU time per tick, from the file's ``end`` record (None without one)."""
+    try:
+        with path.open("rb") as raw:
+            raw.seek(max(0, path.stat().st_size - _TAIL_BYTES))
+            tail = raw.read().splitlines()
+    except OSError:
+        return None
+    for line in reversed(tail):
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and record.get("kind") == "end":
+            ticks, cpu = record.get("ticks"), record.get("cpu_ns")
+            if isinstance(ticks, int) and ticks > 0 and isinstance(cpu, int):
+                return cpu // ticks
+            return None
+    return None
+
+
 def _sample_from(record: Mapping[str, Any]) -> dict[str, Any]:
-    threads = []
+    threads: list[tuple[Any, ...]] = []
     for entry in record["th"]:
         tid, code = entry[0], entry[1]
         if code not in _CODE_STATES:
             raise ValueError(f"unknown thread code {code!r}")
-        threads.append((int(tid), str(code), int(entry[2]) if len(entry) > 2 else None))
+        if len(entry) > 4:  # the counters' own type: the analysis needs no copy of it
+            threads.append(_make_counters(ThreadCounters, (
+                int(tid), str(code), int(entry[2]), int(entry[3]), int(entry[4]))))
+        else:
+            threads.append((int(tid), str(code), int(entry[2]) if len(entry) > 2 else None))
     return {
         "t_ns": int(record["t"]),
         "holder": int(record["h"]),
@@ -109,6 +188,7 @@ class _HolderLookup:
         self._by_tstate: dict[int, list[TstateSpan]] = defaultdict(list)
         for span in tstates:
             self._by_tstate[span[0]].append(span)
+        self.known = {span[1] for spans in self._by_tstate.values() for span in spans}
 
     def tid(self, tstate: int, t_ns: int) -> int | None:
         best: TstateSpan | None = None
@@ -129,8 +209,17 @@ def sample_states(sample: Mapping[str, Any], holder_tid: int | None) -> dict[int
     }
 
 
-# One thread in one sample: [start_ns, end_ns) in ``state``; ``rq_ns`` its run-queue total.
-_Slot = tuple[int, int, str, int | None]
+@dataclass
+class SampledGilResult(GilResult):
+    """A sampled :class:`GilResult` that also carries each thread's :class:`WaitEvidence`."""
+
+    evidence: dict[int, WaitEvidence] = field(default_factory=dict)
+
+
+@dataclass
+class SampledGil:
+    timelines: dict[int, list[Interval]]
+    evidence: dict[int, WaitEvidence]
 
 
 def sampled_gil_timelines(
@@ -139,35 +228,433 @@ def sampled_gil_timelines(
     """Per tid, sorted non-overlapping intervals in seconds from ``t0_ns``, clipped to
     ``[t0_ns, end_ns]``: each sample's state lasts until the next sample (the last one for the
     median sampling period). A thread absent from a sample (not yet seen, or gone) has a gap."""
+    return analyse_samples(samples, tstates, t0_ns, end_ns).timelines
+
+
+def analyse_samples(
+    samples: list[dict[str, Any]], tstates: Iterable[TstateSpan], t0_ns: int, end_ns: int,
+    tick_ns: int | None = None,
+) -> SampledGil:
+    """:func:`sampled_gil_timelines`, and what the samples prove about each thread's waits;
+    ``tick_ns`` is the sampler's CPU time per tick (:func:`tick_cost_ns`; None: not known, then
+    :data:`TYPICAL_TICK_NS`)."""
     if end_ns < t0_ns:
         raise ValueError(f"end_ns {end_ns} is before t0_ns {t0_ns}")
+    ticks = _Ticks(samples, _HolderLookup(tstates))
+    ticks.tick_s = (tick_ns if tick_ns is not None else TYPICAL_TICK_NS) / 1e9
     timelines: dict[int, list[Interval]] = {}
-    for tid, slots in _slots(samples, _HolderLookup(tstates)).items():
+    evidence: dict[int, WaitEvidence] = {}
+    for tid, positions in ticks.threads().items():
+        thread = _ThreadSamples(tid, positions, ticks, t0_ns)
         intervals: list[Interval] = []
-        for start, end, state in _split_run_queue_waits(slots):
+        for start, end, state in thread.segments():
             start, end = max(start, t0_ns), min(end, end_ns)
             if end > start:
                 _append(intervals, (start - t0_ns) / 1e9, (end - t0_ns) / 1e9, state)
         if intervals:
             timelines[tid] = intervals
-    return timelines
+            evidence[tid] = thread.evidence
+    return SampledGil(timelines, evidence)
 
 
-def _slots(samples: list[dict[str, Any]], holders: _HolderLookup) -> dict[int, list[_Slot]]:
-    """Per tid, what each sample says, for the span until the next sample."""
-    ordered = sorted(samples, key=lambda s: s["t_ns"])
-    times = [s["t_ns"] for s in ordered]
-    gaps = [b - a for a, b in zip(times, times[1:])]
-    last_span = int(median(gaps)) if gaps else 0
-    slots: dict[int, list[_Slot]] = defaultdict(list)
-    for i, sample in enumerate(ordered):
-        start = sample["t_ns"]
-        end = times[i + 1] if i + 1 < len(times) else start + last_span
-        holder = holders.tid(sample["holder"], start) if sample["locked"] else None
-        for tid, code, rq_ns in sample["threads"]:
-            state = RUNNING if tid == holder else _CODE_STATES[code]
-            slots[tid].append((start, end, state, rq_ns))
-    return slots
+class _Ticks:
+    """The samples in time order: holders as tids, each thread's counters, and (cached) which
+    threads ran between two samples."""
+
+    def __init__(self, samples: list[dict[str, Any]], holders: _HolderLookup) -> None:
+        by_time = {s["t_ns"]: s for s in sorted(samples, key=lambda s: s["t_ns"])}
+        ordered = list(by_time.values())  # two samples of one instant: the later read stands
+        self.known = holders.known
+        self.times: list[int] = [s["t_ns"] for s in ordered]
+        self.switches: list[int] = [s["switch_number"] for s in ordered]
+        # last_holder whether locked or not: the chain of holders starts and ends there
+        self.holder: list[int | None] = [
+            holders.tid(s["holder"], s["t_ns"]) if s["holder"] else None for s in ordered]
+        self.running: list[int | None] = [
+            h if s["locked"] else None for h, s in zip(self.holder, ordered)]
+        self.rows: list[dict[int, ThreadCounters]] = [
+            {row[0]: _counters(row) for row in s["threads"]} for s in ordered]
+        gaps = [b - a for a, b in zip(self.times, self.times[1:])]
+        self.last_span = int(median(gaps)) if gaps else 0
+        self.ends = [*self.times[1:], self.times[-1] + self.last_span] if self.times else []
+        self.period_s = math.sqrt(sum(g * g for g in gaps) / len(gaps)) / 1e9 if gaps else 0.0
+        self.tick_s = 0.0
+        self._ran: dict[tuple[int, int], Ran] = {}
+        self._turns: dict[tuple[int, int, int], Turns] = {}
+
+    def threads(self) -> dict[int, list[int]]:
+        """Per tid, the indices of the samples that saw it."""
+        seen: dict[int, list[int]] = defaultdict(list)
+        for index, rows in enumerate(self.rows):
+            for tid in rows:
+                seen[tid].append(index)
+        return seen
+
+    def end(self, index: int) -> int:
+        """Where sample ``index`` stops standing for its threads: the next sample."""
+        return self.ends[index]
+
+    def turns(self, tid: int, i: int, j: int) -> Turns:
+        """What the counters prove about waits ``tid`` ended between samples ``i`` and ``j``."""
+        known = self._turns.get((tid, i, j))
+        if known is None:
+            known = self._turns[(tid, i, j)] = self._count_turns(tid, i, j)
+        return known
+
+    def _count_turns(self, tid: int, i: int, j: int) -> Turns:
+        ran = self._ran.get((i, j))
+        if ran is None:
+            ran = self._ran[(i, j)] = ran_between(self.rows[i], self.rows[j])
+        before, after = self.rows[i][tid], self.rows[j][tid]
+        if before.code != "R" and self.running[i] != tid and before.runs == after.runs and (
+                before.runs is not None):
+            return Turns(0, 0, 0.0, 0)  # asleep at the first sample and never scheduled since
+        a, b = self.holder[i], self.holder[j]
+        hog = weight(self.rows[i].get(a), self.rows[j].get(a)) if a is not None and a == b else 0
+        return waiter_turns(
+            switches=self.switches[j] - self.switches[i], g=tid, g_known=tid in self.known,
+            a=a, b=b, ran=ran, wakes=_grew(before.runs, after.runs),
+            cpu_ns=_grew(before.cpu_ns, after.cpu_ns), busy=self.busy(tid, i, j), hog_wakes=hog)
+
+    def busy(self, tid: int, i: int, j: int) -> bool:
+        """On a CPU for most of the stretch between samples ``i`` and ``j``: not waiting. Only
+        asleep at both can tell: the kernel brings a running thread's on-CPU total up to date at
+        its scheduler tick (every 4 ms at HZ=250), so for a thread on a CPU it lags."""
+        before, after = self.rows[i][tid], self.rows[j][tid]
+        if before.code == "R" or after.code == "R" or tid in (self.running[i], self.running[j]):
+            return False
+        if not _grew(before.runs, after.runs):
+            return False  # asleep at both and never woken: it cannot have run
+        cpu = _grew(before.cpu_ns, after.cpu_ns)
+        return cpu is not None and cpu > BUSY_SHARE * (self.times[j] - self.times[i])
+
+
+def _counters(row: tuple[Any, ...]) -> ThreadCounters:
+    if isinstance(row, ThreadCounters):
+        return row
+    if len(row) > 4:
+        return _make_counters(ThreadCounters, row[:5])
+    return _make_counters(ThreadCounters, (row[0], row[1], row[2], None, None))
+
+
+def _grew(before: int | None, after: int | None) -> int | None:
+    return None if before is None or after is None else max(after - before, 0)
+
+
+class _ThreadSamples:
+    """One thread through the samples that saw it: per-sample states, the waits they show (split
+    where the counters prove or suggest a turn), and the evidence behind the counts and bounds."""
+
+    def __init__(self, tid: int, positions: list[int], ticks: _Ticks, t0_ns: int) -> None:
+        self.tid, self.at, self.ticks, self.t0 = tid, positions, ticks, t0_ns
+        self.rows = [ticks.rows[i][tid] for i in positions]
+        self.codes = [row.code for row in self.rows]
+        self.states = [RUNNING if ticks.running[i] == tid else _CODE_STATES[code]
+                       for i, code in zip(positions, self.codes)]
+        self.slivers: dict[int, list[int]] = {}  # position -> ns of the turns in its gap
+        # position -> [(from ns, state), ...]: what the rest of its slot was, from the counters
+        self.tails: dict[int, list[tuple[int, str]]] = defaultdict(list)
+        self.evidence = WaitEvidence(ticks.period_s, ticks.tick_s)
+        self._waits()
+        self._runs()
+        self._place_boundaries()
+
+    def _s(self, t_ns: int) -> float:
+        return (t_ns - self.t0) / 1e9
+
+    def _waiting(self, k: int) -> bool:
+        return self.codes[k] == "G" and self.states[k] != RUNNING
+
+    def _runnable(self, k: int) -> bool:
+        return self.codes[k] == "R" and self.states[k] != RUNNING
+
+    def _waits(self) -> None:
+        """Link the waiting samples into waits, split them, and record the evidence."""
+        ticks, at, ev = self.ticks, self.at, self.evidence
+        points = [k for k in range(len(at)) if self._waiting(k)]
+        linked: set[int] = set()  # positions k whose gap to k + 1 belongs to a linked span
+        owed = 0.0  # rounding carried between spans, so estimates add up to their fractions
+        cluster: list[Any] | None = None  # [first position, last position, proven, most]
+        certain_from: int | None = None
+        for p, q in zip(points, points[1:]):
+            if at[q] - at[p] != q - p or not all(self._runnable(k) for k in range(p + 1, q)):
+                # asleep elsewhere or holding in between, or not seen at all for a while
+                self._close_cluster(cluster)
+                self._close_certain(certain_from, p)
+                cluster = certain_from = None
+                continue
+            turns = ticks.turns(self.tid, at[p], at[q])
+            owed += turns.estimate
+            split = math.floor(owed + 0.5)
+            split = max(turns.low, split if turns.high is None else min(split, turns.high))
+            owed -= split
+            if cluster is None:
+                cluster = [p, q, 1, 1]
+            cluster[1] = q
+            cluster[2] += turns.low
+            cluster[3] = None if cluster[3] is None or turns.high is None else (
+                cluster[3] + turns.high)
+            linked.update(range(p, q))
+            if split == 0:
+                for k in range(p + 1, q):  # woken inside take_gil, not out of it
+                    self.states[k] = GIL_WAIT
+            else:
+                extra = split if q == p + 1 else split - 1  # runnable samples split once
+                if extra:
+                    start, end = ticks.times[at[p]], ticks.end(at[p])
+                    self.slivers[p] = [start + (end - start) * (n + 1) // (extra + 1)
+                                       for n in range(extra)]
+                    ev.hidden_turns.extend(self._s(t) for t in self.slivers[p])
+            if certain_from is None:
+                certain_from = p
+            if turns.high != 0:
+                self._close_certain(certain_from, p)
+                certain_from = q
+        self._close_cluster(cluster)
+        self._close_certain(certain_from, points[-1] if points else None)
+        for p in points:  # a wait seen in one sample only
+            if p not in linked and (p == 0 or p - 1 not in linked):
+                ev.counts.append((self._s(ticks.times[at[p]]), self._s(ticks.end(at[p])), 1, 1))
+                ev.certain.append((self._s(ticks.times[at[p]]),) * 2)
+        for p in points:
+            if p not in linked:  # runnable samples inside a span were settled with it
+                self._still_waiting_after(p)
+        self._hidden(linked)
+        self._possible()
+
+    def _still_waiting_after(self, p: int) -> None:
+        """Runnable samples after a wait that cannot have ended it belong to it: the waiter was
+        woken (by the holder's drop, or its timeout) and is queued for a CPU or re-checking."""
+        k = p + 1
+        while (k < len(self.at) and self.at[k] == self.at[k - 1] + 1 and self._runnable(k)
+               and self.states[k] == NATIVE
+               and self.ticks.turns(self.tid, self.at[p], self.at[k]).high == 0):
+            self.states[k] = GIL_WAIT
+            k += 1
+
+    def _place_boundaries(self) -> None:
+        """Where in a gap a thread's state changed, from its counters: a thread holds the GIL
+        only while on a CPU or queued for one, so a hold seen at a sample lasted at most its
+        on-CPU and run-queue time since (or before) it; a runnable thread seen before a wait
+        (woken at most once in between) queued, ran, then slept on the GIL. Without this, each
+        sample would stand for its whole gap, and the sampler itself biases that: its tick takes
+        a CPU, so a thread woken just before it is queued until just after it."""
+        ticks, at, states = self.ticks, self.at, self.states
+        for k in range(len(at) - 1):
+            i, j = at[k], at[k + 1]
+            now, then = states[k], states[k + 1]
+            if i + 1 != j or (now != RUNNING and then != RUNNING and (
+                    now != NATIVE or then != GIL_WAIT)):
+                continue
+            before, after = self.rows[k], self.rows[k + 1]
+            ran, queued = _grew(before.cpu_ns, after.cpu_ns), _grew(before.rq_ns, after.rq_ns)
+            woke = _grew(before.runs, after.runs)
+            if ran is None or queued is None or woke is None:
+                continue
+            start, end = ticks.times[i], ticks.times[j]
+            # A hold seen in one sample only is kept whole: it stands for the holds as short
+            # that no sample saw (module docstring), so only long holds get their ends placed.
+            if states[k] == RUNNING and states[k + 1] != RUNNING and self._held_before(k):
+                if start + ran + queued < end:
+                    self.tails[k].append((start + ran + queued, states[k + 1]))
+            elif states[k] != RUNNING and states[k + 1] == RUNNING and self._held_after(k + 1):
+                if end - ran > start and not self.tails.get(k):
+                    self.tails[k].append((end - ran, RUNNING))
+            elif self._runnable(k) and states[k] == NATIVE and self._waiting(k + 1) and woke <= 1:
+                self._queued_then_waited(k, start, end, ran, queued)
+
+    def _held_before(self, k: int) -> bool:
+        return k > 0 and self.at[k - 1] + 1 == self.at[k] and self.states[k - 1] == RUNNING
+
+    def _held_after(self, k: int) -> bool:
+        return (k + 1 < len(self.at) and self.at[k] + 1 == self.at[k + 1]
+                and self.states[k + 1] == RUNNING)
+
+    def _queued_then_waited(self, k: int, start: int, end: int, ran: int, queued: int) -> None:
+        """A runnable sample followed by a wait: the queueing that ended after the sample began
+        in the previous gap's time that its counters leave unaccounted (it was woken then), as
+        far as that goes; then the thread ran, then it waited."""
+        ticks, at = self.ticks, self.at
+        earlier = 0
+        if k > 0 and at[k - 1] + 1 == at[k]:
+            prev = ticks.rows[at[k - 1]][self.tid]
+            now = ticks.rows[at[k]][self.tid]
+            used = (_grew(prev.cpu_ns, now.cpu_ns) or 0) + (_grew(prev.rq_ns, now.rq_ns) or 0)
+            earlier = min(queued, max(0, start - ticks.times[at[k - 1]] - used))
+        begin = start + ran + queued - earlier
+        if begin >= end:
+            return
+        if earlier:
+            self.tails[k - 1].append((start - earlier, CPU_WAIT))
+        tail = self.tails[k]
+        if queued > earlier:
+            tail.append((start, CPU_WAIT))
+        tail.append((start + queued - earlier, NATIVE))
+        tail.append((begin, GIL_WAIT))
+
+    def _close_cluster(self, cluster: list[Any] | None) -> None:
+        if cluster is not None:
+            first, last, proven, most = cluster
+            start, end = self.ticks.times[self.at[first]], self.ticks.end(self.at[last])
+            self.evidence.counts.append((self._s(start), self._s(end), proven, most))
+
+    def _close_certain(self, first: int | None, last: int | None) -> None:
+        if first is not None and last is not None and last >= first:
+            t = self.ticks.times
+            self.evidence.certain.append((self._s(t[self.at[first]]), self._s(t[self.at[last]])))
+
+    def _hidden(self, linked: set[int]) -> None:
+        """Waits that may have begun and ended between two samples without any sample seeing
+        them: they count towards the most waits, never towards the proven ones."""
+        ticks, at, rows, switches = self.ticks, self.at, self.rows, self.ticks.switches
+        for k in range(len(at) - 1):
+            before, after = rows[k], rows[k + 1]
+            if k in linked or (before.runs is not None and before.runs == after.runs
+                               and before.code != "R" and after.code != "R"):
+                continue  # asleep, and not woken: no wait began or ended
+            i, j = at[k], at[k + 1]
+            ended = self._waiting(k) and not self._runnable(k + 1)
+            most = hidden_waits_high(switches=switches[j] - switches[i],
+                                     wakes=_grew(before.runs, after.runs), ended_one=ended)
+            if most != 0:
+                self.evidence.counts.append((self._s(ticks.times[i]), self._s(ticks.times[j]), 0,
+                                             most))
+
+    def _possible(self) -> None:
+        """The longest any one wait can have lasted: the stretches between two things that prove
+        the thread was not waiting (a sample of it holding the GIL or asleep elsewhere, a gap in
+        which it was busy on a CPU or provably took the GIL), wherever it could have waited."""
+        ticks, at, n = self.ticks, self.at, len(self.at)
+        if not n:
+            return
+        times = ticks.times
+        states, codes = self.states, self.codes
+        proves = [state == RUNNING or code in ("B", "H") for state, code in zip(states, codes)]
+        left, left_k, has_wait = times[at[0]] - ticks.last_span, 0, False
+        for k in range(n):
+            if proves[k]:
+                if has_wait or left_k != k - 1 or k == 0 or not self._nothing_between(k - 1, k):
+                    self._close_possible(left, at[left_k], times[at[k]], at[k], has_wait)
+                left, left_k, has_wait = times[at[k]], k, False
+                continue
+            has_wait = has_wait or (codes[k] == "G")
+            if k + 1 < n and not proves[k + 1] and not (
+                    codes[k + 1] == "R" and states[k + 1] == GIL_WAIT) and self._cut(at[k],
+                                                                                    at[k + 1]):
+                self._close_possible(left, at[left_k], times[at[k + 1]], at[k + 1], has_wait)
+                left, left_k, has_wait = times[at[k]], k, False
+        self._close_possible(left, at[left_k], ticks.end(at[-1]), at[-1], has_wait)
+
+    def _nothing_between(self, k: int, q: int) -> bool:
+        """Between two adjacent samples that prove no wait, none can have fit: the thread slept
+        throughout, or nobody else took the GIL."""
+        if self.at[k] + 1 != self.at[q]:
+            return False
+        before, after = self.rows[k], self.rows[q]
+        if before.runs is not None and before.runs == after.runs and "R" not in (before.code,
+                                                                                 after.code):
+            return True
+        return self.ticks.switches[self.at[q]] == self.ticks.switches[self.at[k]]
+
+    def _bridged(self, k: int) -> bool:
+        """A runnable sample found to be inside a wait (it decided so already: no cut into it)."""
+        return self.codes[k] == "R" and self.states[k] == GIL_WAIT
+
+    def _not_waiting(self, k: int) -> bool:
+        """A sample that proves the thread was not in a GIL wait at that instant."""
+        return self.states[k] == RUNNING or self.codes[k] in ("B", "H")
+
+    def _cut(self, i: int, j: int) -> bool:
+        """No single wait lasted from sample ``i`` to sample ``j``."""
+        return self.ticks.busy(self.tid, i, j) or self.ticks.turns(self.tid, i, j).turns_low > 0
+
+    def _close_possible(self, start: int, start_i: int, end: int, end_i: int,
+                        has_wait: bool) -> None:
+        """Keep ``[start, end]`` if a wait can have been in it: one was seen, or the thread ran
+        while another thread took the GIL."""
+        if not has_wait:
+            ticks = self.ticks
+            before, after = ticks.rows[start_i].get(self.tid), ticks.rows[end_i].get(self.tid)
+            if not weight(before, after) or ticks.switches[end_i] - ticks.switches[start_i] < 1:
+                return
+        self.evidence.possible.append((self._s(start), self._s(end)))
+
+    def _runs(self) -> None:
+        """Runs of consecutive samples in one state, for the quantisation error of shares."""
+        ev, ticks = self.evidence, self.ticks
+        ev.sample_times = [self._s(ticks.times[i]) for i in self.at]
+        k = 0
+        while k < len(self.at):
+            state, first = self.states[k], k
+            while (k + 1 < len(self.at) and self.states[k + 1] == state
+                   and self.at[k + 1] == self.at[k] + 1):
+                k += 1
+            if state in (RUNNING, GIL_WAIT):
+                runs = ev.held_runs if state == RUNNING else ev.wait_runs
+                runs.append((self._s(ticks.times[self.at[first]]), self._s(ticks.end(self.at[k])),
+                             k - first + 1))
+            k += 1
+
+    def segments(self) -> list[tuple[int, int, str]]:
+        """(start, end, state) in ns: per-sample states with run-queue waits cut out of native
+        stretches, the beginnings of waits found in runnable slots, and the estimated turns cut
+        into waits."""
+        slots, firsts = self._slots()
+        out: list[tuple[int, int, str]] = []
+        starts = [slot[0] for slot in slots]
+        n, last = 0, len(starts) - 1
+        for start, end, state in _split_run_queue_waits(slots):
+            # Slots are disjoint and in order, and run-queue splitting cuts only inside a slot,
+            # so a segment belongs to the slot that began at or before it.
+            while n < last and starts[n + 1] <= start:
+                n += 1
+            k = firsts[n]
+            tail = self.tails.get(k)
+            if tail:
+                cut = tail[0][0]
+                if start < cut:
+                    out.append((start, min(end, cut), state))
+                if end >= slots[n][1]:  # the slot's last segment: then its tail
+                    stops = [t for t, _ in tail[1:]] + [end]
+                    out.extend((t, e, st) for (t, st), e in zip(tail, stops) if e > t)
+                continue
+            turns = self.slivers.get(k) if start == starts[n] else None
+            if state != GIL_WAIT or not turns:
+                out.append((start, end, state))
+                continue
+            at = start
+            for middle in turns:
+                lo = max(at, middle - HIDDEN_TURN_NS // 2)
+                hi = min(end, middle + HIDDEN_TURN_NS // 2)
+                if lo > at:
+                    out.append((at, lo, GIL_WAIT))
+                out.append((lo, hi, RUNNING))
+                at = hi
+            if at < end:
+                out.append((at, end, GIL_WAIT))
+        return out
+
+    def _slots(self) -> tuple[list[_Slot], list[int]]:
+        """One slot per sample, and the position each begins with; neighbours in one state that
+        nothing cuts (not native, no turn or boundary placed in them, run-queue total unchanged)
+        are one slot, which saves most of the work on threads that sleep for long stretches."""
+        times, ends = self.ticks.times, self.ticks.ends
+        slots: list[_Slot] = []
+        firsts: list[int] = []
+        for k, (i, state, row) in enumerate(zip(self.at, self.states, self.rows)):
+            plain = state != NATIVE and k not in self.tails and k not in self.slivers
+            if plain and slots and firsts[-1] not in self.tails and (
+                    firsts[-1] not in self.slivers):
+                start, end, previous, rq = slots[-1]
+                if previous == state and end == times[i] and rq == row.rq_ns:
+                    slots[-1] = (start, ends[i], state, rq)
+                    continue
+            slots.append((times[i], ends[i], state, row.rq_ns))
+            firsts.append(k)
+        return slots, firsts
+
+# One thread in one sample: [start_ns, end_ns) in ``state``; ``rq_ns`` its run-queue total.
+_Slot = tuple[int, int, str, int | None]
 
 
 def _split_run_queue_waits(slots: list[_Slot]) -> list[tuple[int, int, str]]:
@@ -217,10 +704,10 @@ def _append(intervals: list[Interval], start: float, end: float, state: str) -> 
 
 
 def sampled_switches(samples: list[dict[str, Any]], t0_ns: int, end_ns: int) -> int:
-    """GIL acquisitions in ``[t0_ns, end_ns]``: the growth of ``switch_number`` between the first
-    and last sample inside the window. It counts every ``take_gil`` that got the GIL, including a
-    thread taking it back after its own sleep, so it is at least the number of hand-offs between
-    different threads that :func:`tracer.model.gil_exact.gil_metrics` reports."""
+    """Holder changes in ``[t0_ns, end_ns]``: the growth of ``switch_number`` between the first
+    and last sample inside the window. ``take_gil`` counts a grant only when the new holder is not
+    ``last_holder``, so this is the number of hand-offs between different threads, which
+    :func:`tracer.model.gil_exact.gil_metrics` reports from intervals."""
     inside = [s["switch_number"] for s in sorted(samples, key=lambda s: s["t_ns"])
               if t0_ns <= s["t_ns"] <= end_ns]
     if len(inside) < 2:

@@ -57,6 +57,26 @@ class StackSample:
 
 
 @dataclass
+class SampledGilFigures:
+    """How far one thread's sampled GIL figures can be trusted (:mod:`tracer.model.gil_uncertainty`
+    says how each is derived). Shares are of the thread's life; ``_pm`` is the half-width of a 95%
+    interval (2 standard errors of the sampling), so 0.41 with 0.02 reads "41% ±2 pp". A count or
+    longest wait the samples cannot pin down is given as the bounds they prove."""
+
+    period_ms: float  # root-mean-square time between samples
+    samples: int  # samples that saw this thread
+    gil_held_share: float
+    gil_held_share_pm: float
+    gil_wait_share: float
+    gil_wait_share_pm: float
+    gil_waits_low: int  # distinct waits the samples prove
+    gil_waits_high: int | None  # most waits the counters allow (None: nothing bounds them)
+    max_gil_wait_low_s: float  # the longest wait lasted at least this
+    max_gil_wait_high_s: float  # and at most this: no wait can have been longer
+    hidden_turns: int  # GIL turns between samples, estimated from the counters, that split waits
+
+
+@dataclass
 class ThreadTimeline:
     tid: int  # OS thread id (Linux: the tid in /proc, ``threading.get_native_id()``)
     pid: int
@@ -78,6 +98,7 @@ class ThreadTimeline:
     max_gil_wait_s: float | None = None
     lock_wait_s: float | None = None
     holds: list[Interval] = field(default_factory=list)  # lock hold intervals (state lock_hold)
+    gil_sampled: SampledGilFigures | None = None  # the uncertainty of sampled GIL figures
 
 
 @dataclass
@@ -211,4 +232,6 @@ def _thread_from_dict(raw: dict[str, Any]) -> ThreadTimeline:
     raw["intervals"] = [Interval(**i) for i in raw.get("intervals", [])]
     raw["samples"] = [StackSample(**s) for s in raw.get("samples", [])]
     raw["holds"] = [Interval(**i) for i in raw.get("holds", [])]
+    if raw.get("gil_sampled") is not None:
+        raw["gil_sampled"] = SampledGilFigures(**raw["gil_sampled"])
     return ThreadTimeline(**raw)

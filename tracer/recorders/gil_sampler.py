@@ -19,12 +19,23 @@ Each tick it reads, in this order:
    between is credited as the holder for the tick that follows, which is where its time goes.
 
 Raw file ``raw/gil_samples.jsonl``: a ``{"kind": "meta", ...}`` line, then one line per tick
-``{"t": t_ns, "h": last_holder, "l": locked, "n": switch_number, "th": [[tid, code, rq_ns], ...]}``
-with ``code`` one of :data:`CODES` and ``rq_ns`` the thread's total time spent runnable but waiting
-for a CPU (``schedstat`` field 2: it tells a thread running native code from one merely ready to),
-then ``{"kind": "end", ...}``. The sampler writes what it saw; which thread held the GIL (``h`` is a
-PyThreadState address, mapped to a tid through the bootstrap's ``threads.jsonl``) and what that
-makes each thread's state is decided by :mod:`tracer.model.gil_sampled`.
+``{"t": t_ns, "h": last_holder, "l": locked, "n": switch_number,
+"th": [[tid, code, rq_ns, runs, cpu_ns], ...]}`` with ``code`` one of :data:`CODES` and the
+thread's ``schedstat`` totals: ``rq_ns`` (field 2) its time spent runnable but waiting for a CPU
+(it tells a thread running native code from one merely ready to), ``runs`` (field 3) how many
+times it was scheduled onto a CPU, ``cpu_ns`` (field 1) its time on one. Then
+``{"kind": "end", "t", "ticks", "cpu_ns", "error"}``: ``cpu_ns / ticks`` is what one tick cost.
+Recordings made before ``runs`` and ``cpu_ns`` were written have three-element rows and still
+load. The sampler writes what it saw; which thread held the GIL (``h`` is a PyThreadState
+address, mapped to a tid through the bootstrap's ``threads.jsonl``) and what that makes each
+thread's state is decided by :mod:`tracer.model.gil_sampled`.
+
+Why the counters: a thread can get the GIL, run for microseconds and wait again between two
+ticks (an echo round trip next to a CPU-bound thread), and both ticks then see it waiting. The
+GIL's ``switch_number`` (one more per change of holder) and the threads' ``runs`` say when that
+must or may have happened (:mod:`tracer.model.gil_turns`). ``cpu_ns`` lags for a thread on a CPU
+(the kernel brings it up to date at scheduler ticks), so it is trusted only across samples that
+saw the thread asleep.
 
 Why 1 kHz: CPython hands the GIL over every switch interval (5 ms), so 1 ms samples draw each turn
 as ~5 samples, enough to see turns in a 100 ms window; measured against perf's exact timeline
@@ -133,8 +144,9 @@ class _ThreadWatch:
         self.sched = b""
         self.code = ""
 
-    def read(self, classify: Callable[[bytes], str]) -> tuple[str, int] | None:
-        """This tick's code and the thread's total run-queue wait (ns); None once it exited."""
+    def read(self, classify: Callable[[bytes], str]) -> tuple[str, int, int, int] | None:
+        """This tick's code and the thread's ``schedstat`` totals: run-queue wait (ns), times
+        scheduled, on-CPU time (ns); None once it exited."""
         try:
             sched = os.pread(self.sched_fd, 96, 0)
             if sched != self.sched or not self.code:
@@ -143,7 +155,8 @@ class _ThreadWatch:
                     return None
                 self.code = classify(line)
                 self.sched = sched
-            return self.code, int(sched.split()[1])
+            on_cpu, run_queue, scheduled = sched.split()[:3]
+            return self.code, int(run_queue), int(scheduled), int(on_cpu)
         except (OSError, IndexError, ValueError):
             return None
 
@@ -317,14 +330,14 @@ class GilSampler(SamplingRecorder):
         """One tick; False once the target's memory can no longer be read."""
         assert self._reader is not None and self._classifier is not None
         code = self._classifier.code
-        rows: list[tuple[int, str, int]] = []
+        rows: list[tuple[int, str, int, int, int]] = []
         gone: list[int] = []
         for tid, watch in self._watches.items():
             got = watch.read(code)
             if got is None:
                 gone.append(tid)
             else:
-                rows.append((tid, got[0], got[1]))
+                rows.append((tid, *got))
         for tid in gone:
             self._watches.pop(tid).close()
         self._max_threads = max(self._max_threads, len(rows))

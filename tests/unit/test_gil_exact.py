@@ -211,9 +211,17 @@ def test_a_convoy_turn_is_exact_on_both_sides() -> None:
     ]
 
 
+def waiter(from_us: float, to_us: float, tid: int = 9) -> list[GilEvent]:
+    """Another thread that waits for the GIL from ``from_us`` to ``to_us``, then releases it."""
+    return [ev(from_us, tid, Ev.SWITCH_IN), ev(from_us, tid, Ev.WAIT),
+            ev(from_us + 0.5, tid, Ev.SWITCH_OUT), ev(to_us, tid, Ev.SWITCH_IN),
+            ev(to_us + 1, tid, Ev.WAKE)]
+
+
 def test_a_woken_waiter_that_releases_held_the_gil_since_it_woke() -> None:
     events = [ev(0, 3, Ev.SWITCH_IN), ev(10, 3, Ev.WAIT), ev(11, 3, Ev.SWITCH_OUT),
-              ev(500, 3, Ev.SWITCH_IN), ev(800, 3, Ev.WAKE), ev(900, 3, Ev.SWITCH_OUT)]
+              ev(500, 3, Ev.SWITCH_IN), ev(800, 3, Ev.WAKE), ev(900, 3, Ev.SWITCH_OUT),
+              *waiter(490, 805)]  # another thread asked for the GIL meanwhile
     assert waits(events, 3, 1000) == [(10, 500, True)]
     assert states(gil_timelines(events, 0, 1000 * US)[3]) == [
         (0, 10, ON_CPU), (10, 500, GIL_WAIT), (500, 800, RUNNING), (800, 900, ON_CPU),
@@ -265,7 +273,7 @@ def test_blocking_elsewhere_after_waking_ends_the_wait_at_the_wake_up() -> None:
 def test_sleeping_on_the_gil_mutex_inside_a_wait_is_part_of_it() -> None:
     events = [ev(10, 5, Ev.WAIT), ev(11, 5, Ev.SWITCH_OUT), ev(400, 5, Ev.SWITCH_IN),
               ev(402, 5, Ev.MUTEX_WAIT), ev(403, 5, Ev.SWITCH_OUT), ev(450, 5, Ev.SWITCH_IN),
-              ev(600, 5, Ev.WAKE)]
+              ev(600, 5, Ev.WAKE), *waiter(440, 610)]
     assert waits(events, 5, 1000) == [(10, 450, True)]
     assert states(gil_timelines(events, 0, 1000 * US)[5])[:2] == [
         (10, 450, GIL_WAIT), (450, 600, RUNNING)]
@@ -274,7 +282,8 @@ def test_sleeping_on_the_gil_mutex_inside_a_wait_is_part_of_it() -> None:
 def test_a_preempted_waiter_still_waits_and_a_confirmed_holder_still_holds() -> None:
     events = [ev(10, 6, Ev.WAIT), ev(11, 6, Ev.PREEMPTED), ev(50, 6, Ev.SWITCH_IN),
               ev(51, 6, Ev.SWITCH_OUT), ev(100, 6, Ev.SWITCH_IN), ev(120, 6, Ev.PREEMPTED),
-              ev(300, 6, Ev.SWITCH_IN), ev(400, 6, Ev.WAKE), ev(450, 6, Ev.PREEMPTED)]
+              ev(300, 6, Ev.SWITCH_IN), ev(400, 6, Ev.WAKE), ev(450, 6, Ev.PREEMPTED),
+              *waiter(90, 410)]
     assert states(gil_timelines(events, 0, 500 * US)[6]) == [
         (10, 100, GIL_WAIT), (100, 400, RUNNING), (400, 450, ON_CPU), (450, 500, CPU_WAIT)]
 
@@ -283,9 +292,29 @@ def test_a_silent_hold_taken_with_a_hand_off_is_unknown_until_released() -> None
     # HANDOFF_WAKE outside a wait: it took the free GIL and told the old holder. Released with
     # waiters (WAKE): running. Another one that ends by blocking: unknown (on_cpu).
     events = [ev(0, 7, Ev.SWITCH_IN), ev(10, 7, Ev.HANDOFF_WAKE), ev(90, 7, Ev.WAKE),
-              ev(100, 7, Ev.HANDOFF_WAKE), ev(150, 7, Ev.SWITCH_OUT)]
+              ev(100, 7, Ev.HANDOFF_WAKE), ev(150, 7, Ev.SWITCH_OUT), *waiter(5, 95)]
     assert states(gil_timelines(events, 0, 200 * US)[7]) == [
         (0, 10, ON_CPU), (10, 90, RUNNING), (90, 150, ON_CPU), (150, 200, BLOCKED)]
+
+
+def test_a_hold_is_proven_only_while_others_want_the_gil() -> None:
+    # It took the GIL at 500 and released it to a waiter at 90,000: but only in [500, 2,000]
+    # and [60,000, 90,000] did others wait, i.e. could it not have released it silently. In the
+    # middle it may have run native code (a hash of a big buffer, say): unknown, left on_cpu.
+    events = [ev(0, 3, Ev.SWITCH_IN), ev(10, 3, Ev.WAIT), ev(11, 3, Ev.SWITCH_OUT),
+              ev(500, 3, Ev.SWITCH_IN), ev(90_000, 3, Ev.WAKE),
+              *waiter(400, 2000, tid=8), *waiter(60_000, 90_010)]
+    assert states(gil_timelines(events, 0, 100_000 * US)[3])[2:5] == [
+        (500, 2000, RUNNING), (2000, 60_000, ON_CPU), (60_000, 90_000, RUNNING)]
+
+
+def test_a_hold_is_not_proven_across_another_threads_release() -> None:
+    # Before another thread's release at 50,000 the GIL was that thread's, not this one's.
+    events = [ev(0, 3, Ev.SWITCH_IN), ev(10, 3, Ev.WAIT), ev(11, 3, Ev.SWITCH_OUT),
+              ev(500, 3, Ev.SWITCH_IN), ev(90_000, 3, Ev.WAKE),
+              *waiter(40_000, 90_010), ev(50_000, 8, Ev.SWITCH_IN), ev(50_000, 8, Ev.WAKE)]
+    assert states(gil_timelines(events, 0, 100_000 * US)[3])[2:4] == [
+        (500, 50_000, ON_CPU), (50_000, 90_000, RUNNING)]
 
 
 def test_exit_ends_the_thread_and_its_wait() -> None:
@@ -297,7 +326,7 @@ def test_exit_ends_the_thread_and_its_wait() -> None:
 
 def test_events_outside_the_window_are_clipped() -> None:
     events = [ev(1, 2, Ev.WAIT), ev(2, 2, Ev.SWITCH_OUT), ev(5, 2, Ev.SWITCH_IN),
-              ev(9, 2, Ev.WAKE)]
+              ev(9, 2, Ev.WAKE), *waiter(4, 10)]
     timeline = gil_timelines(events, 3 * US, 7 * US)[2]
     assert states(timeline) == [(0, 2, GIL_WAIT), (2, 4, RUNNING)]
 

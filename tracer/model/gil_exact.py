@@ -28,9 +28,13 @@ recorded. What each event proves:
 
 From these, per thread: every GIL wait with its exact start and end (the end is the moment the
 waiter woke and did not wait again), and the holds that contention brackets (from the end of a wait,
-or a ``handoff_wake``, to the next ``wake``/``handoff_wait`` of the same thread). A hold that ends
-without such an event ended silently (nobody was waiting) at an unknown moment: that stretch is
-``on_cpu`` here, and :mod:`tracer.model.gil` fills it from the GIL sampler when it ran.
+or a ``handoff_wake``, to the next ``wake``/``handoff_wait`` of the same thread). A release is
+silent only when nobody waits, so a hold is proven only while other threads wanted the GIL: from
+its start for as long as others kept waiting, and back from its release for as long as others had
+been waiting without anyone else releasing it (:func:`_prove_holds`). The rest of a bracketed
+hold, and a hold that ended without a release event, is ``on_cpu`` here (holding the GIL, or
+running native code after a silent release): :mod:`tracer.model.gil` fills it from the GIL
+sampler when it ran.
 
 One ambiguity remains: a woken waiter that takes the GIL, holds it for a moment, releases it while
 nobody waits and asks for it again looks like a waiter that woke and found the GIL taken again.
@@ -43,6 +47,7 @@ Everything here is pure: text in, values out.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import defaultdict
 from collections.abc import Iterable
@@ -218,6 +223,22 @@ class _Cpu(Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class _Hold:
+    """A hold bracketed by its thread's own events: its stretches (start, end, cpu), from the
+    moment it took the GIL to the release that proved it held it."""
+
+    stretches: list[tuple[int, int, _Cpu]]
+
+    @property
+    def start(self) -> int:
+        return self.stretches[0][0]
+
+    @property
+    def end(self) -> int:
+        return self.stretches[-1][1]
+
+
+@dataclass(frozen=True, slots=True)
 class GilWait:
     """One GIL wait of one thread: ``[start_ns, end_ns]``; ``slept`` unless it never blocked."""
 
@@ -250,6 +271,10 @@ class _ThreadWalk:
         self.t0_ns, self.end_ns = t0_ns, end_ns
         self.out: list[tuple[int, int, str]] = []
         self.waits: list[GilWait] = []
+        self.holds: list[_Hold] = []  # bracketed holds, proven later against other threads
+        self.wants: list[tuple[int, int]] = []  # forced releases until the next request
+        self.releases: list[int] = []  # times of wake/handoff_wait: releases with waiters
+        self.handoff_since: int | None = None
         self.phase = _Phase.IDLE
         self.cpu = _Cpu.UNKNOWN
         self.since: int | None = None  # start of the open stretch (same phase and CPU state)
@@ -287,10 +312,12 @@ class _ThreadWalk:
     def _resolve(self, held: bool | None) -> None:
         """Decide the pending stretches: ``True`` held the GIL, ``False`` still waited for it,
         ``None`` unknown (a silent release happened somewhere in them)."""
+        if held is True and self.pending:
+            self.holds.append(_Hold(list(self.pending)))
+            self.pending = []
+            return
         for start, end, cpu in self.pending:
-            if held is True:
-                self._emit(start, end, RUNNING)
-            elif held is False:
+            if held is False:
                 self._emit(start, end, GIL_WAIT)
             elif (state := _cpu_state(cpu)) is not None:
                 self._emit(start, end, state)
@@ -334,6 +361,9 @@ class _ThreadWalk:
             elif kind is Ev.WAIT and phase in (_Phase.IDLE, _Phase.HOLD):
                 self._resolve(held=None)  # a hold that ended silently, if any
                 self.phase, self.wait_start, self.slept = _Phase.WAITING, now, False
+                if self.handoff_since is not None:
+                    self.wants.append((self.handoff_since, now))
+                    self.handoff_since = None
         elif kind is Ev.HANDOFF_WAKE:
             if phase in (_Phase.WAITING, _Phase.WOKEN):
                 self._resolve(held=False)
@@ -342,6 +372,9 @@ class _ThreadWalk:
                 self._resolve(held=None)
             self.phase = _Phase.HOLD
         elif kind in (Ev.WAKE, Ev.HANDOFF_WAIT):
+            self.releases.append(now)
+            if kind is Ev.HANDOFF_WAIT:  # forced to release: it wants the GIL back right away
+                self.handoff_since = now
             # It released the GIL: a wait it was in ended when it woke, and it held since then.
             if phase is _Phase.WOKEN:
                 self._end_wait(self.woke)
@@ -423,9 +456,9 @@ def reconstruct(events: Iterable[GilEvent], t0_ns: int, end_ns: int, *,
     for event in sorted(events, key=lambda e: e.t_ns):  # stable: perf's order breaks ties
         if pid is None or event.pid == pid:
             per_thread[event.tid].append(event)
-    out: dict[int, ThreadGil] = {}
+    walks: dict[int, _ThreadWalk] = {}
     for tid, thread_events in per_thread.items():
-        walk = _ThreadWalk(t0_ns, end_ns)
+        walk = walks[tid] = _ThreadWalk(t0_ns, end_ns)
         alive = True
         for event in thread_events:  # events past the window still settle stretches inside it
             alive = walk.step(event)
@@ -433,11 +466,77 @@ def reconstruct(events: Iterable[GilEvent], t0_ns: int, end_ns: int, *,
                 break
         if alive:
             walk.finish(max(end_ns, thread_events[-1].t_ns))
+    _prove_holds(walks)
+    out: dict[int, ThreadGil] = {}
+    for tid, walk in walks.items():
         waits = [w for w in walk.waits if w.end_ns > t0_ns and w.start_ns < end_ns]
         intervals = walk.intervals()
         if intervals or waits:
             out[tid] = ThreadGil(intervals, waits)
     return out
+
+
+def _merged(spans: Iterable[tuple[int, int]], gap_ns: int) -> list[tuple[int, int]]:
+    """Sorted, disjoint spans; neighbours at most ``gap_ns`` apart are joined."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1] + gap_ns:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def _covering(spans: list[tuple[int, int]], at: int, slack_ns: int) -> tuple[int, int] | None:
+    """The span that covers ``at`` (or starts at most ``slack_ns`` after it)."""
+    i = bisect.bisect_right(spans, (at + slack_ns, 1 << 62)) - 1
+    if i >= 0 and spans[i][1] >= at:
+        return spans[i]
+    return None
+
+
+def _prove_holds(walks: dict[int, _ThreadWalk]) -> None:
+    """Emit each thread's bracketed holds as ``running`` where other threads' waits prove them.
+
+    A thread releases the GIL silently only when nobody waits for it, so while others wait, the
+    holder keeps it: a hold is proven from its start for as long as other threads kept wanting the
+    GIL (waiting for it, or forced out and about to ask again), and back from its release for as
+    long as others were waiting and no other thread released it. Gaps up to the wait loop's
+    bound are bridged. Whatever is not proven takes the CPU state it had (``on_cpu`` or
+    ``cpu_wait``)."""
+    wanting = {tid: [(w.start_ns, w.end_ns) for w in walk.waits] + walk.wants
+               for tid, walk in walks.items()}
+    releases = {tid: walk.releases for tid, walk in walks.items()}
+    for tid, walk in walks.items():
+        if not walk.holds:
+            continue
+        others = _merged((span for other, spans in wanting.items() if other != tid
+                          for span in spans), WAIT_LOOP_BOUND_NS)
+        released = sorted(t for other, times in releases.items() if other != tid for t in times)
+        for hold in walk.holds:
+            start, end = hold.start, hold.end
+            ahead = _covering(others, start, WAIT_LOOP_BOUND_NS)
+            proven_to = min(end, ahead[1]) if ahead is not None else start
+            behind = _covering(others, end, 0)
+            proven_from = end
+            if behind is not None:
+                # ...and nobody else released the GIL in between (then it was not this one's).
+                later = bisect.bisect_right(released, end) - 1
+                last_other_release = released[later] if later >= 0 else None
+                proven_from = max(start, behind[0],
+                                  last_other_release if last_other_release is not None
+                                  and last_other_release >= start else start)
+            for s_ns, e_ns, cpu in hold.stretches:
+                for lo, hi in _split(s_ns, e_ns, proven_to, proven_from):
+                    proven = hi <= proven_to or lo >= proven_from
+                    state = RUNNING if proven else _cpu_state(cpu)
+                    if state is not None:
+                        walk._emit(lo, hi, state)
+
+
+def _split(start: int, end: int, *cuts: int) -> list[tuple[int, int]]:
+    points = sorted({start, end, *(c for c in cuts if start < c < end)})
+    return list(zip(points, points[1:]))
 
 
 def gil_timelines(events: Iterable[GilEvent], t0_ns: int, end_ns: int, *,

@@ -113,6 +113,15 @@ def test_tstate_spans_open_at_start_close_at_end_and_on_reuse() -> None:
     ]
 
 
+def test_threads_found_by_an_attach_existed_before_the_record() -> None:
+    # tracer attach reads the threads from outside: "existing" records carry their tstate.
+    events = [{"ev": "main", "t_ns": 5, "tid": MAIN, "tstate": 0xF000},
+              {"ev": "existing", "t_ns": 5, "tid": T1, "tstate": A},
+              {"ev": "existing", "t_ns": 5, "tid": T2},  # bootstrap: existing, no tstate
+              {"ev": "end", "t_ns": 90, "tid": T1}]
+    assert tstate_map(events) == [(0xF000, MAIN, None, None), (A, T1, None, 90)]
+
+
 def test_holder_address_means_the_thread_alive_at_that_time() -> None:
     events = [{"ev": "start", "t_ns": T0, "tid": T1, "tstate": A},
               {"ev": "end", "t_ns": T0 + 2 * MS, "tid": T1},

@@ -156,9 +156,11 @@ def _sample_from(record: Mapping[str, Any]) -> dict[str, Any]:
 def tstate_map(thread_events: Iterable[Mapping[str, Any]]) -> list[TstateSpan]:
     """Which thread a PyThreadState address meant, and when, from ``threads.jsonl`` events.
 
-    ``start``/``main`` events carry ``tstate``; the matching ``end`` (same tid) closes it. CPython
-    reuses a dead thread's address for the next thread, so a later start with the same address also
-    closes the earlier span. The main thread's span has no start: it existed before the record.
+    ``start``/``main`` events carry ``tstate``, and so do ``existing`` ones when an attach read the
+    threads from outside (:mod:`tracer.attached_threads`); the matching ``end`` (same tid) closes it.
+    CPython reuses a dead thread's address for the next thread, so a later start with the same
+    address also closes the earlier span. The spans of the main thread and of threads that existed
+    before the record have no start.
     """
     spans: list[list[Any]] = []
     open_by_tid: dict[int, list[Any]] = {}
@@ -167,12 +169,13 @@ def tstate_map(thread_events: Iterable[Mapping[str, Any]]) -> list[TstateSpan]:
         kind, tid, t_ns = event.get("ev"), event.get("tid"), event.get("t_ns")
         if not isinstance(tid, int):
             continue
-        if kind in ("start", "main") and isinstance(event.get("tstate"), int):
+        if kind in ("start", "main", "existing") and isinstance(event.get("tstate"), int):
             tstate = int(event["tstate"])
             previous = open_by_tstate.get(tstate)
             if previous is not None and previous[3] is None:
                 previous[3] = t_ns
-            span = [tstate, tid, None if kind == "main" else t_ns, None]
+            # main, and threads found running when an attach began, existed before the record
+            span = [tstate, tid, None if kind in ("main", "existing") else t_ns, None]
             spans.append(span)
             open_by_tid[tid] = span
             open_by_tstate[tstate] = span

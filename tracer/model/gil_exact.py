@@ -228,6 +228,7 @@ class _Hold:
     moment it took the GIL to the release that proved it held it."""
 
     stretches: list[tuple[int, int, _Cpu]]
+    start_known: bool  # it began when the thread took the GIL (after a wait, or a hand-off)
 
     @property
     def start(self) -> int:
@@ -271,7 +272,8 @@ class _ThreadWalk:
         self.t0_ns, self.end_ns = t0_ns, end_ns
         self.out: list[tuple[int, int, str]] = []
         self.waits: list[GilWait] = []
-        self.holds: list[_Hold] = []  # bracketed holds, proven later against other threads
+        self.holds: list[_Hold] = []  # holds ended by a release, proven later against others
+        self.unsure: list[tuple[int, int, _Cpu]] = []  # idle stretches since the last release
         self.wants: list[tuple[int, int]] = []  # forced releases until the next request
         self.releases: list[int] = []  # times of wake/handoff_wait: releases with waiters
         self.handoff_since: int | None = None
@@ -299,10 +301,10 @@ class _ThreadWalk:
             self._emit(since, now, GIL_WAIT)
         elif self.phase in (_Phase.WOKEN, _Phase.HOLD):
             self.pending.append((since, now, self.cpu))
-        else:
-            state = _cpu_state(self.cpu)
-            if state is not None:
-                self._emit(since, now, state)
+        elif self.cpu is not _Cpu.UNKNOWN:
+            # Neither waiting nor in a bracketed hold: it may hold the GIL without anyone
+            # knowing. A later release with waiters (wake) can still prove the last part.
+            self.unsure.append((since, now, self.cpu))
 
     def _emit(self, start: int, end: int, state: str) -> None:
         start, end = max(start, self.t0_ns), min(end, self.end_ns)
@@ -313,7 +315,7 @@ class _ThreadWalk:
         """Decide the pending stretches: ``True`` held the GIL, ``False`` still waited for it,
         ``None`` unknown (a silent release happened somewhere in them)."""
         if held is True and self.pending:
-            self.holds.append(_Hold(list(self.pending)))
+            self.holds.append(_Hold(list(self.pending), start_known=True))
             self.pending = []
             return
         for start, end, cpu in self.pending:
@@ -322,6 +324,17 @@ class _ThreadWalk:
             elif (state := _cpu_state(cpu)) is not None:
                 self._emit(start, end, state)
         self.pending = []
+
+    def _flush_unsure(self, released: bool = False) -> None:
+        """The stretches since the thread was last known not to hold the GIL: a hold whose start
+        is unknown if it ``released`` the GIL now, else just what the CPU did."""
+        if released and self.unsure:
+            self.holds.append(_Hold(self.unsure, start_known=False))
+        else:
+            for start, end, cpu in self.unsure:
+                if (state := _cpu_state(cpu)) is not None:
+                    self._emit(start, end, state)
+        self.unsure = []
 
     def _end_wait(self, at: int) -> None:
         self.waits.append(GilWait(self.wait_start, max(at, self.wait_start), self.slept))
@@ -360,6 +373,7 @@ class _ThreadWalk:
                 self.phase = _Phase.WAITING
             elif kind is Ev.WAIT and phase in (_Phase.IDLE, _Phase.HOLD):
                 self._resolve(held=None)  # a hold that ended silently, if any
+                self._flush_unsure()
                 self.phase, self.wait_start, self.slept = _Phase.WAITING, now, False
                 if self.handoff_since is not None:
                     self.wants.append((self.handoff_since, now))
@@ -370,6 +384,7 @@ class _ThreadWalk:
                 self._end_wait(now)
             else:
                 self._resolve(held=None)
+                self._flush_unsure()
             self.phase = _Phase.HOLD
         elif kind in (Ev.WAKE, Ev.HANDOFF_WAIT):
             self.releases.append(now)
@@ -383,6 +398,8 @@ class _ThreadWalk:
                 self._end_wait(self.last_futex)
             elif phase is _Phase.HOLD:
                 self._resolve(held=True)
+            else:  # it took the GIL unseen, while nobody waited: since when is unknown
+                self._flush_unsure(released=True)
             self.phase = _Phase.IDLE
             self.futex_pending = kind is Ev.HANDOFF_WAIT
         return True
@@ -427,6 +444,7 @@ class _ThreadWalk:
         elif self.phase is _Phase.WOKEN:
             self._end_wait(self.woke)
         self._resolve(held=None)
+        self._flush_unsure()
         self.phase, self.since = _Phase.IDLE, None
 
     def intervals(self) -> list[Interval]:
@@ -515,7 +533,7 @@ def _prove_holds(walks: dict[int, _ThreadWalk]) -> None:
         released = sorted(t for other, times in releases.items() if other != tid for t in times)
         for hold in walk.holds:
             start, end = hold.start, hold.end
-            ahead = _covering(others, start, WAIT_LOOP_BOUND_NS)
+            ahead = _covering(others, start, WAIT_LOOP_BOUND_NS) if hold.start_known else None
             proven_to = min(end, ahead[1]) if ahead is not None else start
             behind = _covering(others, end, 0)
             proven_from = end

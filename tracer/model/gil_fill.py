@@ -3,9 +3,10 @@
 The exact recorder (futex events) proves every wait and every hold that contention brackets, but a
 thread that holds the GIL while nobody waits for it leaves no event: it is ``on_cpu`` in the exact
 timeline, holding the GIL or running native code, or ``cpu_wait`` when the OS preempted it there.
-The sampler reads the GIL's holder at up to 1 kHz, so those stretches take its answer: ``running``
-or ``native`` on a CPU, and ``running`` for a preempted thread the sampler saw holding the GIL
-(a holder preempted by the OS still holds it). One correction: where the events prove another
+The sampler reads the GIL's holder at up to 1 kHz, so those stretches take its answer: on a CPU,
+``running`` where it saw the thread hold the GIL and ``native`` where it saw it not hold it
+(whatever else the sample said: the events know the thread was on a CPU); preempted, ``running``
+where the sampler saw it holding the GIL (a holder preempted by the OS still holds it). One correction: where the events prove another
 thread held the GIL, a sampled "holder" cannot be one, and is ``native``. What neither source
 knows stays as the events have it.
 
@@ -51,8 +52,11 @@ def fill_from_samples(exact: dict[int, list[Interval]],
         unknown += before
         others = sorted((iv for other, ivs in held.items() if other != tid for iv in ivs),
                         key=lambda iv: iv.start)
+        # On a CPU by the events, the sample's only news is whether it held the GIL: a sample
+        # that says otherwise (waiting, or a stale "blocked" read before it woke) means native.
         top = _without_others_holds(
-            [iv for iv in sampled.get(tid, []) if iv.state in (RUNNING, NATIVE)], others)
+            [iv if iv.state in (RUNNING, NATIVE) else Interval(iv.start, iv.end, NATIVE)
+             for iv in sampled.get(tid, [])], others)
         merged = overlay(intervals, top, _FILLABLE) if top and before > 0 else list(intervals)
         filled += before - _seconds(merged, ON_CPU)
         running = [iv for iv in top if iv.state == RUNNING]

@@ -6,9 +6,9 @@ timeline, holding the GIL or running native code, or ``cpu_wait`` when the OS pr
 The sampler reads the GIL's holder at up to 1 kHz, so those stretches take its answer: on a CPU,
 ``running`` where it saw the thread hold the GIL and ``native`` where it saw it not hold it
 (whatever else the sample said: the events know the thread was on a CPU); preempted, ``running``
-where the sampler saw it holding the GIL (a holder preempted by the OS still holds it). One correction: where the events prove another
-thread held the GIL, a sampled "holder" cannot be one, and is ``native``. What neither source
-knows stays as the events have it.
+where the sampler saw it holding the GIL (a holder preempted by the OS still holds it). One
+correction: where the events prove another thread held the GIL, a sampled "holder" cannot be one,
+and is ``native``. What neither source knows stays as the events have it.
 
 Pure functions over intervals.
 """

@@ -28,7 +28,8 @@ from pathlib import Path
 from benchmarks.common import REPO, median, phase_seconds, read_markers, script_phase_seconds
 
 PROGRAM = REPO / "benchmarks" / "programs" / "scale_target.py"
-MODES = {"full": [], "sampled": ["--no-viztracer", "--no-perf"]}
+# "full": every recorder, VizTracer included (a script gets it only when asked for)
+MODES = {"full": ["--viztracer"], "sampled": ["--no-viztracer", "--no-perf"]}
 PROBE_S = 1.0  # each thread count is sized by one untraced run of about this long
 # Measured: an item makes 10 VizTracer events (the program's 9 calls and the lock recorder's
 # ``__exit__``; 18 with the recorder's pure-Python fallback). VizTracer's buffer is sized at 25
@@ -107,7 +108,7 @@ def rescale(iterations: int, measured_s: float, wanted_s: float) -> int:
 
 
 def tracer_entries_for(threads: int, iterations: int) -> int:
-    """VizTracer's buffer for this much work, never below its default of a million."""
+    """VizTracer's buffer for this much work, never below a million."""
     return max(1_000_000, threads * iterations * EVENTS_PER_ITEM_BOUND + EVENTS_START_UP)
 
 

@@ -3,7 +3,7 @@
     python -m benchmarks.run                 # all: ~35 min on 2 cores (6 without growth)
     python -m benchmarks.run --quick         # one round, fewer cases
     python -m benchmarks.run --only growth   # one of: overhead, gil, gil-waits, locks, scale,
-                                             # growth
+                                             # growth, viztracer
     python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
 
 The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder), ``gil``
@@ -11,10 +11,12 @@ The sections: ``overhead`` (traced / untraced time of three scenarios, per recor
 sampled-only mode's wait counts and longest waits, with their bounds, against an independent
 uprobe count of the same run: convoys and CPU threads, 3 rounds, ~2 min), ``locks`` (ns per
 instrumented lock pair), ``scale``
-(analysis and report of synthetic recordings up to 512 threads and 60 s) and ``growth``
+(analysis and report of synthetic recordings up to 512 threads and 60 s), ``growth``
 (benchmarks/recording_scale.py: a real threaded program recorded at 1/8/64/512 threads for
 1/10/60 s, with overhead, time after exit, sizes and events per case, and where cost per thread or
-per second stops being linear). ``growth`` is most of the full run's time: 28 minutes on 2
+per second stops being linear) and ``viztracer`` (benchmarks/viztracer_cost.py: the report's
+estimate of VizTracer's slowdown against measured runs of three threaded programs, ~10 min).
+``growth`` is most of the full run's time: 28 minutes on 2
 busy cores, because its cases add up to about 5 minutes of untraced work, each run three ways
 (untraced, full about 2x slower, sampled) and the biggest recordings take 2 minutes to analyse;
 so it runs one round even without ``--quick`` (its 1 s cases three, being the noisiest), and
@@ -36,10 +38,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import gil_accuracy, lock_cost, overhead, recording_scale, report_scale
+from benchmarks import (
+    gil_accuracy,
+    lock_cost,
+    overhead,
+    recording_scale,
+    report_scale,
+    viztracer_cost,
+)
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ["overhead", "gil", "gil-waits", "locks", "scale", "growth"]
+SECTIONS = ["overhead", "gil", "gil-waits", "locks", "scale", "growth", "viztracer"]
 
 
 def _pythons() -> list[str]:
@@ -173,6 +182,11 @@ def main(argv: list[str] | None = None) -> int:
               "-" if b is None else f"{b:.1f}"] for n, s, e, t, m, r, j, b in rows_scale]))
     if "growth" in chosen:
         sections.append(_growth(console, args.quick))
+    if "viztracer" in chosen:
+        rows_viz = viztracer_cost.measure(rounds=1 if args.quick else 5)
+        sections.append(_show(
+            console, "VizTracer's slowdown: the report's estimate against measured runs "
+                     "(work phase, median)", viztracer_cost.HEADER, viztracer_cost.table(rows_viz)))
     elapsed = time.monotonic() - began
     console.print(f"benchmarks took {elapsed:.0f} s")
     if args.write:

@@ -28,6 +28,8 @@ from tracer.model.schema import (
     RunModel,
     ThreadTimeline,
 )
+from tracer.model.viztracer_cost import MATERIAL_SLOWDOWN as VIZTRACER_MATERIAL_SLOWDOWN
+from tracer.model.viztracer_cost import count_words
 
 # Parallelism within this margin of a whole number reads as "about" that number: the OS sampler
 # and bin edges blur the mean by a few percent, so 0.93 on a GIL-bound run is "about one core".
@@ -543,6 +545,31 @@ def describe_wait(detail: dict[str, Any] | None, labels: dict[int, str]) -> str:
     elif detail.get("ok") is False:
         text += "; gave up (timed out)"
     return text
+
+
+def viztracer_headlines(model: RunModel) -> list[str]:
+    """What VizTracer did to this run, said before anything else when it matters: its buffer
+    overflowed (calls are missing), or it slowed the program enough to change what the numbers
+    say. The full sentences, with their inputs, are the first warnings."""
+    metrics = model.metrics
+    lines = []
+    if metrics.get("viztracer_overflow"):
+        share = metrics.get("viztracer_dropped_share")
+        lost = f"about {share:.0%} of the calls" if share else "the oldest calls"
+        lines.append(f"VizTracer's buffer overflowed: {lost} were dropped from trace.json "
+                     "(see the warnings).")
+    slowdown = metrics.get("viztracer_slowdown")
+    if slowdown is not None and slowdown > VIZTRACER_MATERIAL_SLOWDOWN:
+        low = float(metrics.get("viztracer_slowdown_low", slowdown))
+        high = metrics.get("viztracer_slowdown_high")
+        ratio = (f"at least {low:.1f}x" if high is None
+                 else f"about {slowdown:.1f}x ({low:.1f}-{float(high):.1f}x)"
+                 if f"{low:.1f}" != f"{float(high):.1f}" else f"about {slowdown:.1f}x")
+        calls = count_words(int(metrics.get("viztracer_calls", 0)))
+        lines.append(f"VizTracer slowed this run {ratio}, estimated from its {calls} calls: the "
+                     "timings are the traced program's; without --viztracer they are closer to "
+                     "the real ones.")
+    return lines
 
 
 def fmt_seconds(seconds: float | None) -> str:

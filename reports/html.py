@@ -33,6 +33,7 @@ from reports.explain import (
     thread_end_text,
     thread_label,
     thread_state_seconds,
+    viztracer_headlines,
 )
 from reports.figures import (
     SEGMENT_BUDGET,
@@ -226,6 +227,7 @@ def _page(model: RunModel, figures: list[FigureSpec]) -> dict[str, Any]:
         **_gil_columns(model),
         "model": model,
         "deadlocks": deadlock_sentences(model),
+        "viztracer_headlines": viztracer_headlines(model),
         "figure_sources": dict(model.figure_sources),
         "figure_source_rows": _figure_source_rows(model.figure_sources),
         "method_meanings": METHOD_MEANINGS,

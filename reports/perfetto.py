@@ -18,7 +18,7 @@ second lane ("locks: <thread> (2)").
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ import orjson
 from reports.explain import lock_called, ordered_threads, thread_label
 from reports.figures import gil_turns, gil_waiter_steps, has_gil_data, merge_intervals
 from tracer.model.schema import LOCK_WAIT, Interval, RunModel, ThreadTimeline
-from tracer.runfolder import atomic_write_bytes
+from tracer.runfolder import atomic_write_pieces
 
 # Synthetic ids, far above Linux's pid_max (4,194,304), so they cannot collide with real ones.
 STATES_PID = 900_000_000
@@ -45,12 +45,35 @@ US = 1e6
 
 
 def write_trace(
-    model: RunModel, out: Path, function_events: Iterable[dict[str, Any]] | None = None
+    model: RunModel, out: Path, function_events: Iterable[dict[str, Any]] | None = None,
+    function_chunks: Iterable[bytes] = (),
 ) -> None:
-    """Write ``{"traceEvents": [...], "displayTimeUnit": "ms"}`` atomically to ``out``."""
-    events = trace_events(model, function_events)
-    payload = {"traceEvents": events, "displayTimeUnit": "ms"}
-    atomic_write_bytes(out, orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY))
+    """Write ``{"traceEvents": [...], "displayTimeUnit": "ms"}`` atomically to ``out``.
+
+    ``function_chunks`` are function events already serialised, each a JSON array (what
+    :class:`tracer.model.functions.FunctionTrace` keeps): they are spliced in as they are, so
+    millions of VizTracer events never become Python objects again, nor one giant buffer."""
+    head = _metadata(model)
+    head.extend(function_events or ())
+    tail = _own_events(model)
+    arrays = [orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY), *function_chunks,
+              orjson.dumps(tail, option=orjson.OPT_SERIALIZE_NUMPY)]
+    atomic_write_pieces(out, _trace_pieces(arrays))
+
+
+def _trace_pieces(arrays: list[bytes]) -> Iterator[bytes]:
+    """The JSON arrays' items as one ``traceEvents`` array."""
+    yield b'{"traceEvents":['
+    first = True
+    for array in arrays:
+        items = array[1:-1]
+        if not items:
+            continue
+        if not first:
+            yield b","
+        yield items
+        first = False
+    yield b'],"displayTimeUnit":"ms"}'
 
 
 def trace_events(
@@ -59,7 +82,13 @@ def trace_events(
     """All events: metadata first, then function events, state slices, GIL, counters, markers."""
     events = _metadata(model)
     events.extend(function_events or ())
-    events.extend(_state_slices(model))
+    events.extend(_own_events(model))
+    return events
+
+
+def _own_events(model: RunModel) -> list[dict[str, Any]]:
+    """Our tracks, after the metadata and the function events."""
+    events = _state_slices(model)
     events.extend(_gil_holder_slices(model))
     events.extend(_lock_events(model))
     events.extend(_parallelism_counter(model))

@@ -1,9 +1,10 @@
 """The terminal summary printed at the end of ``tracer run`` and ``tracer report``.
 
-It answers, without opening a browser: did the run finish (or deadlock), how parallel was it, what
-each thread did, which locks cost the most waiting, which recorders ran (and why the others did
-not), and where the report files are. Text from
-user code is printed with rich markup disabled, so a thread named ``[red]x[/red]`` stays literal.
+It answers, without opening a browser: did the run finish (or deadlock), did VizTracer overflow
+or slow it so much that its figures mislead (said first), how parallel was it, what each thread
+did, which locks cost the most waiting, which recorders ran (and why the others did not), and
+where the report files are. Text from user code is printed with rich markup disabled, so a
+thread named ``[red]x[/red]`` stays literal.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from reports.explain import (
     run_numbers,
     select_threads,
     thread_state_seconds,
+    viztracer_headlines,
 )
 from tracer.model.schema import STATES, Claim, RunModel, Source, ThreadTimeline
 
@@ -52,6 +54,8 @@ def print_summary(model: RunModel, run_dir: Path, console: Console) -> None:
     """Print the whole summary to ``console``."""
     numbers = run_numbers(model)
     _print_status(model, console)
+    for line in viztracer_headlines(model):
+        console.print(Text(line, style="bold yellow"))
     _print_numbers(numbers, console)
     console.print(_thread_table(model, numbers))
     gil = _gil_table(model)

@@ -9,9 +9,9 @@
     def main(): ...
 
 The same run folder as ``tracer run`` (report.html, trace.json, model.json, raw/), made from
-inside the program: the in-process recorders (thread hooks, lock instrumentation, VizTracer)
-start at the top of the block, and the out-of-process ones (OS sampler, py-spy, GIL sampler,
-perf) run in a child process attached to this one, so they never compete for its GIL.
+inside the program: the in-process recorders (thread hooks, lock instrumentation, and VizTracer
+when asked for) start at the top of the block, and the out-of-process ones (OS sampler, py-spy,
+GIL sampler, perf) run in a child process attached to this one, so they never compete for its GIL.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import orjson
 
 from tracer import markers
 from tracer.errors import ThreadscopeError
-from tracer.inprocess import InProcessRecording
+from tracer.inprocess import DEFAULT_TRACER_ENTRIES, InProcessRecording
 from tracer.runfolder import RunFolder
 from tracer.session import RecordOptions
 
@@ -39,18 +39,20 @@ READY_TIMEOUT_S = 60.0
 
 @contextlib.contextmanager
 def record(out: str | os.PathLike[str] | None = None, *, force: bool = False,
-           viztracer: bool = True, locks: bool = True, perf: bool = True, pyspy: bool = True,
-           rate_hz: float = 200.0, tracer_entries: int = 1_000_000, open_report: bool = False,
-           quiet: bool = False) -> Iterator[RunFolder]:
+           viztracer: bool = False, locks: bool = True, perf: bool = True, pyspy: bool = True,
+           rate_hz: float = 200.0, tracer_entries: int = DEFAULT_TRACER_ENTRIES,
+           open_report: bool = False, quiet: bool = False) -> Iterator[RunFolder]:
     """Record the threads of this process while the block runs, then write the report.
 
     Exceptions from the block propagate unchanged; the report is written first and says so.
     Usable as a decorator; with ``out=None`` each call gets a fresh run folder.
+    ``viztracer=True`` adds VizTracer's function timeline, at a cost the report estimates
+    (1.6-4.9x slower on real programs), which is why it is off unless asked for.
     """
     folder = RunFolder.create(Path(out) if out is not None else None, "record", force=force)
     options = RecordOptions(python=sys.executable, rate_hz=rate_hz, viztracer=viztracer,
-                            pyspy=pyspy, perf=perf, locks=locks, tracer_entries=tracer_entries,
-                            quiet=quiet)
+                            viztracer_by_default=not viztracer, pyspy=pyspy, perf=perf,
+                            locks=locks, tracer_entries=tracer_entries, quiet=quiet)
     recording = InProcessRecording(str(folder.raw.resolve()), viztracer=viztracer, locks=locks,
                                    tracer_entries=tracer_entries)
     recording.prepare()

@@ -17,7 +17,7 @@ import traceback
 from types import FrameType
 from typing import Any, NoReturn
 
-from tracer.inprocess import INTERNAL_PREFIX, InProcessRecording
+from tracer.inprocess import DEFAULT_TRACER_ENTRIES, INTERNAL_PREFIX, InProcessRecording
 
 
 class _Target:
@@ -26,7 +26,7 @@ class _Target:
         self.recording = InProcessRecording(
             config["raw_dir"], viztracer=bool(config.get("viztracer")),
             locks=bool(config.get("locks")),
-            tracer_entries=int(config.get("tracer_entries", 1_000_000)),
+            tracer_entries=int(config.get("tracer_entries", DEFAULT_TRACER_ENTRIES)),
         )
 
     def prepare(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import _thread
 import ctypes
 import json
+import mmap
 import os
 import sys
 import threading
@@ -24,6 +25,12 @@ VIZTRACER_RAW = "viztracer.json"
 GIL_LAYOUT_RAW = "gil_layout.json"
 LOCKS_RAW = "locks.jsonl"
 INTERNAL_PREFIX = "threadscope-"
+# VizTracer's circular buffer, in events. It costs about 90 bytes per event in the target while
+# recording (measured: 88), touched as it fills, so a short run pays for what it records only;
+# the analysis then keeps each event as its JSON (a 5M-event trace peaked at 0.86 GB). Five
+# million is a 10 s run at 500k calls a second, the rate of call-heavy real programs traced:
+# 0.45 GB in the target at most. Faster callers overflow it, and the report says so first.
+DEFAULT_TRACER_ENTRIES = 5_000_000
 
 
 class EventLog:
@@ -163,6 +170,10 @@ class InProcessRecording:
                 verbose=0,
                 pid_suffix=False,
                 register_global=True,
+                # Written by its C code straight to the file: its Python save builds a dict per
+                # event first (measured: ~700 bytes per event at the peak, against ~90 for the
+                # buffer itself, and 3x slower), which a long run's target could not afford.
+                dump_raw=True,
             )
         except Exception as exc:
             self.viztracer_error = f"{type(exc).__name__}: {exc}"
@@ -197,6 +208,7 @@ class InProcessRecording:
         self.finished = True
         end_ns = time.monotonic_ns()
         alive = threads_alive_at_exit()
+        cost_at_exit: dict[str, float] = {}
         if self.viztracer is not None:
             try:
                 self.viztracer.stop()
@@ -204,6 +216,10 @@ class InProcessRecording:
                 self.viztracer.save()
             except Exception as exc:
                 self.viztracer_error = f"saving the VizTracer trace failed: {exc}"
+            else:
+                # Once more now that the trace is saved (the buffer is free again): the machine's
+                # speed drifts, and the two measurements bracket the run (about 0.15 s).
+                cost_at_exit = measure_viztracer_cost(self.viztracer)
         if self.locks_installed:
             try:
                 from tracer.instrument import locks
@@ -219,6 +235,7 @@ class InProcessRecording:
             "viztracer_error": self.viztracer_error, "viztracer_clock": self.clock_pairs,
             "viztracer_entries": self.tracer_entries,
             "viztracer_cost": self.viztracer_cost,
+            "viztracer_cost_end": cost_at_exit,
             "daemon_alive": alive, "pid": os.getpid(),
         }
         with open(os.path.join(self.raw_dir, TARGET_RAW), "w", encoding="utf-8") as handle:
@@ -245,46 +262,117 @@ def _noop() -> None:
     pass
 
 
-def _calls(n: int) -> None:
+def _python_calls(n: int) -> None:
     for _ in range(n):
         _noop()
 
 
-def _best_of(runs: int, fn: Any, arg: int) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        began = time.perf_counter()
-        fn(arg)
-        best = min(best, time.perf_counter() - began)
-    return best
+def _c_calls(n: int) -> None:
+    empty: list[int] = []
+    for _ in range(n):
+        len(empty)
+
+
+def _median(values: list[float]) -> float:
+    """The middle value (``statistics`` would import ``decimal`` and ``fractions`` into the
+    target, at start-up, for one number)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _seconds(fn: Any, arg: int) -> float:
+    began = time.perf_counter()
+    fn(arg)
+    return time.perf_counter() - began
+
+
+# Short rounds, many of them, and the median of each: a round the OS interrupts (a busy 2-core
+# machine does that often) is an outlier the median ignores, where a mean or a single long round
+# would carry it. 21 rounds of 2,000 calls of each kind take about 80 ms in all.
+COST_ROUNDS = 21
+COST_CALLS = 2_000
+COST_LOOP = 20_000
+# Bytes of VizTracer's buffer per event (VizTracer 1.1: the resident memory grew by 88 bytes per
+# recorded call), and how much memory the first-touch measurement faults in.
+ENTRY_BYTES = 88
+TOUCH_BYTES = 16 << 20
+PAGE_BYTES = 4096
 
 
 def measure_viztracer_cost(viztracer: Any) -> dict[str, float]:
-    """How much VizTracer slows this interpreter, measured here before the program starts (about
-    0.2 s): a call-free loop (a profile hook takes some CPython versions off their fast path) and
-    the extra cost of one recorded call. Plain and traced runs alternate and the fastest of each
-    counts, so a busy machine disturbs the ratio less. The report quotes it as an estimate of how
-    far the traced program's timings are from an untraced run's."""
-    loop_n, call_n = 300_000, 20_000
-    plain_loop = plain_calls = traced_loop = traced_calls = float("inf")
+    """What VizTracer costs in this interpreter, measured here before the program starts: the
+    extra time of one recorded Python call and of one recorded C call (the two kinds of event it
+    logs), how much slower a call-free loop runs under its profile hook (on Python 3.11 the hook
+    takes the interpreter off its fast path; 3.12+ barely notice), and what it costs to fault in
+    the fresh memory each of its buffer's entries takes the first time (4 us a page on a virtual
+    machine here: about 90 ns an event, a third of a call's cost). Plain and traced rounds
+    alternate in the same interpreter; the model multiplies these by the calls this run recorded
+    to estimate how much VizTracer slowed it."""
+    samples: dict[str, tuple[list[float], list[float]]] = {
+        "python": ([], []), "c": ([], []), "loop": ([], [])}
+    kinds = (("python", _python_calls, COST_CALLS), ("c", _c_calls, COST_CALLS),
+             ("loop", _loop, COST_LOOP))
     try:
-        _loop(loop_n)  # warm-up: let the adaptive interpreter specialise the loop first
-        for _ in range(3):
-            plain_loop = min(plain_loop, _best_of(1, _loop, loop_n))
-            plain_calls = min(plain_calls, _best_of(1, _calls, call_n))
+        # First, discarded: one round of each (the adaptive interpreter specialises the plain
+        # code, VizTracer's first events touch cold code) and enough traced calls to fault in
+        # the part of the buffer the measured rounds will use, so that their figures are the
+        # calls' own cost; the first touch of the buffer is measured on its own below.
+        for _, fn, n in kinds:
+            fn(n)
+        viztracer.start()
+        try:
+            _python_calls(COST_ROUNDS * (2 * COST_CALLS + 50))
+        finally:
+            viztracer.stop()
+        viztracer.clear()
+        for _ in range(COST_ROUNDS):
+            plain = [(name, _seconds(fn, n)) for name, fn, n in kinds]
             viztracer.start()
             try:
-                traced_loop = min(traced_loop, _best_of(1, _loop, loop_n))
-                traced_calls = min(traced_calls, _best_of(1, _calls, call_n))
+                traced = [(name, _seconds(fn, n)) for name, fn, n in kinds]
             finally:
                 viztracer.stop()
+            for (name, untraced_round), (_, traced_round) in zip(plain, traced):
+                samples[name][0].append(untraced_round)
+                samples[name][1].append(traced_round)
         viztracer.clear()
     except Exception:
         return {}
+    plain_s = {name: _median(runs[0]) for name, runs in samples.items()}
+    traced_s = {name: _median(runs[1]) for name, runs in samples.items()}
+
+    def extra_ns(name: str) -> float:
+        return round(max(0.0, traced_s[name] - plain_s[name]) / COST_CALLS * 1e9, 1)
+
     return {
-        "loop_slowdown": round(traced_loop / plain_loop, 3) if plain_loop > 0 else 0.0,
-        "call_overhead_ns": round(max(0.0, traced_calls - plain_calls) / call_n * 1e9, 1),
+        "python_call_ns": extra_ns("python"),
+        "c_call_ns": extra_ns("c"),
+        "loop_slowdown": round(traced_s["loop"] / plain_s["loop"], 3) if plain_s["loop"] > 0
+        else 0.0,
+        "fresh_entry_ns": round(_first_touch_ns() * ENTRY_BYTES / PAGE_BYTES, 1),
+        "rounds": COST_ROUNDS,
     }
+
+
+def _first_touch_ns() -> float:
+    """Nanoseconds to fault in one page of fresh anonymous memory (what VizTracer's buffer is),
+    less the cost of writing to it once it is there."""
+    try:
+        memory = mmap.mmap(-1, TOUCH_BYTES)
+    except OSError:
+        return 0.0
+    with memory:
+        offsets = range(0, TOUCH_BYTES, PAGE_BYTES)
+        began = time.perf_counter()
+        for offset in offsets:
+            memory[offset] = 1
+        cold = time.perf_counter() - began
+        began = time.perf_counter()
+        for offset in offsets:
+            memory[offset] = 2
+        warm = time.perf_counter() - began
+    return max(0.0, cold - warm) / len(offsets) * 1e9
 
 
 def _own_helper_threads() -> list[int]:

@@ -25,7 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--height", type=int, default=900, help="iframe height in pixels")
-    for name in ("viztracer", "perf", "pyspy", "locks"):
+    parser.add_argument("--viztracer", action=argparse.BooleanOptionalAction, default=False,
+                        help="VizTracer's function timeline (off by default: it slows the cell)")
+    for name in ("perf", "pyspy", "locks"):
         parser.add_argument(f"--no-{name}", dest=name, action="store_false")
     return parser
 
@@ -47,7 +49,7 @@ class TracerMagics(Magics):
         try:
             args = _parser().parse_args(shlex.split(line))
         except SystemExit:
-            print("usage: %%tracer [--out DIR] [--force] [--height PX] [--no-viztracer] "
+            print("usage: %%tracer [--out DIR] [--force] [--height PX] [--viztracer] "
                   "[--no-perf] [--no-pyspy] [--no-locks]")
             return
         folder = None

@@ -31,8 +31,8 @@ def analyse_and_render(folder: RunFolder, console: Console | None = None) -> Run
     with _step(console, "analysing the recording..."):
         built = build_run(folder)
         built.model.save(folder.model_json)
-    with _step(console, f"writing trace.json ({len(built.functions.events):,} function events)"):
-        write_trace(built.model, folder.trace_json, built.functions.events)
+    with _step(console, f"writing trace.json ({built.functions.entries:,} function events)"):
+        write_trace(built.model, folder.trace_json, function_chunks=built.functions.chunks)
     with _step(console, "writing report.html..."):
         render_report(built.model, folder.report_html)
     return built.model

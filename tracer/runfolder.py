@@ -12,6 +12,7 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,12 +24,18 @@ os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: Path, payload: bytes) -> None:
+    atomic_write_pieces(path, (payload,))
+
+
+def atomic_write_pieces(path: Path, pieces: Iterable[bytes]) -> None:
+    """Write ``pieces`` one after another: a large file need not exist in memory all at once."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; a report is meant to be shared
         with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
+            for piece in pieces:
+                handle.write(piece)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

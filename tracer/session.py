@@ -26,6 +26,7 @@ from rich.console import Console
 import tracer
 from tracer import interrupts
 from tracer.errors import RecorderUnavailable, ThreadscopeError
+from tracer.inprocess import DEFAULT_TRACER_ENTRIES
 from tracer.interrupts import StopRequests
 from tracer.model.schema import Source
 from tracer.recorders.base import RecordContext, Recorder
@@ -44,13 +45,14 @@ class RecordOptions:
     python: str = sys.executable
     timeout_s: float | None = None
     rate_hz: float = 200.0
-    viztracer: bool = True
+    viztracer: bool = False  # on for the bundled scenarios; the user's own code asks for it
+    viztracer_by_default: bool = False  # nobody said either way: the target's kind decided
     pyspy: bool = True
     sched: bool = True
     gil_sampler: bool = True
     perf: bool = True
     locks: bool = True
-    tracer_entries: int = 1_000_000
+    tracer_entries: int = DEFAULT_TRACER_ENTRIES
     quiet: bool = False
 
 

@@ -20,6 +20,10 @@ def test_record_block_writes_a_run_folder(tmp_path: Path) -> None:
         assert (out / name).is_file()
     model = load_model(out)
     assert model["target"]["kind"] == "api"
+    # record() leaves VizTracer off unless asked (record(viztracer=True)), and says so
+    assert model["sources"]["viztracer"]["used"] is False
+    assert "off by default" in model["sources"]["viztracer"]["reason"]
+    assert not (out / "raw" / "viztracer.json").exists()
     assert len(thread_named(model, "burner-")) == 2
     holders = thread_named(model, "holder-")
     # Two threads each hold the lock 0.15 s: one of them waited about 0.15 s for the other.

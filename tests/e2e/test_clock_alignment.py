@@ -51,7 +51,8 @@ def test_states_align_with_markers(source: str, tmp_path: Path) -> None:
 
 def test_viztracer_sees_markers_at_the_same_time(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = tracer("run", "--out", str(out), "--no-perf", str(PROGRAMS / "spin_marked.py"))
+    result = tracer("run", "--out", str(out), "--no-perf", "--viztracer",
+                    str(PROGRAMS / "spin_marked.py"))
     assert result.returncode == 0, result.stderr
     marks = {m["name"]: m["start"] for m in load_model(out)["markers"] if m["kind"] == "mark"}
     trace = json.loads((out / "trace.json").read_text())["traceEvents"]

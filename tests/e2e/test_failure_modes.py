@@ -90,13 +90,21 @@ def test_five_hundred_threads(tmp_path: Path) -> None:
 
 def test_viztracer_overflow_is_reported_not_hidden(tmp_path: Path) -> None:
     out = tmp_path / "overflow"
-    result = tracer("run", "--out", str(out), "--no-perf", "--tracer-entries", "5000",
-                    str(PROGRAMS / "calls_a_lot.py"))
+    result = tracer("run", "--out", str(out), "--no-perf", "--viztracer", "--tracer-entries",
+                    "5000", str(PROGRAMS / "calls_a_lot.py"))
     assert result.returncode == 0, result.stderr
     model = load_model(out)
-    assert any("overflowed" in w for w in model["warnings"])
-    assert "overflow" in result.stderr.replace("\n", " ")
+    assert "overflowed" in model["warnings"][0]  # the first thing the warnings say
+    assert model["metrics"]["viztracer_overflow"] is True
+    assert 0 < model["metrics"]["viztracer_dropped_share"] < 1
+    # the summary says it up front, before the run's numbers
+    summary = " ".join(result.stderr.split())
+    assert "buffer overflowed" in summary
+    assert summary.index("buffer overflowed") < summary.index("wall ")
     assert "buffer full" in " ".join(model["sources"]["viztracer"]["notes"])
+    # the calls were counted from the part kept, then scaled up to the whole run
+    assert model["metrics"]["viztracer_calls_extrapolated"] is True
+    assert model["metrics"]["viztracer_calls"] > 5000
 
 
 def test_corrupt_raw_file_is_a_one_line_error(tmp_path: Path) -> None:

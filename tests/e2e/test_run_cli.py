@@ -42,6 +42,10 @@ def test_gil_cpu_threads_share_one_core(tmp_path: Path) -> None:
     # Four CPU-bound threads on any number of cores: the GIL keeps them near one core's worth.
     assert _mean_parallelism(model, start, end) < 1.3
     assert model["metrics"]["cores"] >= 1
+    # a bundled scenario keeps VizTracer by default, and the report uses its calls
+    assert model["sources"]["viztracer"]["used"] is True
+    assert (out / "raw" / "viztracer.json").is_file()
+    assert model["metrics"]["viztracer_calls"] > 0
     assert "parallelism" in result.stderr.lower()
     assert str(out / "report.html") in result.stderr.replace("\n", "")
 
@@ -59,6 +63,45 @@ def test_gil_io_overlaps_sleeps(tmp_path: Path) -> None:
         waiting = worker["state_s"].get("off_cpu", 0) + worker["state_s"].get("blocked", 0)
         assert waiting > 0.3
     assert model["sources"]["viztracer"]["used"] is False
+    assert model["sources"]["viztracer"]["reason"] == "turned off on the command line"
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_own_code_runs_without_viztracer_unless_asked(how: str, tmp_path: Path) -> None:
+    """VizTracer slows Python code: the user's program is measured without it by default, and
+    the report says why it is missing (a choice, not a failure)."""
+    out = tmp_path / how
+    target = [str(PROGRAMS / "calls_a_lot.py")] if how == "script" else ["-m", "calls_a_lot"]
+    result = tracer("run", "--out", str(out), "--no-perf", *target, cwd=PROGRAMS)
+    assert result.returncode == 0, result.stderr
+    model = load_model(out)
+    source = model["sources"]["viztracer"]
+    assert source["used"] is False
+    assert "off by default" in source["reason"] and "--viztracer" in source["reason"]
+    assert not (out / "raw" / "viztracer.json").exists()
+    assert not any("viztracer" in warning.lower() for warning in model["warnings"])
+    assert not any(key.startswith("viztracer_") for key in model["metrics"])
+    events = json.loads((out / "trace.json").read_text())["traceEvents"]
+    assert not [e for e in events if e.get("ph") == "X" and "tiny" in str(e.get("name"))]
+
+
+def test_own_script_with_viztracer_says_what_it_cost(tmp_path: Path) -> None:
+    out = tmp_path / "asked"
+    result = tracer("run", "--out", str(out), "--no-perf", "--viztracer",
+                    str(PROGRAMS / "calls_a_lot.py"))
+    assert result.returncode == 0, result.stderr
+    model = load_model(out)
+    assert model["sources"]["viztracer"]["used"] is True
+    metrics = model["metrics"]
+    # 30,000 calls of tiny() in the program itself, every one recorded (no overflow)
+    assert metrics["viztracer_calls"] >= 30_000 and metrics["viztracer_overflow"] is False
+    assert metrics["viztracer_call_ns"] > 0 and metrics["viztracer_added_s"] > 0
+    assert metrics["viztracer_slowdown_low"] <= metrics["viztracer_slowdown"]
+    note = model["sources"]["viztracer"]["notes"][-1]
+    assert "calls at about" in note and "measured at start-up" in note
+    tiny = [e for e in json.loads((out / "trace.json").read_text())["traceEvents"]
+            if e.get("ph") == "X" and str(e.get("name", "")).startswith("tiny")]
+    assert len(tiny) == 30_000
 
 
 def test_report_rebuilds_from_raw(tmp_path: Path) -> None:
@@ -121,7 +164,7 @@ def test_failing_target_keeps_its_report(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("program", "code"), [("exits3.py", 3), ("os_exit4.py", 4)])
 def test_exit_code_is_preserved(program: str, code: int, tmp_path: Path) -> None:
     out = tmp_path / "exit"
-    result = tracer("run", "--out", str(out), "--no-perf", str(PROGRAMS / program))
+    result = tracer("run", "--out", str(out), "--no-perf", "--viztracer", str(PROGRAMS / program))
     assert result.returncode == code, result.stderr
     model = load_model(out)
     assert model["target"]["exit_code"] == code

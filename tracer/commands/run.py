@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from tracer.inprocess import DEFAULT_TRACER_ENTRIES
 from tracer.interrupts import rebuild_hint
 from tracer.pipeline import analyse_and_present
 from tracer.runfolder import RunFolder
@@ -33,10 +34,20 @@ class RunCommand:
                                  "interval)")
         parser.add_argument("--python", default=sys.executable, metavar="PATH",
                             help="interpreter that runs the target (default: this one)")
-        parser.add_argument("--tracer-entries", type=int, default=1_000_000, metavar="N",
-                            help="VizTracer's buffer size in events (default: 1,000,000)")
-        for name, what in (("viztracer", "VizTracer's in-process function timeline"),
-                           ("pyspy", "py-spy stack sampling"),
+        parser.add_argument("--viztracer", action=argparse.BooleanOptionalAction, default=None,
+                            help="record VizTracer's in-process function timeline (default: on "
+                                 "for the bundled scenarios, off for your own scripts and "
+                                 "modules: it slows Python code, 1.6-4.9x on real programs; "
+                                 "the report estimates by how much)")
+        parser.add_argument("--tracer-entries", type=int, default=DEFAULT_TRACER_ENTRIES,
+                            metavar="N",
+                            help=f"VizTracer's buffer size in events (default: "
+                                 f"{DEFAULT_TRACER_ENTRIES:,}, about 10 s of a call-heavy "
+                                 "program; up to 90 bytes each in the target, about "
+                                 f"{DEFAULT_TRACER_ENTRIES * 90 / 1e9:.2f} GB when full, and "
+                                 "about 170 bytes each while the report is made; the oldest "
+                                 "calls are dropped past it, and the report says so first)")
+        for name, what in (("pyspy", "py-spy stack sampling"),
                            ("perf", "exact GIL events from perf uprobes"),
                            ("gil_sampler", "the out-of-process GIL sampler"),
                            ("sched", "the /proc CPU sampler"),
@@ -57,14 +68,15 @@ class RunCommand:
             target_args.insert(0, args.target)
         if not args.module and not args.target:
             parser.error("name a scenario, a script or -m MODULE")
-        options = self._options(args)
         if args.target == "all" and not args.module and not Path("all").exists():
             if target_args:
                 parser.error("`run all` runs every scenario with its defaults; it takes no ARGS")
             from tracer.tour import run_all
 
-            return run_all(args.out, options, force=args.force, open_index=args.open)
+            return run_all(args.out, self._options(args, scenario=True), force=args.force,
+                           open_index=args.open)
         spec = resolve(args.module or args.target, target_args, as_module=bool(args.module))
+        options = self._options(args, scenario=spec.kind == "scenario")
         folder = RunFolder.create(args.out, spec.label, force=args.force)
         result = record(spec, folder, options)
         with rebuild_hint(folder):
@@ -72,10 +84,15 @@ class RunCommand:
         return result.exit_code
 
     @staticmethod
-    def _options(args: argparse.Namespace) -> RecordOptions:
+    def _options(args: argparse.Namespace, scenario: bool) -> RecordOptions:
+        """VizTracer, unless asked either way, only for the bundled scenarios: they teach with
+        its function timeline and are short, while the user's own program is what they came to
+        measure, and VizTracer would slow it (the report says how much when it is on)."""
         return RecordOptions(
             python=args.python, timeout_s=args.timeout, rate_hz=args.rate,
-            viztracer=args.viztracer, pyspy=args.pyspy, sched=args.sched, perf=args.perf,
+            viztracer=scenario if args.viztracer is None else args.viztracer,
+            viztracer_by_default=args.viztracer is None,
+            pyspy=args.pyspy, sched=args.sched, perf=args.perf,
             gil_sampler=args.gil_sampler,
             locks=args.locks, tracer_entries=args.tracer_entries, quiet=args.quiet,
         )

@@ -30,6 +30,14 @@ from tracer.model.schema import (
     ThreadTimeline,
 )
 from tracer.model.states import overlay, state_seconds
+from tracer.model.viztracer_cost import (
+    CostRange,
+    MeasuredCost,
+    dropped_share,
+    estimate_slowdown,
+    explain_slowdown,
+    overflow_sentence,
+)
 from tracer.runfolder import RunFolder
 
 INTERNAL_THREAD_PREFIX = "threadscope-"
@@ -39,6 +47,10 @@ INTERNAL_THREAD_PREFIX = "threadscope-"
 BLOCKING_STATES = frozenset({BLOCKED, OFF_CPU, NATIVE})
 # Past this many acquisitions the lock recorder's own switch point (see _locks) can dominate.
 BUSY_LOCK_ACQUISITIONS = 50_000
+# Why a run of the user's own code has no function timeline: a choice, not a failure.
+VIZTRACER_OFF_BY_DEFAULT = ("off by default for your own code, because it slows Python code "
+                            "(1.6-4.9x measured on real programs); --viztracer turns it on "
+                            "(record(viztracer=True) in the API, %%tracer --viztracer)")
 
 
 @dataclass
@@ -93,7 +105,7 @@ def build_run(folder: RunFolder) -> BuiltRun:
     table = StackTable()
     sampled = load_samples(read_jsonl(raw / "pyspy.jsonl"), t0_ns, end_ns, table,
                            exclude_pid=run.get("controller_pid"))
-    functions = _functions(folder, run, target_raw, t0_ns, sources, warnings)
+    functions = _functions(folder, run, target_raw, t0_ns, sources)
     facts = _thread_facts(events)
 
     internal = {int(e["tid"]) for e in events if e.get("ev") == "internal"}
@@ -164,6 +176,7 @@ def build_run(folder: RunFolder) -> BuiltRun:
         locks=lock_model.locks if lock_model else [],
         deadlocks=lock_model.cycles if lock_model else [],
     )
+    _viztracer_slowdown(functions, target_raw, model, pid, model.warnings)
     _check_scenario(model, run)
     return BuiltRun(model=model, functions=functions)
 
@@ -176,9 +189,13 @@ def _first(events: list[dict[str, Any]], kind: str) -> int | None:
 
 
 def _functions(folder: RunFolder, run: dict[str, Any], target_raw: dict[str, Any], t0_ns: int,
-               sources: dict[str, Source], warnings: list[str]) -> FunctionTrace:
-    wanted = run.get("options", {}).get("viztracer", False)
-    if not wanted or run.get("mode") == "attach":
+               sources: dict[str, Source]) -> FunctionTrace:
+    options = run.get("options", {})
+    if run.get("mode") == "attach":
+        return FunctionTrace()
+    if not options.get("viztracer", False):
+        if options.get("viztracer_by_default") or run.get("mode") == "api":
+            sources["viztracer"] = Source(used=False, reason=VIZTRACER_OFF_BY_DEFAULT)
         return FunctionTrace()
     path = folder.raw_file("viztracer.json")
     error = target_raw.get("viztracer_error") or ""
@@ -186,30 +203,50 @@ def _functions(folder: RunFolder, run: dict[str, Any], target_raw: dict[str, Any
         reason = error or "the target ended before VizTracer could save its trace"
         sources["viztracer"] = Source(used=False, reason=reason)
         return FunctionTrace()
-    functions = load_function_trace(path, target_raw.get("viztracer_clock", []), t0_ns)
-    notes = [f"{functions.entries} events"]
+    entries = target_raw.get("viztracer_entries")
+    functions = load_function_trace(path, target_raw.get("viztracer_clock", []), t0_ns,
+                                    buffer_entries=int(entries) if entries else None)
+    notes = [f"{functions.entries:,} events, {functions.total_calls:,} of them calls"]
     if functions.overflow:
         notes.append("buffer full: the oldest calls were dropped")
-        warnings.append(
-            f"VizTracer's buffer ({target_raw.get('viztracer_entries')} entries) overflowed: "
-            "the oldest function calls were dropped from trace.json. Re-run with a larger "
-            "--tracer-entries or --no-viztracer."
-        )
-    cost = target_raw.get("viztracer_cost") or {}
-    if cost.get("loop_slowdown"):
-        notes.append(f"measured at start-up: pure-Python loops ran {cost['loop_slowdown']:.2f}x "
-                     f"slower under it, each recorded call cost about "
-                     f"{cost.get('call_overhead_ns', 0):.0f} ns more")
-        if cost["loop_slowdown"] > 1.3:
-            warnings.append(
-                f"VizTracer slows this interpreter's Python code (loops about "
-                f"{cost['loop_slowdown']:.1f}x slower, measured at start-up): timings, CPU and "
-                "GIL shares are those of the traced program. Re-run with --no-viztracer for "
-                "figures closer to an untraced run."
-            )
     sources["viztracer"] = Source(used=True, method="instrumented", samples=functions.entries,
                                   notes=notes)
     return functions
+
+
+def _viztracer_slowdown(functions: FunctionTrace, target_raw: dict[str, Any],
+                        model: RunModel, pid: int, warnings: list[str]) -> None:
+    """Say up front what VizTracer did to this run: an overflow first, then how much it slowed
+    the program (estimated from this run's calls), when that is material."""
+    source = model.sources.get("viztracer")
+    if source is None or not source.used:
+        return
+    up_front: list[str] = []
+    model.metrics["viztracer_overflow"] = functions.overflow
+    if functions.overflow:
+        model.metrics["viztracer_dropped_share"] = dropped_share(functions, model.wall_s)
+        up_front.append(overflow_sentence(functions, target_raw.get("viztracer_entries"),
+                                          model.wall_s))
+    costs = [cost for cost in (MeasuredCost.from_raw(target_raw.get(key) or {})
+                               for key in ("viztracer_cost", "viztracer_cost_end"))
+             if cost is not None]
+    if costs and functions.calls:
+        entries = target_raw.get("viztracer_entries")
+        estimate = estimate_slowdown(functions, CostRange.of(costs), model.threads, pid,
+                                     model.wall_s,
+                                     model.metrics.get("parallelism"),
+                                     buffer_entries=int(entries) if entries else None)
+        contended = sum(int(lock.get("contended") or 0) for lock in model.locks)
+        sentence = explain_slowdown(estimate, model.target.python_version, contended)
+        source.notes.append(sentence)
+        model.metrics.update(estimate.metrics())
+        if estimate.material:
+            up_front.append(sentence + " Timings, CPU and GIL shares here are the traced "
+                            "program's: re-run without --viztracer for figures closer to an "
+                            "untraced run.")
+    else:
+        source.notes.append("its cost was not measured at start-up: no slowdown estimate")
+    warnings[0:0] = up_front
 
 
 def _thread_facts(events: list[dict[str, Any]]) -> dict[int, _ThreadFacts]:
@@ -435,7 +472,7 @@ def _markers(records: Any, t0_ns: int, end_ns: int) -> list[Marker]:
 def _source_warnings(sources: dict[str, Source]) -> list[str]:
     return [f"{name} was not used: {source.reason}" for name, source in sorted(sources.items())
             if not source.used and source.reason
-            and source.reason != "turned off on the command line"]
+            and source.reason not in ("turned off on the command line", VIZTRACER_OFF_BY_DEFAULT)]
 
 
 def _check_scenario(model: RunModel, run: dict[str, Any]) -> None:

@@ -14,9 +14,9 @@ variant notes each such overwrite (how many increments it erased) where it happe
 verifies that those overwrites add up to exactly the updates lost.
 
 Tracing can change a race: VizTracer records every call, making each iteration several times
-slower, which moves where the switches land; the exact GIL recorder (perf on the GIL's futex calls)
-only sees contended hand-offs and leaves the loop alone. So the same races also run untraced, in a plain ``python``
-subprocess, and the check compares the two.
+slower, which moves where the switches land; the exact GIL recorder (perf on the GIL's futex
+calls) only sees contended hand-offs and leaves the loop alone. So the same races also run
+untraced, in a plain ``python`` subprocess, and the check compares the two.
 """
 
 from __future__ import annotations

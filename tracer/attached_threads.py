@@ -171,8 +171,9 @@ class AttachedThreads:
             raise error
         self._log = EventLog(self._log_path)
         now = time.monotonic_ns()
-        for tid, tstate in sorted(threads.items()):
-            kind = "main" if tid == self._interpreter.pid else "existing"
+        main = self._interpreter.pid  # main first, then by tid: a stable order to read
+        for tid, tstate in sorted(threads.items(), key=lambda item: (item[0] != main, item[0])):
+            kind = "main" if tid == main else "existing"
             self._log.write({"ev": kind, "tid": tid, "tstate": tstate, "t_ns": now})
         self._known = threads
         self._links = self._task_links()

@@ -156,8 +156,9 @@ def _sample_from(record: Mapping[str, Any]) -> dict[str, Any]:
 def tstate_map(thread_events: Iterable[Mapping[str, Any]]) -> list[TstateSpan]:
     """Which thread a PyThreadState address meant, and when, from ``threads.jsonl`` events.
 
-    ``start``/``main`` events carry ``tstate``, and so do ``existing`` ones when an attach read the
-    threads from outside (:mod:`tracer.attached_threads`); the matching ``end`` (same tid) closes it.
+    ``start``/``main`` events carry ``tstate``, and so do ``existing`` ones when an attach read
+    the threads from outside (:mod:`tracer.attached_threads`); the matching ``end`` (same tid)
+    closes it.
     CPython reuses a dead thread's address for the next thread, so a later start with the same
     address also closes the earlier span. The spans of the main thread and of threads that existed
     before the record have no start.

@@ -3,8 +3,10 @@
 guard kept exact recording, and how the wait counts compare with an independent count.
 
 - Cost: each program's own work phase (its phase markers), traced / untraced, rounds alternating
-  modes, median; modes are perf alone, the default for a user's script (everything but VizTracer)
-  and sampled-only (``--no-perf``).
+  modes, median; modes are the launcher with every recorder off (what starting the target through
+  the bootstrap costs by itself), perf alone, the default for a user's script (everything but
+  VizTracer) and sampled-only (``--no-perf``). The programs run about a second each: shorter
+  runs measured their first moments' noise more than the recording.
 - Waits: the worker threads' GIL waits (count, longest) from the default run (exact unless the
   guard fell back to the sampler), from the sampled-only run, and from an independent count:
   ``../shared/tools/gil_truth.py`` (perf uprobes on take_gil/drop_gil, its own tool; waits are
@@ -43,6 +45,7 @@ CASES: dict[str, tuple[str, list[str], str]] = {
 _ALL_OFF = ["--no-viztracer", "--no-pyspy", "--no-perf", "--no-sched", "--no-gil-sampler",
             "--no-locks"]
 MODES = {
+    "launcher only": _ALL_OFF,
     "perf alone": [f for f in _ALL_OFF if f != "--no-perf"],
     "default (script)": ["--no-viztracer"],
     "sampled only": ["--no-viztracer", "--no-perf"],

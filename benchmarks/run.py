@@ -2,11 +2,15 @@
 
     python -m benchmarks.run                 # all: ~35 min on 2 cores (6 without growth)
     python -m benchmarks.run --quick         # one round, fewer cases
-    python -m benchmarks.run --only growth   # one of: overhead, gil, gil-waits, locks, scale,
-                                             # growth, viztracer
+    python -m benchmarks.run --only growth   # one of: overhead, gil-cost, gil, gil-waits, locks,
+                                             # scale, growth, viztracer
     python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
 
-The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder), ``gil``
+The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder),
+``gil-cost`` (benchmarks/gil_cost.py: the exact GIL path on sqlite writers, chunked hashing, a
+socket ping-pong, a convoy and CPU threads: cost per mode, whether the cost guard kept exact
+recording, wait counts against gil_truth.py and against uprobes in the same execution, ~6 min),
+``gil``
 (sampled GIL states against exact ones), ``gil-waits`` (benchmarks/gil_accuracy.py: the
 sampled-only mode's wait counts and longest waits, with their bounds, against an independent
 uprobe count of the same run: convoys and CPU threads, 3 rounds, ~2 min), ``locks`` (ns per
@@ -31,6 +35,7 @@ import argparse
 import math
 import os
 import platform
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,6 +45,7 @@ from rich.table import Table
 
 from benchmarks import (
     gil_accuracy,
+    gil_cost,
     lock_cost,
     overhead,
     recording_scale,
@@ -48,7 +54,7 @@ from benchmarks import (
 )
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ["overhead", "gil", "gil-waits", "locks", "scale", "growth", "viztracer"]
+SECTIONS = ["overhead", "gil-cost", "gil", "gil-waits", "locks", "scale", "growth", "viztracer"]
 
 
 def _pythons() -> list[str]:
@@ -126,6 +132,30 @@ def _growth(console: Console, quick: bool) -> str:
     return markdown + "\n" + "".join(f"- {note}\n" for note in notes)
 
 
+def _gil_cost(console: Console, rounds: int) -> str:
+    rows = gil_cost.measure(rounds)
+    markdown = _show(
+        console, "Exact GIL path on GIL-release-heavy programs: work time traced / untraced "
+                 "(median), whether the cost guard kept exact recording, and the worker threads' "
+                 "GIL waits against gil_truth.py (separate run under its uprobes)",
+        gil_cost.HEADER, gil_cost.table(rows))
+    same = []
+    for case, (name, _, prefix) in gil_cost.CASES.items():
+        try:
+            counts = gil_cost.same_run(gil_cost.PROGRAMS / name, prefix)
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+            console.print(f"- same-run count of {case} failed: {exc}", markup=False)
+            continue
+        for thread, (ours, theirs) in sorted(counts.items()):
+            same.append([case, thread, f"{ours:,}", f"{theirs:,}",
+                         f"{(ours - theirs) / theirs:+.0%}" if theirs else "-"])
+    markdown += "\n" + _show(
+        console, "GIL waits of one execution counted twice: threadscope's futex events against "
+                 "take_gil calls that took > 20 us (uprobes, same perf session)",
+        ["program", "thread", "threadscope waits", "uprobe waits > 20 us", "difference"], same)
+    return markdown
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.run")
     parser.add_argument("--quick", action="store_true", help="one round, fewer cases")
@@ -142,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             console, "Recording overhead (scenario time traced / untraced, median)",
             ["scenario", "mode", "untraced s", "ratio"],
             [[s, m, f"{u:.2f}", f"{r:.2f}x"] for s, m, u, r in rows]))
+    if "gil-cost" in chosen:
+        sections.append(_gil_cost(console, rounds=1 if args.quick else 5))
     if "gil" in chosen:
         rows_gil = gil_accuracy.measure()
         sections.append(_show(

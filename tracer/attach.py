@@ -64,7 +64,7 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
     if not process_alive(pid):
         raise TargetNotFound(f"no process with pid {pid}")
     ctx = RecordContext(raw_dir=folder.raw, python=process_python(pid), pid=pid,
-                        rate_hz=options.rate_hz)
+                        rate_hz=options.rate_hz, options={"perf_budget": options.perf_budget})
     gil_notes: list[str] = []
     threads = _locate_gil(pid, folder, gil_notes) if mode == "attach" else None
     sources: dict[str, Source] = {}

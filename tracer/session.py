@@ -51,6 +51,7 @@ class RecordOptions:
     sched: bool = True
     gil_sampler: bool = True
     perf: bool = True
+    perf_budget: bool = True  # stop exact recording when it would slow the program > ~10%
     locks: bool = True
     tracer_entries: int = DEFAULT_TRACER_ENTRIES
     quiet: bool = False
@@ -95,7 +96,8 @@ def record(spec: TargetSpec, folder: RunFolder, options: RecordOptions) -> Recor
 
 def _record(spec: TargetSpec, folder: RunFolder, options: RecordOptions,
             stops: StopRequests) -> RecordResult:
-    ctx = RecordContext(raw_dir=folder.raw, python=options.python, rate_hz=options.rate_hz)
+    ctx = RecordContext(raw_dir=folder.raw, python=options.python, rate_hz=options.rate_hz,
+                        options={"perf_budget": options.perf_budget})
     sources: dict[str, Source] = {}
     ready: list[Recorder] = []
     for recorder in build_recorders(options):

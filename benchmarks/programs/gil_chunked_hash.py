@@ -16,7 +16,7 @@ CHUNK = bytes(range(256)) * 16  # 4 KiB
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--chunks", type=int, default=100_000)
+    parser.add_argument("--chunks", type=int, default=200_000)
     args = parser.parse_args()
 
     def work() -> None:

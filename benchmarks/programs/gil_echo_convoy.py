@@ -3,14 +3,16 @@ the convoy pattern. Every time the client's or the server's data arrives, that t
 the GIL back from the spinner, which gives it up only when the switch interval (5 ms) expires,
 so each round trip costs one or two GIL waits of about 5 ms, each followed by a turn of a few
 microseconds. A 1 kHz sampler sees those turns only through the GIL word's switch counter and
-the threads' context-switch counters (benchmarks/gil_accuracy.py measures it). Plain script: no
-tracer needed."""
+the threads' context-switch counters (benchmarks/gil_accuracy.py measures it). Plain script; the
+round trips are one phase (tracer.markers: a no-op unless traced or timed)."""
 
 from __future__ import annotations
 
 import socket
 import threading
 import time
+
+from tracer.markers import phase
 
 ROUND_TRIPS = 400
 # The server answers after a short pause, like a fast local service: long enough that the client
@@ -48,8 +50,9 @@ def main() -> None:
     cpu = threading.Thread(target=spin, args=(stop,), name="cpu-spin")
     cpu.start()
     io = threading.Thread(target=client, args=(listener.getsockname()[1],), name="echo-client")
-    io.start()
-    io.join()
+    with phase("round-trips"):
+        io.start()
+        io.join()
     stop.set()
     cpu.join()
     server.join()

@@ -27,7 +27,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=3)
     parser.add_argument("--rows", type=int, default=2000)
-    parser.add_argument("--commits", type=int, default=40)
+    parser.add_argument("--commits", type=int, default=60)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder, phase("write"):
         threads = [threading.Thread(target=write, name=f"writer-{i}",

@@ -29,10 +29,14 @@ class AttachCommand:
         parser.add_argument("--rate", type=float, default=200.0, metavar="HZ",
                             help="OS sampler rate (default: 200 Hz)")
         for name, what in (("pyspy", "py-spy stack sampling"),
-                           ("perf", "exact GIL events from perf uprobes"),
+                           ("perf", "exact GIL waits from perf (the GIL's futex calls)"),
                            ("sched", "the /proc CPU sampler")):
             parser.add_argument(f"--no-{name}", dest=name, action="store_false",
                                 help=f"do not record {what}")
+        parser.add_argument("--no-perf-budget", dest="perf_budget", action="store_false",
+                            help="record every GIL event and context switch even when that slows "
+                                 "the program by more than ~10%% (by default exact recording "
+                                 "stops then, the GIL sampler carries on, and the report says so)")
         parser.add_argument("--quiet", action="store_true", help="print only the report path")
 
     def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -41,7 +45,7 @@ class AttachCommand:
         folder = RunFolder.create(args.out, f"pid{args.pid}", force=args.force)
         options = RecordOptions(rate_hz=args.rate, viztracer=False, locks=False,
                                 pyspy=args.pyspy, perf=args.perf, sched=args.sched,
-                                quiet=args.quiet)
+                                perf_budget=args.perf_budget, quiet=args.quiet)
         # Ctrl-C or SIGTERM ends the recording early, as --duration does (so the exit code is 0);
         # counted, not raised, so the recorders always stop and run.json is always written.
         stops = StopRequests()

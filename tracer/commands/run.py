@@ -48,12 +48,16 @@ class RunCommand:
                                  "about 170 bytes each while the report is made; the oldest "
                                  "calls are dropped past it, and the report says so first)")
         for name, what in (("pyspy", "py-spy stack sampling"),
-                           ("perf", "exact GIL events from perf uprobes"),
+                           ("perf", "exact GIL waits from perf (the GIL's futex calls)"),
                            ("gil_sampler", "the out-of-process GIL sampler"),
                            ("sched", "the /proc CPU sampler"),
                            ("locks", "lock-wait instrumentation")):
             parser.add_argument(f"--no-{name.replace('_', '-')}", dest=name,
                                 action="store_false", help=f"do not record {what}")
+        parser.add_argument("--no-perf-budget", dest="perf_budget", action="store_false",
+                            help="record every GIL event and context switch even when that slows "
+                                 "the program by more than ~10%% (by default exact recording "
+                                 "stops then, the GIL sampler carries on, and the report says so)")
         parser.add_argument("--quiet", action="store_true", help="print only the report path")
         parser.add_argument("target_args", nargs=argparse.REMAINDER, metavar="ARGS",
                             help="the program's arguments (after the target, or after --)")
@@ -92,7 +96,7 @@ class RunCommand:
             python=args.python, timeout_s=args.timeout, rate_hz=args.rate,
             viztracer=scenario if args.viztracer is None else args.viztracer,
             viztracer_by_default=args.viztracer is None,
-            pyspy=args.pyspy, sched=args.sched, perf=args.perf,
+            pyspy=args.pyspy, sched=args.sched, perf=args.perf, perf_budget=args.perf_budget,
             gil_sampler=args.gil_sampler,
             locks=args.locks, tracer_entries=args.tracer_entries, quiet=args.quiet,
         )

@@ -7,16 +7,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tracer.instrument import lock_core, locks
-from tracer.model.locks import load_lock_events
+from tracer.model.locks import build_lock_model, load_lock_events
 from tracer.model.schema import Source
 
 REPO = Path(__file__).resolve().parents[2]
@@ -119,3 +122,124 @@ def test_a_busy_lock_warns_about_the_python_core_only(tmp_path: Path) -> None:
     sources, warnings = busy_recording(tmp_path, {"core": "c", "why_python": ""})
     assert not any("pure-Python" in w for w in warnings)
     assert "fast path in C" in " ".join(sources["locks"].notes)
+
+
+# ------------------------------------------------------------------------------------------------
+# The C core records contended waits and holds itself (no Python on that path)
+
+
+def _hold_while_waited(lock: Any, hold_s: float) -> tuple[int, int]:
+    """Main holds ``lock`` for ``hold_s`` while a worker blocks on it; (main tid, worker tid)."""
+    worker_tid: list[int] = []
+
+    def worker() -> None:
+        worker_tid.append(threading.get_native_id())
+        with lock:
+            pass
+
+    with lock:
+        thread = threading.Thread(target=worker)
+        thread.start()
+        deadline = time.monotonic() + 2
+        while not locks.snapshot_state()["waiting"] and time.monotonic() < deadline:
+            time.sleep(0.002)
+        time.sleep(hold_s)
+    thread.join(2)
+    return threading.get_native_id(), worker_tid[0]
+
+
+@pytest.mark.skipif(not lock_core.NATIVE, reason="the C core is not built")
+@pytest.mark.parametrize("factory", ["Lock", "RLock"])
+def test_the_c_core_records_a_contended_wait_without_python(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, factory: str
+) -> None:
+    def no_python_slow_path(self: Any, timeout: float) -> bool:
+        raise AssertionError("the Python wait path ran")
+
+    monkeypatch.setattr(locks._Traced, "_wait", no_python_slow_path)
+    sink = tmp_path / "locks.jsonl"
+    locks.install(str(sink))
+    try:
+        lock = getattr(threading, factory)()
+        main_tid, worker_tid = _hold_while_waited(lock, 0.1)
+        locks.flush()
+    finally:
+        locks.uninstall()
+    binary = tmp_path / "locks.bin"
+    # the wait, its end, the hold it waited out and the hold that followed it
+    assert binary.stat().st_size == 4 * struct.calcsize(lock_core.RECORD_FORMAT)
+    events = load_lock_events(sink)
+    model = build_lock_model(events, t0_ns=0, end_ns=time.monotonic_ns())
+    [wait] = model.waits[worker_tid]
+    assert wait.detail is not None
+    assert wait.detail["holder"] == main_tid and wait.detail["kind"] == factory.lower()
+    assert wait.detail["name"] == "lock"
+    assert 0.1 <= wait.duration <= 0.5
+    [row] = [r for r in model.locks if r["id"] == lock._id]
+    assert row["contended"] == 1 and row["acquisitions"] == 2
+    assert [(h["from"], h["to"]) for h in row["handoffs"]] == [(main_tid, worker_tid)]
+
+
+@pytest.mark.skipif(not lock_core.NATIVE, reason="the C core is not built")
+def test_a_wait_that_never_ends_is_on_file(tmp_path: Path) -> None:
+    """A deadlocked or killed target: the wait's start was written before it blocked."""
+    sink = tmp_path / "locks.jsonl"
+    locks.install(str(sink))
+    lock = threading.Lock()
+    released = threading.Event()
+    lock.acquire()
+    thread = threading.Thread(target=lambda: (lock.acquire(), lock.release(), released.set()))
+    try:
+        thread.start()
+        deadline = time.monotonic() + 2
+        while not locks.snapshot_state()["waiting"] and time.monotonic() < deadline:
+            time.sleep(0.002)
+        locks.flush()
+        events = load_lock_events(sink)  # read while the worker still waits
+    finally:
+        lock.release()
+        thread.join(2)
+        locks.uninstall()
+    end_ns = time.monotonic_ns()
+    model = build_lock_model(events, t0_ns=0, end_ns=end_ns)
+    [wait] = model.waits[thread.native_id]
+    assert wait.detail is not None and wait.detail["unfinished"] is True
+    assert wait.end == pytest.approx(end_ns / 1e9)
+
+
+@pytest.mark.skipif(not lock_core.NATIVE, reason="the C core is not built")
+def test_the_record_codes_agree_with_the_model() -> None:
+    from tracer.model import locks as lock_model
+
+    recorder = lock_core.RECORDER
+    assert (recorder.REC_WAIT, recorder.REC_WAIT_END, recorder.REC_HOLD) == (
+        lock_model._WAIT, lock_model._WAIT_END, lock_model._HOLD)
+    assert struct.calcsize(lock_core.RECORD_FORMAT) == recorder.RECORD_SIZE
+
+
+def test_a_cut_off_record_is_dropped_and_a_full_buffer_is_said(tmp_path: Path) -> None:
+    """A target that died mid-write leaves part of a record: the whole ones still count."""
+    fmt = lock_core.RECORD_FORMAT
+    t0 = 1_000_000_000
+    records = [(1, 7, 1, 11, t0, 0, 0, 12), (3, 7, 1, 11, t0, t0 + 10**8, 1, -1),
+               (2, 7, 1, 12, t0 - 10**7, t0 + 10**8, 1, -1)]
+    (tmp_path / "locks.bin").write_bytes(b"".join(struct.pack(fmt, *r) for r in records)
+                                         + struct.pack(fmt, 1, 7, 1, 13, t0, 0, 0, -1)[:20])
+    lines = [{"ev": "start", "format": 1, "t": t0, "core": "c", "records": "locks.bin",
+              "record_format": fmt, "pid": 7},
+             {"ev": "lock", "id": 1, "kind": "rlock", "name": "cache", "pid": 7},
+             {"ev": "dropped", "n": 5, "t": t0, "pid": 7}]
+    (tmp_path / "locks.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    events = load_lock_events(tmp_path / "locks.jsonl")
+    model = build_lock_model(events, t0_ns=t0, end_ns=t0 + 10**9)
+    [wait] = model.waits[11]
+    assert wait.duration == pytest.approx(0.1)
+    assert wait.detail is not None and wait.detail["holder"] == 12
+    assert wait.detail["kind"] == "rlock"
+    assert 13 not in model.waits
+
+    from tracer.model.build import _locks
+    warnings: list[str] = []
+    _locks(tmp_path, {"options": {"locks": True}, "mode": "run"}, [], t0, t0 + 10**9, {},
+           warnings)
+    assert any("buffer was full 5 times" in w for w in warnings)

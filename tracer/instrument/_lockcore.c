@@ -5,9 +5,15 @@
  * tight ``with lock: counter += 1`` loop, which never switches threads while holding the lock
  * when untraced, into a lock convoy (measured: 40x slower). Here nothing runs Python code
  * between the real acquire and the real release on the uncontended path, so the traced lock
- * switches threads exactly where the real one does. Everything that is not the fast path
- * (contended waits, logging a hold, unusual arguments) calls back into the Python class in
- * locks.py, which owns all the bookkeeping; logging a hold happens after the real release.
+ * switches threads exactly where the real one does.
+ *
+ * A contended wait and the hold that follows it are recorded here too, into a buffer of fixed
+ * records that the writer thread in locks.py drains as bytes (raw/locks.bin). Why: any Python
+ * code on that path is a place where CPython can hand the GIL over, and it runs exactly while
+ * other threads queue for the lock: a lock-contended LRU cache ran 3-4x slower when the wait
+ * and the hold were Python methods and events were dicts. The rest (unusual arguments, waits
+ * with a timeout, the re-acquire inside Condition.wait, naming a lock the first time it is
+ * seen) still calls back into the Python class in locks.py, which owns that bookkeeping.
  *
  * Built against the stable ABI (3.10+): one shared object serves every interpreter, including a
  * target started with --python. If it cannot be built, locks.py falls back to pure Python.
@@ -17,7 +23,9 @@
 #include <Python.h>
 #include <structmember.h>
 #include <pythread.h>
+#include <pthread.h>
 #include <time.h>
+#include <unistd.h>
 
 typedef struct {
     PyObject_HEAD
@@ -26,8 +34,10 @@ typedef struct {
     PyObject *free_;   /* lock.release */
     PyObject *origin;
     unsigned long owner;
+    unsigned long owner_native;  /* the owner's OS thread id, for "held by" */
     char has_owner;
     char log;
+    char seen;         /* the Python side knows this lock (it can name it) */
     long long depth;   /* RLock only: recursion depth through us */
     long long id;
     long long t_acq;
@@ -40,9 +50,78 @@ typedef struct {
 } Core;
 
 static PyObject *TRY_ARGS;   /* (False,) */
+static PyObject *WAIT_ARGS;  /* (True, -1) */
 static PyObject *MINUS_ONE;  /* -1 */
-static PyObject *S_WAIT, *S_ACQUIRE_SLOW, *S_LOG_HOLD;
+static PyObject *S_WAIT, *S_ACQUIRE_SLOW, *S_LOG_HOLD, *S_SEEN_ONCE, *S_KIND;
 static long long LONG_HOLD_NS = 1000000;
+
+/* ---- records ---------------------------------------------------------------------------- */
+
+/* The start of a contended wait (REC_WAIT: t0 its start, holder the owner's OS thread id or -1),
+ * its end (REC_WAIT_END: t0 its start, t1 when it got the lock or gave up, ok) or a hold worth
+ * writing (REC_HOLD: t0 acquired, t1 released). The start is its own record so that a wait that
+ * never ends (a deadlock) is still on file. Native byte order; locks.py turns the records into
+ * the same events its Python path writes. */
+typedef struct {
+    long long kind, pid, id, tid, t0, t1, ok, holder;
+} Rec;
+enum { REC_WAIT = 1, REC_HOLD = 2, REC_WAIT_END = 3 };
+/* Drained every 0.25 s: this many is ~1 M records a second for 4 s, 256 MiB at most. */
+#define MAX_RECS (4 * 1024 * 1024)
+static Rec *RECS = NULL;
+static Py_ssize_t N_RECS = 0, CAP_RECS = 0;
+static long long DROPPED = 0;
+static long long PID = 0;
+static int RECORDING = 0;     /* configure() was called: record here rather than in Python */
+static PyObject *WAITING;     /* locks._waiting: ident -> what it waits for (deadlock snapshots) */
+
+/* The calling thread's OS id, read once per thread (a syscall) and kept in thread-local
+ * storage; a fork's child starts afresh. The fast path stamps every owner with it. */
+static __thread unsigned long MY_NATIVE = 0;
+
+static void
+forget_native_id(void)
+{
+    MY_NATIVE = 0;
+}
+
+static inline unsigned long
+native_id(void)
+{
+    if (MY_NATIVE == 0)
+        MY_NATIVE = PyThread_get_thread_native_id();
+    return MY_NATIVE;
+}
+
+/* Append a record; the caller holds the GIL, which is what keeps appends atomic. */
+static void
+push(long long kind, long long id, long long tid, long long t0, long long t1, long long ok,
+     long long holder)
+{
+    if (N_RECS == CAP_RECS) {
+        if (CAP_RECS >= MAX_RECS) {
+            DROPPED++;
+            return;
+        }
+        Py_ssize_t cap = CAP_RECS ? CAP_RECS * 2 : 4096;
+        Rec *grown = (Rec *)PyMem_Realloc(RECS, (size_t)cap * sizeof(Rec));
+        if (grown == NULL) {
+            DROPPED++;
+            return;
+        }
+        RECS = grown;
+        CAP_RECS = cap;
+    }
+    Rec *r = &RECS[N_RECS++];
+    r->kind = kind;
+    r->pid = PID;
+    r->id = id;
+    r->tid = tid;
+    r->t0 = t0;
+    r->t1 = t1;
+    r->ok = ok;
+    r->holder = holder;
+}
 
 static inline long long
 mono_ns(void)
@@ -72,6 +151,7 @@ static inline void
 took_fast(Core *self)
 {
     self->owner = PyThread_get_thread_ident();
+    self->owner_native = native_id();
     self->has_owner = 1;
     self->t_acq = mono_ns();
     self->n++;
@@ -99,6 +179,84 @@ call_wait_forever(PyObject *self)
     return r;
 }
 
+/* Tell the Python side about a lock the first time it is in a record, so it can name it. */
+static void
+mark_seen(Core *self)
+{
+    if (self->seen)
+        return;
+    self->seen = 1;
+    PyObject *r = PyObject_CallMethodObjArgs((PyObject *)self, S_SEEN_ONCE, NULL);
+    Py_XDECREF(r);
+    PyErr_Clear();
+}
+
+/* 1 if the calling thread is already registered as waiting: that is a recorded Condition.wait
+ * (or Event, Queue...) whose lock re-acquire belongs to it and which the Python path records. */
+static int
+nested(PyObject *key)
+{
+    return PyDict_GetItemWithError(WAITING, key) != NULL;
+}
+
+/* A contended acquire with no timeout: register the wait for snapshots, block on the real lock
+ * (which lets go of the GIL), take ownership and write one record. From the moment the real
+ * lock is ours to the return, no Python code runs. */
+static PyObject *
+wait_forever(PyObject *op, int rlock)
+{
+    Core *self = (Core *)op;
+    if (!RECORDING)
+        return call_wait_forever(op);
+    unsigned long me = PyThread_get_thread_ident();
+    PyObject *key = PyLong_FromUnsignedLong(me);
+    if (key == NULL || nested(key)) {
+        PyErr_Clear();
+        Py_XDECREF(key);
+        return call_wait_forever(op);
+    }
+    mark_seen(self);
+    long long t0 = mono_ns();
+    long long tid = (long long)native_id();
+    long long holder = self->has_owner ? (long long)self->owner_native : -1;
+    PyObject *kind = PyObject_GetAttr(op, S_KIND);
+    PyObject *owner = self->has_owner ? PyLong_FromUnsignedLong(self->owner)
+                                      : Py_NewRef(Py_None);
+    PyObject *entry = NULL;
+    if (kind != NULL && owner != NULL)
+        entry = Py_BuildValue("(LOLLO)", self->id, kind, t0, tid, owner);
+    Py_XDECREF(kind);
+    Py_XDECREF(owner);
+    if (entry == NULL || PyDict_SetItem(WAITING, key, entry) < 0)
+        PyErr_Clear();  /* a snapshot without this wait, never a failed acquire */
+    Py_XDECREF(entry);
+    push(REC_WAIT, self->id, tid, t0, 0, 0, holder);
+    self->waiters++;
+    PyObject *r = PyObject_Call(self->try_, WAIT_ARGS, NULL);
+    self->waiters--;
+    long long t1 = mono_ns();
+    int ok = r == Py_True;
+    if (ok) {
+        self->owner = me;
+        self->owner_native = (unsigned long)tid;
+        self->has_owner = 1;
+        self->t_acq = t1;
+        self->n++;
+        self->contended++;
+        self->log = 1;
+        if (rlock)
+            self->depth = 1;
+    }
+    PyObject *type, *value, *trace;
+    PyErr_Fetch(&type, &value, &trace);  /* an interrupted acquire keeps its exception */
+    if (PyDict_DelItem(WAITING, key) < 0)
+        PyErr_Clear();
+    PyErr_Restore(type, value, trace);
+    Py_DECREF(key);
+    push(REC_WAIT_END, self->id, tid, t0, t1, ok, -1);
+    return r;
+}
+
 /* ---- Lock ------------------------------------------------------------------------------- */
 
 static PyObject *
@@ -112,7 +270,7 @@ lock_enter(PyObject *op, PyObject *Py_UNUSED(ignored))
         took_fast(self);
         Py_RETURN_TRUE;
     }
-    return call_wait_forever(op);
+    return wait_forever(op, 0);
 }
 
 static PyObject *
@@ -163,7 +321,7 @@ lock_acquire(PyObject *op, PyObject *args, PyObject *kwargs)
             return NULL;
         if (taken)
             Py_RETURN_TRUE;
-        return call_wait_forever(op);
+        return wait_forever(op, 0);
     }
     return slow_acquire(op, args, kwargs, lock_fast);
 }
@@ -186,7 +344,11 @@ finish_hold(Core *self)
     if (r == NULL)
         return NULL;
     Py_DECREF(r);
-    if (write) {
+    if (write && RECORDING) {
+        mark_seen(self);
+        push(REC_HOLD, self->id, (long long)native_id(), t_acq, t_acq + held, 1, -1);
+    }
+    else if (write) {
         PyObject *args = Py_BuildValue("(LL)", t_acq, held);
         if (args != NULL) {
             PyObject *w = call_method((PyObject *)self, S_LOG_HOLD, args);
@@ -236,6 +398,7 @@ rlock_fast(Core *self)
         }
         else {
             self->owner = me;
+            self->owner_native = native_id();
             self->has_owner = 1;
             self->t_acq = mono_ns();
             self->n++;
@@ -253,7 +416,7 @@ rlock_enter(PyObject *op, PyObject *Py_UNUSED(ignored))
         return NULL;
     if (taken)
         Py_RETURN_TRUE;
-    return call_wait_forever(op);
+    return wait_forever(op, 1);
 }
 
 static PyObject *
@@ -456,9 +619,62 @@ monotonic_ns(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
     return PyLong_FromLongLong(mono_ns());
 }
 
+static PyObject *
+configure(PyObject *Py_UNUSED(module), PyObject *waiting)
+{
+    if (!PyDict_Check(waiting)) {
+        PyErr_SetString(PyExc_TypeError, "configure: waiting must be a dict");
+        return NULL;
+    }
+    PyObject *old = WAITING;
+    Py_INCREF(waiting);
+    WAITING = waiting;
+    Py_XDECREF(old);
+    PID = (long long)getpid();
+    RECORDING = 1;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+stop_recording(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    RECORDING = 0;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+drain(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    PyObject *data = PyBytes_FromStringAndSize((const char *)RECS,
+                                               N_RECS * (Py_ssize_t)sizeof(Rec));
+    if (data == NULL)
+        return NULL;
+    long long dropped = DROPPED;
+    N_RECS = 0;
+    DROPPED = 0;
+    return Py_BuildValue("(NL)", data, dropped);
+}
+
+static PyObject *
+forget(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    N_RECS = 0;
+    DROPPED = 0;
+    PID = (long long)getpid();
+    MY_NATIVE = 0;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
     {"set_long_hold_ns", set_long_hold, METH_O, "Holds this long are always written."},
     {"monotonic_ns", monotonic_ns, METH_NOARGS, "The clock the cores stamp holds with."},
+    {"configure", configure, METH_O,
+     "configure(waiting): record contended waits and holds here from now on; waiting is the\n"
+     "dict of threads waiting (ident -> (id, kind, since, tid, holder ident))."},
+    {"stop_recording", stop_recording, METH_NOARGS, "Back to the Python callbacks."},
+    {"drain", drain, METH_NOARGS,
+     "(records as bytes, records dropped since the last drain); empties the buffer."},
+    {"forget", forget, METH_NOARGS, "In a fork's child: drop the parent's records."},
     {NULL}
 };
 
@@ -475,10 +691,20 @@ PyInit__lockcore(void)
         return NULL;
     TRY_ARGS = PyTuple_Pack(1, Py_False);
     MINUS_ONE = PyLong_FromLong(-1);
+    WAIT_ARGS = MINUS_ONE ? PyTuple_Pack(2, Py_True, MINUS_ONE) : NULL;
     S_WAIT = PyUnicode_InternFromString("_wait");
     S_ACQUIRE_SLOW = PyUnicode_InternFromString("_acquire_slow");
     S_LOG_HOLD = PyUnicode_InternFromString("_log_hold");
-    if (!TRY_ARGS || !MINUS_ONE || !S_WAIT || !S_ACQUIRE_SLOW || !S_LOG_HOLD)
+    S_SEEN_ONCE = PyUnicode_InternFromString("_seen_once");
+    S_KIND = PyUnicode_InternFromString("_kind");
+    if (!TRY_ARGS || !MINUS_ONE || !WAIT_ARGS || !S_WAIT || !S_ACQUIRE_SLOW || !S_LOG_HOLD
+        || !S_SEEN_ONCE || !S_KIND)
+        goto fail;
+    pthread_atfork(NULL, NULL, forget_native_id);
+    if (PyModule_AddIntConstant(module, "RECORD_SIZE", (long)sizeof(Rec)) < 0
+        || PyModule_AddIntConstant(module, "REC_WAIT", REC_WAIT) < 0
+        || PyModule_AddIntConstant(module, "REC_WAIT_END", REC_WAIT_END) < 0
+        || PyModule_AddIntConstant(module, "REC_HOLD", REC_HOLD) < 0)
         goto fail;
     PyObject *lock_type = PyType_FromSpec(&lock_spec);
     if (lock_type == NULL || PyModule_AddObject(module, "LockCore", lock_type) < 0)

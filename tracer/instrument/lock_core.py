@@ -8,22 +8,28 @@ CPython may switch threads at any such point while the lock is held. On a tight
 is there for machines without a compiler; :data:`NATIVE` says which one is in use, and the
 report says so.
 
-Everything off the fast path (a contended wait, writing a hold, unusual arguments) is a method
-of the class that inherits from the core, in ``locks.py``: ``_wait(timeout)``,
+Off the fast path, the C core records a contended wait without a timeout and the holds worth
+writing itself, into a buffer of fixed records (:data:`RECORDER` drains it; see _lockcore.c for
+why). Everything else (waits with a timeout, the twin's contended waits, unusual arguments) is a
+method of the class that inherits from the core, in ``locks.py``: ``_wait(timeout)``,
 ``_acquire_slow(blocking, timeout)`` and ``_log_hold(t_acq, held)``; a core calls ``_log_hold``
-only after the real lock is released.
+only after the real lock is released, and ``_seen_once()`` the first time a lock is in a record.
 """
 
 from __future__ import annotations
 
 import _thread
 import os
+import struct
 import time
 from typing import TYPE_CHECKING, Any
 
 # A hold of 1 ms is 1% of the ~100 ms window the report uses to show hand-offs: long enough to be
 # seen there, so it is written as an event; shorter uncontended holds only feed counters.
 LONG_HOLD_NS = 1_000_000
+
+# One record of the C core's buffer: kind, pid, id, tid, t0, t1, ok, holder (see _lockcore.c).
+RECORD_FORMAT = "=8q"
 
 _mono = time.monotonic_ns
 _get_ident = _thread.get_ident
@@ -167,7 +173,7 @@ class PyRLockCore(PyLockCore):
     release_lock = release
 
 
-def _load_native() -> tuple[tuple[type, type] | None, str]:
+def _load_native() -> tuple[Any, str]:
     """The C cores, or None and why not: THREADSCOPE_PURE_LOCKS=1 asks for the twins (tests and
     benchmarks compare both), or the extension was not built."""
     if os.environ.get("THREADSCOPE_PURE_LOCKS") == "1":
@@ -179,15 +185,19 @@ def _load_native() -> tuple[tuple[type, type] | None, str]:
     before = _mono()
     if not before <= _lockcore.monotonic_ns() <= _mono():  # the cores must share our clock
         return None, "the C core's clock differs from time.monotonic_ns"
+    if getattr(_lockcore, "RECORD_SIZE", None) != struct.calcsize(RECORD_FORMAT):
+        return None, "the C core was built for another threadscope version (reinstall it)"
     _lockcore.set_long_hold_ns(LONG_HOLD_NS)
-    return (_lockcore.LockCore, _lockcore.RLockCore), ""
+    return _lockcore, ""
 
 
 _native, WHY_PURE = _load_native()
 NATIVE = _native is not None
+# The C module's record buffer (configure, drain, stop_recording, forget), or None with the twins.
+RECORDER: Any = _native
 if TYPE_CHECKING:  # the C cores have the twins' attributes and methods
     LockCore = PyLockCore
     RLockCore = PyRLockCore
 else:
-    LockCore = _native[0] if _native else PyLockCore
-    RLockCore = _native[1] if _native else PyRLockCore
+    LockCore = _native.LockCore if _native else PyLockCore
+    RLockCore = _native.RLockCore if _native else PyRLockCore

@@ -396,6 +396,12 @@ def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: 
             "compare wall times (up to 40x measured on a tight loop), or reinstall threadscope "
             "with a C compiler present."
         )
+    dropped = sum(int(e.get("n", 0)) for e in lock_events if e.get("ev") == "dropped")
+    if dropped:
+        warnings.append(
+            f"The lock recorder's buffer was full {dropped:,} times: that many contended "
+            "waits or holds are missing from the lock figures (the program made them faster "
+            "than the recorder wrote them).")
     for cycle in lock_model.cycles:
         steps = "; ".join(
             f"{step.get('thread')} holds {', '.join(h.get('name', '?') for h in step['holds'])} "

@@ -4,7 +4,9 @@ Raw records (one JSON object per line, ``ev`` says which; times are CLOCK_MONOTO
 the native thread id, ``pid`` the process, ``id`` a primitive's number within that process):
 
 * ``start``: ``format``, ``t``, ``python``, ``long_hold_ns``, ``core`` (``c`` or ``python``: which
-  fast path recorded; absent in older recordings, which all used Python), ``why_python``
+  fast path recorded; absent in older recordings, which all used Python), ``why_python``,
+  ``records`` and ``record_format`` (the C core's binary records, below; absent or null when
+  the core did not record)
 * ``lock``: ``id``, ``kind``, ``site``, ``func``, ``made_by``, ``name`` (optional ``per_site``)
 * ``wait`` (a thread starts blocking): ``id``, ``kind``, ``tid``, ``t``, ``holder``
 * ``wait_end``: ``id``, ``kind``, ``tid``, ``t0``, ``t``, ``ok`` (False: timed out or interrupted)
@@ -13,6 +15,13 @@ the native thread id, ``pid`` the process, ``id`` a primitive's number within th
   ``hold_max_ns``, ``instances``
 * ``state`` (snapshot): ``t``, ``threads``, ``held`` [{id, kind, name, tid, since, depth}],
   ``waiting`` [{tid, id, kind, name, since, holder}]
+* ``dropped``: ``n`` records the C core's full buffer could not keep
+
+The C core writes its waits and holds as fixed binary records (``struct`` format
+``record_format``: code, pid, id, tid, t0, t1, ok, holder; code 1 a ``wait`` at t0 with the
+holder's tid or -1, 3 its ``wait_end`` from t0 to t1, 2 a ``release`` of a hold from t0 to t1)
+in the file the header names, beside the JSON lines; :func:`load_lock_events` turns them into
+the events above, with the kind of their ``lock`` record.
 
 Everything here is a pure function of those records.
 """
@@ -20,6 +29,7 @@ Everything here is a pure function of those records.
 from __future__ import annotations
 
 import math
+import struct
 from bisect import bisect_right
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -49,15 +59,51 @@ class LockModel:
 
 
 def load_lock_events(path: Path) -> list[dict[str, Any]]:
-    """Read the raw JSON lines. A cut-off last line (the target crashed mid-write) is dropped;
-    anything else that is not a lock record is a corrupt recording."""
+    """Read the raw JSON lines, then the C core's binary records they name. A cut-off last line
+    or record (the target crashed mid-write) is dropped; anything else that is not a lock record
+    is a corrupt recording."""
     if not path.is_file():
         raise CorruptRecording(f"no lock events at {path}")
     events = list(read_jsonl(path))
     for number, event in enumerate(events, start=1):
         if not isinstance(event.get("ev"), str):
             raise CorruptRecording(f"{path}: record {number} is not a lock event")
+    formats = {(str(e["records"]), str(e.get("record_format") or "=8q")) for e in events
+               if e["ev"] == "start" and e.get("records")}
+    kinds = {_key(e): str(e.get("kind") or "lock") for e in events if e["ev"] == "lock"}
+    for name, fmt in sorted(formats):
+        events.extend(_core_records(path.parent / Path(name).name, fmt, kinds))
     return events
+
+
+_WAIT, _HOLD, _WAIT_END = 1, 2, 3
+
+
+def _core_records(path: Path, fmt: str, kinds: dict[Key, str]) -> list[dict[str, Any]]:
+    """The C core's records as events (none if the target never wrote the file)."""
+    if not path.is_file():
+        return []
+    try:
+        record = struct.Struct(fmt)
+    except struct.error as exc:
+        raise CorruptRecording(f"{path}: unknown record format {fmt!r}") from exc
+    data = path.read_bytes()
+    data = data[:len(data) - len(data) % record.size]
+    out: list[dict[str, Any]] = []
+    for code, pid, prim_id, tid, t0, t1, ok, holder in record.iter_unpack(data):
+        kind = kinds.get((pid, prim_id), "lock")
+        if code == _WAIT:
+            out.append({"ev": "wait", "pid": pid, "id": prim_id, "kind": kind, "tid": tid,
+                        "t": t0, "holder": holder if holder >= 0 else None})
+        elif code == _WAIT_END:
+            out.append({"ev": "wait_end", "pid": pid, "id": prim_id, "kind": kind, "tid": tid,
+                        "t0": t0, "t": t1, "ok": bool(ok)})
+        elif code == _HOLD:
+            out.append({"ev": "release", "pid": pid, "id": prim_id, "kind": kind, "tid": tid,
+                        "t_acq": t0, "t": t1})
+        else:
+            raise CorruptRecording(f"{path}: unknown record code {code}")
+    return out
 
 
 def _key(event: dict[str, Any]) -> Key:

@@ -1,6 +1,7 @@
 """The exact GIL path on programs that release the GIL very often (sqlite writers, hashing in
-4 KiB chunks, a socket ping-pong) next to a CPU convoy: what recording costs, whether the cost
-guard kept exact recording, and how the wait counts compare with an independent count.
+4 KiB chunks, a socket ping-pong) next to a CPU convoy and a lock convoy (an LRU cache behind one
+lock: the default mode's lock recorder is the cost there): what recording costs, whether the
+cost guard kept exact recording, and how the wait counts compare with an independent count.
 
 - Cost: each program's own work phase (its phase markers), traced / untraced, rounds alternating
   modes, median; modes are the launcher with every recorder off (what starting the target through
@@ -41,6 +42,7 @@ CASES: dict[str, tuple[str, list[str], str]] = {
     "socket ping-pong (2 threads)": ("gil_socket_pingpong.py", [], "p"),
     "echo client next to a CPU spinner": ("gil_echo_convoy.py", [], ""),
     "4 CPU-bound threads": ("gil_cpu4.py", [], "cpu-"),
+    "lock-contended LRU cache (4 threads)": ("lock_lru_cache.py", [], "cache-"),
 }
 _ALL_OFF = ["--no-viztracer", "--no-pyspy", "--no-perf", "--no-sched", "--no-gil-sampler",
             "--no-locks"]
@@ -195,7 +197,8 @@ def _uprobe_waits(lines: list[str]) -> dict[int, int]:
     return waits
 
 
-def same_run(script: Path, prefix: str, python: str = sys.executable) -> dict[str, tuple[int, int]]:
+def same_run(script: Path, prefix: str, args: list[str] | None = None,
+             python: str = sys.executable) -> dict[str, tuple[int, int]]:
     """Per worker thread: (GIL waits this recorder's events count, take_gil calls that took
     > 20 us by uprobes), from one perf session that recorded both on one execution. Needs root,
     perf and a libpython with symbols."""
@@ -210,7 +213,8 @@ def same_run(script: Path, prefix: str, python: str = sys.executable) -> dict[st
                    check=True, capture_output=True)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            target = subprocess.Popen([python, "-c", _WRAPPER, str(REPO), str(script)],
+            target = subprocess.Popen([python, "-c", _WRAPPER, str(REPO), str(script),
+                                       *(args or [])],
                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
             assert target.stdin is not None and target.stdout is not None
             layout = json.loads(target.stdout.readline())

@@ -140,9 +140,9 @@ def _gil_cost(console: Console, rounds: int) -> str:
                  "GIL waits against gil_truth.py (separate run under its uprobes)",
         gil_cost.HEADER, gil_cost.table(rows))
     same = []
-    for case, (name, _, prefix) in gil_cost.CASES.items():
+    for case, (name, args, prefix) in gil_cost.CASES.items():
         try:
-            counts = gil_cost.same_run(gil_cost.PROGRAMS / name, prefix)
+            counts = gil_cost.same_run(gil_cost.PROGRAMS / name, prefix, args)
         except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
             console.print(f"- same-run count of {case} failed: {exc}", markup=False)
             continue

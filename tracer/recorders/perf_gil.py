@@ -12,11 +12,14 @@ libpython symbols are needed (Debian's stripped python works too).
 
 Checked on this machine (Debian 12, kernel 6.18, perf 6.1, pyenv CPython 3.11.7 / 3.12.1 / 3.13.0):
 
-- Cost: three sqlite writers that release the GIL ~300,000 times a second ran 1.03x their
-  untraced time with the waits recorded (~33,000 events/s) where take_gil/drop_gil uprobes made
-  them 14x slower; ``benchmarks/`` measures it on more programs.
-- Counts: on the same runs as independent uprobes, every wait that slept on the GIL's condition
-  variable was found (``benchmarks/gil_accuracy.py``).
+- Cost: three sqlite writers that release the GIL ~300,000 times a second ran 0.87x their
+  untraced time recorded to the end (``--no-perf-budget``; noise on 2 cores is +-20%) where
+  take_gil/drop_gil uprobes made them 14x slower; ``benchmarks/gil_cost.py`` measures six
+  programs (RESULTS.md).
+- Counts: on one execution recorded together with take_gil uprobes, the waits found here and the
+  take_gil calls that took > 20 us agree within 0-6% on sqlite writers, CPU threads, an echo
+  convoy and a lock-contended cache (``gil_cost.same_run``); fewer on a socket ping-pong, whose
+  slow take_gil calls are mostly preemptions and probe cost rather than a held GIL.
 - ``perf record -p PID`` follows threads created after it attached; ``-k mono`` puts perf on the
   target's CLOCK_MONOTONIC (``tests/e2e/test_perf_gil_recorder.py`` measures the alignment).
 - ``perf record`` starts with events disabled (``-D -1``) and a control fifo; :meth:`start` returns

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from tracer import raw_files
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,7 +39,7 @@ def read_markers(path: Path) -> list[dict[str, Any]]:
 def script_phase_seconds(script: Path, args: list[str], python: str = sys.executable) -> float:
     """A script run plainly; its markers still go to a file (they cost one write)."""
     with tempfile.TemporaryDirectory() as tmp:
-        sink = Path(tmp) / "markers.jsonl"
+        sink = Path(tmp) / raw_files.MARKERS
         env = {**os.environ, "THREADSCOPE_MARKERS": str(sink), "PYTHONPATH": str(REPO)}
         subprocess.run([python, str(script), *args], env=env, check=True,
                        stdout=subprocess.DEVNULL, cwd=REPO)
@@ -60,7 +62,7 @@ def run_traced(scenario: str, args: list[str], flags: list[str], keep: Path | No
                         str(out), "--python", python, *flags, scenario, "--", *args],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        cwd=REPO, env={**os.environ, **(env or {})})
-        raw = read_markers(out / "raw" / "markers.jsonl")
+        raw = read_markers(out / "raw" / raw_files.MARKERS)
         model = json.loads((out / "model.json").read_text())
         return phase_seconds(raw), model
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, run_traced
+from tracer import raw_files
 from tracer.model.gil import load_gil
 from tracer.model.rawfiles import read_jsonl
 
@@ -36,7 +37,7 @@ CASES = {
 
 def _shares(folder: Path, model: dict[str, Any], exact: bool) -> dict[int, tuple[float, float]]:
     raw = folder / "raw"
-    events = list(read_jsonl(raw / "threads.jsonl"))
+    events = list(read_jsonl(raw / raw_files.THREADS))
     pid = model["threads"][0]["pid"]
     end_ns = model["t0_ns"] + int(model["wall_s"] * 1e9)
     gil = load_gil(raw, events, pid, model["t0_ns"], end_ns, prefer_exact=exact)

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, phase_seconds, read_markers, script_phase_seconds
+from tracer import raw_files
 
 PROGRAMS = REPO / "benchmarks" / "programs"
 TRUTH_TOOL = REPO.parent / "shared" / "tools" / "gil_truth.py"
@@ -76,7 +77,7 @@ def _traced(script: Path, args: list[str], flags: list[str]) -> tuple[float, dic
         subprocess.run([sys.executable, "-m", "tracer", "run", "--quiet", "--out", str(out),
                         *flags, str(script), "--", *args], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
-        seconds = phase_seconds(read_markers(out / "raw" / "markers.jsonl"))
+        seconds = phase_seconds(read_markers(out / "raw" / raw_files.MARKERS))
         return seconds, json.loads((out / "model.json").read_text())
 
 

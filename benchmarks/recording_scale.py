@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import REPO, median, phase_seconds, read_markers, script_phase_seconds
+from tracer import raw_files
 
 PROGRAM = REPO / "benchmarks" / "programs" / "scale_target.py"
 # "full": every recorder, VizTracer included (a script gets it only when asked for)
@@ -168,9 +169,9 @@ def run_traced(threads: int, iterations: int, flags: list[str], seconds: float) 
 
 def _read_run(out: Path, began_ns: int, ended_ns: int, realtime_offset_ns: int) -> TracedRun:
     raw = out / "raw"
-    run = json.loads((raw / "run.json").read_text())
+    run = json.loads((raw / raw_files.RUN).read_text())
     model = json.loads((out / "model.json").read_text())
-    records = read_markers(raw / "markers.jsonl")
+    records = read_markers(raw / raw_files.MARKERS)
 
     def written_ns(path: Path) -> int:
         """When a file was last written, on the monotonic clock of run.json."""
@@ -193,8 +194,8 @@ def _read_run(out: Path, began_ns: int, ended_ns: int, realtime_offset_ns: int) 
         work_s=phase_seconds(records),
         wall_s=(ended_ns - began_ns) / 1e9,
         start_s=(int(run["go_ns"]) - began_ns) / 1e9,
-        stop_s=(written_ns(raw / "run.json") - int(run["exit_ns"])) / 1e9,
-        analyse_s=(written_ns(out / "model.json") - written_ns(raw / "run.json")) / 1e9,
+        stop_s=(written_ns(raw / raw_files.RUN) - int(run["exit_ns"])) / 1e9,
+        analyse_s=(written_ns(out / "model.json") - written_ns(raw / raw_files.RUN)) / 1e9,
         write_s=(ended_ns - written_ns(out / "model.json")) / 1e9,
         raw_mb=_size_mb(raw),
         report_mb=_size_mb(out / "report.html"),

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import orjson
 
+from tracer import raw_files
+
 T0 = 1_000_000_000_000  # an arbitrary CLOCK_MONOTONIC origin
 PID = 4242
 
@@ -44,8 +46,8 @@ def _run_json(raw: Path, end: int, seconds: float) -> None:
                     "gil-sampler": {"used": True, "method": "sampled", "rate_hz": 1000.0},
                     "perf": {"used": True, "method": "exact"}},
     }
-    (raw / "run.json").write_text(json.dumps(run))
-    (raw / "target.json").write_text(json.dumps({
+    (raw / raw_files.RUN).write_text(json.dumps(run))
+    (raw / raw_files.TARGET).write_text(json.dumps({
         "t0_ns": T0, "end_ns": end, "exit_code": 0, "status": "ok", "pid": PID,
         "python": "python3", "python_version": "3.11.7", "viztracer_clock": [[T0 / 1000, T0],
                                                                             [end / 1000, end]],
@@ -59,7 +61,7 @@ def _threads_jsonl(raw: Path, tids: list[int], tstates: dict[int, int], end: int
         lines.append({"ev": "start", "t_ns": T0 + 1_000_000 * i, "tid": tid, "name": f"worker-{i}",
                       "daemon": False, "tstate": tstates[tid]})
         lines.append({"ev": "end", "t_ns": end - 1_000_000 * i, "tid": tid, "name": f"worker-{i}"})
-    (raw / "threads.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (raw / raw_files.THREADS).write_text("".join(json.dumps(x) + "\n" for x in lines))
 
 
 def _holder_at(t: int, workers: list[int]) -> int:
@@ -69,7 +71,7 @@ def _holder_at(t: int, workers: list[int]) -> int:
 
 def _sched(raw: Path, tids: list[int], end: int, rng: random.Random) -> None:
     cpu = dict.fromkeys(tids, 0)
-    with (raw / "sched.jsonl").open("wb") as out:
+    with (raw / raw_files.SCHED).open("wb") as out:
         meta = {"kind": "meta", "rate_hz": 200, "root_pid": PID, "cores": 2}
         out.write(orjson.dumps(meta) + b"\n")
         for tid in tids:
@@ -86,7 +88,7 @@ def _sched(raw: Path, tids: list[int], end: int, rng: random.Random) -> None:
 
 def _gil_samples(raw: Path, tids: list[int], tstates: dict[int, int], end: int,
                  rng: random.Random) -> None:
-    with (raw / "gil_samples.jsonl").open("wb") as out:
+    with (raw / raw_files.GIL_SAMPLES).open("wb") as out:
         out.write(orjson.dumps({"kind": "meta", "rate_hz": 1000}) + b"\n")
         t, n = T0, 0
         while t <= end:
@@ -113,7 +115,7 @@ def _perf(raw: Path, tids: list[int], end: int, rng: random.Random) -> None:
                          "g:take_gil__return: (0 <- 0)")
             previous = holder
         t += 5_000_000
-    (raw / "perf_gil.txt").write_text("\n".join(lines) + "\n")
+    (raw / raw_files.PERF_TEXT).write_text("\n".join(lines) + "\n")
 
 
 def _viztracer(raw: Path, tids: list[int], end: int, count: int, rng: random.Random) -> None:
@@ -128,4 +130,4 @@ def _viztracer(raw: Path, tids: list[int], end: int, count: int, rng: random.Ran
                            "cat": "FEE"})
     doc = {"traceEvents": events, "viztracer_metadata": {"version": "synthetic",
                                                          "overflow": False}}
-    (raw / "viztracer.json").write_bytes(orjson.dumps(doc))
+    (raw / raw_files.VIZTRACER).write_bytes(orjson.dumps(doc))

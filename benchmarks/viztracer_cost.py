@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import REPO, median, phase_seconds, read_markers, script_phase_seconds
+from tracer import raw_files
 
 PROGRAM = REPO / "benchmarks" / "programs" / "viztracer_targets.py"
 # Sizes: about 0.2-2 s untraced on 2 cores, and under the default 5M-event buffer when traced.
@@ -91,7 +92,7 @@ def _traced(args: list[str], flags: list[str]) -> tuple[float, dict[str, Any]]:
                         str(out), *flags, str(PROGRAM), "--", *args],
                        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
         model = json.loads((out / "model.json").read_text())
-        return phase_seconds(read_markers(out / "raw" / "markers.jsonl")), model
+        return phase_seconds(read_markers(out / "raw" / raw_files.MARKERS)), model
 
 
 def measure(rounds: int = 5) -> list[CostRow]:

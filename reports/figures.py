@@ -4,10 +4,12 @@ Scale is the constraint that shapes this module: a CPU-bound run hands the GIL o
 a minute of recording is tens of thousands of intervals. Each figure therefore draws one trace per
 state (or per holder) rather than one shape per interval, merges adjacent intervals of the same
 state, and past ``SEGMENT_BUDGET`` drawn segments shows the dominant state per time bin instead;
-the Perfetto trace keeps every event. Threads scale too: past ``explain.FOLD_ABOVE`` threads the
-per-thread figures draw the most interesting threads one per row and fold the rest into a few
-group rows (``explain.select_threads``), because Plotly lays out every tick label and legend
-entry, and hundreds of them cost seconds.
+the Perfetto trace keeps every event. The interval algebra behind this (merging, binning, GIL
+turns) is in :mod:`reports.intervals`, which the Perfetto writer shares without importing Plotly.
+Threads scale too: past ``explain.FOLD_ABOVE`` threads the per-thread figures draw the most
+interesting threads one per row and fold the rest into a few group rows
+(``explain.select_threads``), because Plotly lays out every tick label and legend entry, and
+hundreds of them cost seconds.
 
 Every string that comes from user code (thread names, frames, marker names) is HTML-escaped
 before it enters a figure, because Plotly renders a subset of HTML in labels and hover text and
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import html
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,19 @@ from reports.explain import (
     thread_label,
     thread_state_seconds,
 )
+from reports.intervals import (
+    TOUCH_S,
+    Segment,
+    binned_state_seconds,
+    binned_turn_seconds,
+    dominant_per_bin,
+    gil_turns,
+    gil_waiter_steps,
+    has_gil_data,
+    merge_intervals,
+    run_end,
+    sample_stack,
+)
 from tracer.model.schema import (
     BLOCKED,
     CPU_WAIT,
@@ -47,7 +62,6 @@ from tracer.model.schema import (
     ON_CPU,
     RUNNING,
     STATES,
-    Interval,
     RunModel,
     ThreadTimeline,
 )
@@ -72,8 +86,6 @@ MARKER_LIMIT = 200
 MARKER_TEXT = 24
 # Frames shown in a hover box; the full stack is in trace.json and the raw recordings.
 HOVER_FRAMES = 12
-# Intervals closer than this (1 µs) count as touching when merging.
-TOUCH_S = 1e-6
 # Lock holds are drawn as a thin strip inside each thread's row. The lock recorder keeps only holds
 # long enough to matter, so a few hundred is usual; past this many the strip would be noise and
 # cost drawing time the states need, so it is left out (trace.json has them all).
@@ -128,17 +140,6 @@ OTHER_HOLDERS_COLOUR = "#BBBBBB"
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 
 
-@dataclass(frozen=True)
-class Segment:
-    """One drawn bar: ``key`` is the state (timeline) or the holder's row (GIL strip)."""
-
-    row: int
-    start: float
-    end: float
-    key: str
-    stack: int = -1
-
-
 class NoteTable:
     """Hover lines stored once and referenced by index from each bar: many bars share a few texts
     (the same lock, the same holder), so the page carries each text once."""
@@ -183,70 +184,7 @@ def stack_hover_table(stacks: Sequence[Sequence[str]]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Segments: merging, sample lookup, aggregation
-
-
-def merge_intervals(intervals: Iterable[Interval]) -> list[Interval]:
-    """Join touching intervals of one state; clip overlaps so bars never stack on one row."""
-    merged: list[Interval] = []
-    for interval in sorted(intervals, key=lambda i: i.start):
-        start = max(interval.start, merged[-1].end) if merged else interval.start
-        if interval.end <= start:
-            continue
-        last = merged[-1] if merged else None
-        if last is not None and last.state == interval.state and start - last.end <= TOUCH_S:
-            last.end = interval.end
-        else:
-            merged.append(Interval(start, interval.end, interval.state))
-    return merged
-
-
-def sample_stack(thread: ThreadTimeline, times: list[float], start: float, end: float) -> int:
-    """The stack of the first sample taken inside [start, end), or -1 when none was."""
-    index = bisect_left(times, start)
-    if index < len(times) and times[index] < end:
-        return thread.samples[index].stack
-    return -1
-
-
-def bin_overlaps(
-    pieces: Iterable[tuple[float, float]], bin_s: float, bins: int
-) -> Iterator[tuple[int, float]]:
-    """(bin, seconds) for each piece and each bin it overlaps; times past the end go to the last."""
-    for start, end in pieces:
-        first = min(bins - 1, max(0, int(start / bin_s)))
-        last = min(bins - 1, max(0, int(end / bin_s)))
-        for b in range(first, last + 1):
-            overlap = min(end, (b + 1) * bin_s) - max(start, b * bin_s)
-            if overlap > 0:
-                yield b, overlap
-
-
-def dominant_per_bin(
-    pieces: Iterable[tuple[float, float, str]], bin_s: float, bins: int
-) -> list[tuple[float, float, str]]:
-    """Reduce pieces to the key covering most of each bin, merging equal neighbouring bins."""
-    cover: list[dict[str, float]] = [{} for _ in range(bins)]
-    for start, end, key in pieces:
-        for b, seconds in bin_overlaps([(start, end)], bin_s, bins):
-            cover[b][key] = cover[b].get(key, 0.0) + seconds
-    result: list[tuple[float, float, str]] = []
-    for b, shares in enumerate(cover):
-        if not shares:
-            continue
-        key = max(shares, key=lambda k: shares[k])
-        start = b * bin_s
-        if result and result[-1][2] == key and abs(result[-1][1] - start) < TOUCH_S:
-            result[-1] = (result[-1][0], start + bin_s, key)
-        else:
-            result.append((start, start + bin_s, key))
-    return result
-
-
-def run_end(model: RunModel) -> float:
-    """The time axis end: the wall time, or the last interval when the wall time is missing."""
-    ends = [i.end for t in model.threads for i in t.intervals]
-    return max([model.wall_s, *ends]) if ends else max(model.wall_s, 0.0)
+# Timeline rows: what to draw within the budget (the interval algebra is in reports.intervals)
 
 
 Row = ThreadTimeline | ThreadGroup
@@ -635,66 +573,6 @@ def cut_off_traces(model: RunModel, rows: Sequence[Row]) -> list[go.Scatter]:
                 )
             )
     return traces
-
-
-def has_gil_data(model: RunModel) -> bool:
-    return any(i.state in (RUNNING, GIL_WAIT) for t in model.threads for i in t.intervals)
-
-
-def gil_turns(model: RunModel) -> list[Segment]:
-    """Each holding turn (merged ``running`` intervals of one thread), overlaps clipped."""
-    threads = ordered_threads(model)
-    turns = []
-    for row, thread in enumerate(threads):
-        times = [s.t for s in thread.samples]
-        running = [i for i in thread.intervals if i.state == RUNNING]
-        for i in merge_intervals(running):
-            turns.append(
-                Segment(row, i.start, i.end, str(row), sample_stack(thread, times, i.start, i.end))
-            )
-    turns.sort(key=lambda s: s.start)
-    clipped: list[Segment] = []
-    for turn in turns:
-        start = max(turn.start, clipped[-1].end) if clipped else turn.start
-        if turn.end > start:
-            clipped.append(Segment(turn.row, start, turn.end, turn.key, turn.stack))
-    return clipped
-
-
-def gil_waiter_steps(model: RunModel) -> tuple[list[float], list[int]]:
-    """Number of threads in ``gil_wait`` as a step function: value y[i] holds from x[i]."""
-    changes: dict[float, int] = {}
-    for thread in model.threads:
-        for i in merge_intervals(i for i in thread.intervals if i.state == GIL_WAIT):
-            changes[i.start] = changes.get(i.start, 0) + 1
-            changes[i.end] = changes.get(i.end, 0) - 1
-    xs: list[float] = []
-    ys: list[int] = []
-    level = 0
-    for t in sorted(changes):
-        level += changes[t]
-        if ys and ys[-1] == level:
-            continue
-        xs.append(t)
-        ys.append(level)
-    return xs, ys
-
-
-def binned_state_seconds(model: RunModel, state: str, bins: int, span_s: float) -> list[float]:
-    """Seconds spent in ``state`` by all threads together, per time bin."""
-    totals = [0.0] * bins
-    pieces = ((i.start, i.end) for t in model.threads for i in t.intervals if i.state == state)
-    for b, seconds in bin_overlaps(pieces, span_s / bins, bins):
-        totals[b] += seconds
-    return totals
-
-
-def binned_turn_seconds(turns: Sequence[Segment], bins: int, span_s: float) -> list[float]:
-    """Seconds the GIL was held per bin, from the de-overlapped turns (so never above 100%)."""
-    totals = [0.0] * bins
-    for b, seconds in bin_overlaps(((t.start, t.end) for t in turns), span_s / bins, bins):
-        totals[b] += seconds
-    return totals
 
 
 def gil_detail_figure(model: RunModel, budget: int = GIL_STRIP_BUDGET) -> FigureSpec | None:

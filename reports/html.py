@@ -41,9 +41,9 @@ from reports.figures import (
     STATE_NAMES,
     FigureSpec,
     all_figures,
-    has_gil_data,
     stack_hover_table,
 )
+from reports.intervals import has_gil_data
 from tracer.model.schema import STATES, RunModel
 from tracer.runfolder import atomic_write_text
 

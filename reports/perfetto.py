@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from reports.explain import lock_called, ordered_threads, thread_label
-from reports.figures import gil_turns, gil_waiter_steps, has_gil_data, merge_intervals
+from reports.intervals import gil_turns, gil_waiter_steps, has_gil_data, merge_intervals
 from tracer.model.schema import LOCK_WAIT, Interval, RunModel, ThreadTimeline
 from tracer.runfolder import atomic_write_pieces
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import orjson
 
-from tracer import markers
+from tracer import markers, raw_files
 from tracer.errors import ThreadscopeError
 from tracer.inprocess import DEFAULT_TRACER_ENTRIES, InProcessRecording
 from tracer.runfolder import RunFolder
@@ -56,7 +56,7 @@ def record(out: str | os.PathLike[str] | None = None, *, force: bool = False,
     recording = InProcessRecording(str(folder.raw.resolve()), viztracer=viztracer, locks=locks,
                                    tracer_entries=tracer_entries)
     recording.prepare()
-    previous_sink = markers.set_sink(str((folder.raw / "markers.jsonl").resolve()))
+    previous_sink = markers.set_sink(str(folder.raw_file(raw_files.MARKERS).resolve()))
     child = _start_recorders(folder, options)
     try:
         recording.begin()

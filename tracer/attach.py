@@ -18,30 +18,25 @@ from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import orjson
 
 import tracer
+from tracer import raw_files
 from tracer.attached_threads import AttachedThreads
 from tracer.errors import RecorderUnavailable, TargetNotFound
 from tracer.gil_locate import find_interpreter, gil_layout
-from tracer.inprocess import THREADS_RAW, write_gil_layout
+from tracer.inprocess import write_gil_layout
 from tracer.model.schema import Source
 from tracer.procfs import process_alive
+from tracer.raw_files import RunRecord
 from tracer.recorders.base import RecordContext, Recorder
 from tracer.recorders.pyspy import PySpyRecorder
 from tracer.runfolder import RunFolder, atomic_write_bytes
 from tracer.session import RecordOptions, RecordResult, build_recorders
 
+
 # What attach mode cannot see, said in the report of every attached run.
-ATTACH_LIMITS = (
-    "Attached to a running process: no function timeline (VizTracer runs inside a process "
-    "from its start), no lock waits (they need instrumentation loaded before the code that "
-    "makes the locks), and thread start/end times are those first/last seen by the samplers."
-)
-
-
 def process_python(pid: int) -> str:
     try:
         return os.readlink(f"/proc/{pid}/exe")
@@ -105,24 +100,15 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
     if gil_source is not None and gil_source.used:
         gil_source.notes = [*gil_notes, *gil_source.notes]
     cmdline = process_cmdline(pid)
-    run: dict[str, Any] = {
-        "threadscope_version": tracer.__version__,
-        "mode": mode,
-        "target": {"kind": mode, "name": " ".join(cmdline)[:200] or f"pid {pid}",
-                   "run": str(pid), "argv": cmdline},
-        "python": ctx.python,
-        "options": asdict(options),
-        "started_ns": started_ns,
-        "go_ns": started_ns,
-        "exit_ns": end_ns,
-        "exit_code": None,
-        "status": status,
-        "pid": pid,
-        "controller_pid": os.getpid(),
-        "cores": os.cpu_count() or 1,
-        "sources": {name: asdict(source) for name, source in sources.items()},
-    }
-    atomic_write_bytes(folder.raw_file("run.json"), orjson.dumps(run, option=orjson.OPT_INDENT_2))
+    run = RunRecord(
+        threadscope_version=tracer.__version__, mode=mode,
+        target={"kind": mode, "name": " ".join(cmdline)[:200] or f"pid {pid}", "run": str(pid),
+                "argv": cmdline},
+        python=ctx.python, options=asdict(options), started_ns=started_ns, go_ns=started_ns,
+        exit_ns=end_ns, exit_code=None, status=status, pid=pid, controller_pid=os.getpid(),
+        cores=os.cpu_count() or 1,
+        sources={name: asdict(source) for name, source in sources.items()})
+    atomic_write_bytes(folder.raw_file(raw_files.RUN), run.to_json_bytes())
     return RecordResult(exit_code=0, status=status, sources=sources)
 
 
@@ -145,7 +131,7 @@ def _locate_gil(pid: int, folder: RunFolder, notes: list[str]) -> AttachedThread
     offset = layout["gil_addr"] - interpreter.runtime_addr
     notes.append(f"GIL found from outside at _PyRuntime+{offset} (CPython "
                  f"{interpreter.version_text}, {os.path.basename(interpreter.image)})")
-    threads = AttachedThreads(interpreter, str(folder.raw_file(THREADS_RAW)))
+    threads = AttachedThreads(interpreter, str(folder.raw_file(raw_files.THREADS)))
     try:
         threads.start()
     except RecorderUnavailable as exc:

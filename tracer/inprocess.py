@@ -19,11 +19,8 @@ import time
 from types import FrameType
 from typing import Any
 
-THREADS_RAW = "threads.jsonl"
-TARGET_RAW = "target.json"
-VIZTRACER_RAW = "viztracer.json"
-GIL_LAYOUT_RAW = "gil_layout.json"
-LOCKS_RAW = "locks.jsonl"
+from tracer import raw_files
+
 INTERNAL_PREFIX = "threadscope-"
 # VizTracer's circular buffer, in events. It costs about 90 bytes per event in the target while
 # recording (measured: 88), touched as it fills, so a short run pays for what it records only;
@@ -101,7 +98,7 @@ def unhook_threads(original: Any) -> None:
 def write_gil_layout(raw_dir: str, layout: dict[str, Any]) -> None:
     """``raw/gil_layout.json`` for the GIL recorders: where the GIL is, or ``{"error": why}``.
     Written from inside the target (the probe) and by ``tracer attach`` (found from outside)."""
-    with open(os.path.join(raw_dir, GIL_LAYOUT_RAW), "w", encoding="utf-8") as handle:
+    with open(os.path.join(raw_dir, raw_files.GIL_LAYOUT), "w", encoding="utf-8") as handle:
         json.dump(layout, handle)
 
 
@@ -117,7 +114,7 @@ class InProcessRecording:
         self.want_viztracer = viztracer
         self.want_locks = locks
         self.tracer_entries = tracer_entries
-        self.log = EventLog(os.path.join(raw_dir, THREADS_RAW))
+        self.log = EventLog(os.path.join(raw_dir, raw_files.THREADS))
         self.viztracer: Any = None
         self.viztracer_error = ""
         self.viztracer_cost: dict[str, float] = {}
@@ -138,7 +135,7 @@ class InProcessRecording:
             try:
                 from tracer.instrument import locks
 
-                locks.install(os.path.join(self.raw_dir, LOCKS_RAW))
+                locks.install(os.path.join(self.raw_dir, raw_files.LOCKS))
                 self.locks_installed = True
             except Exception as exc:  # the run goes on without lock data, and says so
                 self.log.write({"ev": "locks_unavailable", "reason": repr(exc)})
@@ -165,7 +162,7 @@ class InProcessRecording:
             return
         try:
             self.viztracer = VizTracer(
-                output_file=os.path.join(self.raw_dir, VIZTRACER_RAW),
+                output_file=os.path.join(self.raw_dir, raw_files.VIZTRACER),
                 tracer_entries=self.tracer_entries,
                 verbose=0,
                 pid_suffix=False,
@@ -238,7 +235,7 @@ class InProcessRecording:
             "viztracer_cost_end": cost_at_exit,
             "daemon_alive": alive, "pid": os.getpid(),
         }
-        with open(os.path.join(self.raw_dir, TARGET_RAW), "w", encoding="utf-8") as handle:
+        with open(os.path.join(self.raw_dir, raw_files.TARGET), "w", encoding="utf-8") as handle:
             json.dump(summary, handle)
         self.log.close()
 

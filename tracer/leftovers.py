@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracer import raw_files
 from tracer.procfs import process_alive, read_text
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -138,7 +139,7 @@ def _perf_output(argv: list[str], cwd: Path) -> Path | None:
 def _controller_of(raw: Path) -> int | None:
     """The tracer pid that ``tracer run`` wrote into the run's bootstrap.json, if any."""
     try:
-        return int(json.loads((raw / "bootstrap.json").read_text())["controller_pid"])
+        return int(json.loads((raw / raw_files.BOOTSTRAP).read_text())["controller_pid"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -180,7 +181,7 @@ def find_stray_perf_records(proc: Path = Path("/proc")) -> list[StrayPerf]:
             cwd = Path("/")
         output = _perf_output(argv, cwd)
         perf = _stat(proc, int(entry.name))
-        if (output is None or output.name != "perf.data" or output.parent.name != "raw"
+        if (output is None or output.name != raw_files.PERF_DATA or output.parent.name != "raw"
                 or perf is None):
             continue
         controller = _controller_of(output.parent)

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
-from tracer.model.build import build_run
+from scenarios.registry import get_scenario
+from tracer.model.build import BuiltRun, build_run
 from tracer.model.schema import RunModel
 from tracer.runfolder import RunFolder
 
@@ -24,12 +25,26 @@ def _step(console: Console | None, text: str) -> Iterator[None]:
         yield
 
 
+def build_and_check(folder: RunFolder) -> BuiltRun:
+    """The model of a recording, with a scenario's claims checked against it. The model itself
+    knows nothing of scenarios: a scenario is one kind of target, and its checks read the
+    finished model."""
+    built = build_run(folder)
+    model = built.model
+    if model.target.kind == "scenario":
+        scenario = get_scenario(model.target.name)
+        if scenario is not None:
+            model.scenario = scenario.describe()
+            model.claims = scenario.check(model)
+    return built
+
+
 def analyse_and_render(folder: RunFolder, console: Console | None = None) -> RunModel:
     from reports.html import render_report
     from reports.perfetto import write_trace
 
     with _step(console, "analysing the recording..."):
-        built = build_run(folder)
+        built = build_and_check(folder)
         built.model.save(folder.model_json)
     with _step(console, f"writing trace.json ({built.functions.entries:,} function events)"):
         write_trace(built.model, folder.trace_json, function_chunks=built.functions.chunks)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from tracer import raw_files
 from tracer.errors import RunFolderExists
 
 DEFAULT_PARENT = Path("threadscope_runs")
@@ -99,6 +100,6 @@ class RunFolder:
         from tracer.errors import CorruptRecording
 
         folder = cls(root)
-        if not (folder.raw / "run.json").is_file():
+        if not (folder.raw / raw_files.RUN).is_file():
             raise CorruptRecording(f"{root} is not a run folder (no raw/run.json)")
         return folder

@@ -24,11 +24,12 @@ import orjson
 from rich.console import Console
 
 import tracer
-from tracer import interrupts
+from tracer import interrupts, raw_files
 from tracer.errors import RecorderUnavailable, ThreadscopeError
 from tracer.inprocess import DEFAULT_TRACER_ENTRIES
 from tracer.interrupts import StopRequests
 from tracer.model.schema import Source
+from tracer.raw_files import RunRecord
 from tracer.recorders.base import RecordContext, Recorder
 from tracer.recorders.pyspy import PySpyRecorder
 from tracer.recorders.sched import SchedSampler
@@ -135,21 +136,12 @@ def _record(spec: TargetSpec, folder: RunFolder, options: RecordOptions,
                 recorder.stop()
             sources[recorder.name] = recorder.describe()
 
-    run = {
-        "threadscope_version": tracer.__version__,
-        "target": spec.to_dict(),
-        "python": options.python,
-        "options": asdict(options),
-        "started_ns": started_ns,
-        "go_ns": go_ns,
-        "exit_ns": exit_ns,
-        "exit_code": exit_code,
-        "status": status,
-        "pid": ctx.pid,
-        "cores": os.cpu_count() or 1,
-        "sources": {name: asdict(source) for name, source in sources.items()},
-    }
-    atomic_write_bytes(folder.raw_file("run.json"), orjson.dumps(run, option=orjson.OPT_INDENT_2))
+    run = RunRecord(
+        threadscope_version=tracer.__version__, target=spec.to_dict(), python=options.python,
+        options=asdict(options), started_ns=started_ns, go_ns=go_ns, exit_ns=exit_ns,
+        exit_code=exit_code, status=status, pid=ctx.pid, cores=os.cpu_count() or 1,
+        sources={name: asdict(source) for name, source in sources.items()})
+    atomic_write_bytes(folder.raw_file(raw_files.RUN), run.to_json_bytes())
     return RecordResult(exit_code=exit_code, status=status, sources=sources,
                         stop_signal=stops.first if status == "interrupted" else None)
 
@@ -173,12 +165,12 @@ def _target_process(
         "ready_fd": ready_w,
         "controller_pid": os.getpid(),  # lets `tracer doctor` tell a stray perf record
     }
-    config_path = folder.raw_file("bootstrap.json")
+    config_path = folder.raw_file(raw_files.BOOTSTRAP)
     atomic_write_bytes(config_path, orjson.dumps(config))
     env = dict(os.environ)
     package_root = str(Path(tracer.__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    env["THREADSCOPE_MARKERS"] = str((folder.raw / "markers.jsonl").resolve())
+    env["THREADSCOPE_MARKERS"] = str(folder.raw_file(raw_files.MARKERS).resolve())
     try:
         proc = subprocess.Popen(
             [options.python, "-m", "tracer.bootstrap", str(config_path.resolve())],

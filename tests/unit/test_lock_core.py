@@ -243,3 +243,10 @@ def test_a_cut_off_record_is_dropped_and_a_full_buffer_is_said(tmp_path: Path) -
     _locks(tmp_path, {"options": {"locks": True}, "mode": "run"}, [], t0, t0 + 10**9, {},
            warnings)
     assert any("buffer was full 5 times" in w for w in warnings)
+
+
+def test_a_runs_lock_records_have_the_contract_name(tmp_path: Path) -> None:
+    from tracer import raw_files
+
+    path = locks.core_records_path(str(tmp_path / raw_files.LOCKS))
+    assert Path(path) == tmp_path / raw_files.LOCK_RECORDS

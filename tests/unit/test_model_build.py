@@ -4,6 +4,8 @@ tests/fixtures/make_run_fixtures.py)."""
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ import pytest
 from tracer.errors import CorruptRecording, UnknownSchema
 from tracer.model.build import build_run
 from tracer.model.schema import ON_CPU_STATES, SCHEMA_VERSION, RunModel
+from tracer.pipeline import build_and_check
 from tracer.runfolder import RunFolder
 
 RUNS = Path(__file__).resolve().parents[1] / "fixtures" / "runs"
@@ -22,7 +25,7 @@ def _folder(tmp_path: Path, name: str) -> RunFolder:
 
 
 def test_exact_gil_run(tmp_path: Path) -> None:
-    model = build_run(_folder(tmp_path, "gil_cpu_exact")).model
+    model = build_and_check(_folder(tmp_path, "gil_cpu_exact")).model
     assert model.figure_sources["gil"] == "exact"
     workers = [t for t in model.threads if t.name.startswith("cpu-")]
     assert len(workers) == 3
@@ -76,3 +79,16 @@ def test_corrupt_raw_file_is_named(tmp_path: Path) -> None:
     (folder.raw / "sched.jsonl").write_text('{"kind": "s"\nnot json at all\n{}\n')
     with pytest.raises(CorruptRecording, match=r"sched\.jsonl"):
         build_run(folder)
+
+
+def test_the_model_checks_no_claims_and_imports_nothing_above_it(tmp_path: Path) -> None:
+    """Claims are the pipeline's step after the build; the model imports no CLI, recorder or
+    scenario module (it once imported tracer.attach, and with it the session and recorders)."""
+    model = build_run(_folder(tmp_path, "gil_cpu_exact")).model
+    assert model.claims == [] and model.scenario is None
+    probe = ("import sys; import tracer.model.build; "
+             "print(sorted(m for m in sys.modules if m.startswith(('scenarios', 'tracer.attach', "
+             "'tracer.session', 'tracer.recorders', 'tracer.cli', 'reports'))))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                          check=True, cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "[]"

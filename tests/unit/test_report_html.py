@@ -12,8 +12,9 @@ from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
 from reports import html
 from reports.explain import explain, run_numbers
-from reports.figures import SEGMENT_BUDGET, merge_intervals, timeline_figure
+from reports.figures import SEGMENT_BUDGET, timeline_figure
 from reports.html import render_report, render_report_html, script_json
+from reports.intervals import merge_intervals
 from tests.fixtures.synthetic_model import (
     HOSTILE_FUNCTION,
     HOSTILE_THREAD,

@@ -22,7 +22,6 @@ from reports.explain import (
 from reports.figures import (
     GIL_STRIP_BUDGET,
     HOLDER_COLOURS,
-    Segment,
     breakdown_figure,
     esc,
     gil_detail_figure,
@@ -30,6 +29,7 @@ from reports.figures import (
     timeline_figure,
 )
 from reports.html import render_report_html
+from reports.intervals import Segment
 from reports.summary import print_summary
 from tests.fixtures.synthetic_model import (
     HOSTILE_FUNCTION,

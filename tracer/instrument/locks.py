@@ -669,7 +669,9 @@ def _take_events() -> list[dict[str, Any]]:
 
 
 def core_records_path(sink: str) -> str:
-    """Where the C core's records go: ``locks.bin`` next to ``locks.jsonl``."""
+    """Where the C core's records go: the sink's name with ``.bin`` for its suffix, so a run's
+    ``raw_files.LOCKS`` gets ``raw_files.LOCK_RECORDS`` beside it, and two sinks in one folder
+    never share a file."""
     return os.path.splitext(sink)[0] + ".bin"
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracer import raw_files
 from tracer.errors import CorruptRecording
 from tracer.model.cpu import CpuRecording, analyse_cpu
 from tracer.model.functions import FunctionTrace, load_function_trace
@@ -39,6 +40,12 @@ from tracer.model.viztracer_cost import (
     overflow_sentence,
 )
 from tracer.runfolder import RunFolder
+
+ATTACH_LIMITS = (
+    "Attached to a running process: no function timeline (VizTracer runs inside a process "
+    "from its start), no lock waits (they need instrumentation loaded before the code that "
+    "makes the locks), and thread start/end times are those first/last seen by the samplers."
+)
 
 INTERNAL_THREAD_PREFIX = "threadscope-"
 # What an instrumented lock wait may replace: the OS or the GIL recorder saw the thread off the
@@ -71,12 +78,12 @@ class BuiltRun:
 
 
 def build_run(folder: RunFolder) -> BuiltRun:
-    run: dict[str, Any] | None = read_json(folder.raw_file("run.json"))
+    run: dict[str, Any] | None = read_json(folder.raw_file(raw_files.RUN))
     if not isinstance(run, dict):
-        raise CorruptRecording(f"{folder.raw_file('run.json')} is missing or not a JSON object")
+        raise CorruptRecording(f"{folder.raw_file(raw_files.RUN)} is missing or not a JSON object")
     raw = folder.raw
-    target_raw: dict[str, Any] = read_json(raw / "target.json") or {}
-    events = list(read_jsonl(raw / "threads.jsonl"))
+    target_raw: dict[str, Any] = read_json(raw / raw_files.TARGET) or {}
+    events = list(read_jsonl(raw / raw_files.THREADS))
     t0_ns = int(target_raw.get("t0_ns") or _first(events, "run_start") or run["go_ns"])
     end_ns = int(target_raw.get("end_ns") or run["exit_ns"])
     end_ns = max(end_ns, t0_ns)
@@ -90,8 +97,6 @@ def build_run(folder: RunFolder) -> BuiltRun:
     partial = status in ("timeout", "interrupted", "killed") or (mode != "attach"
                                                                  and not target_raw)
     if mode == "attach":
-        from tracer.attach import ATTACH_LIMITS
-
         warnings.append(ATTACH_LIMITS)
         for name in ("viztracer", "locks"):
             sources[name] = Source(used=False, reason="not available when attaching to a "
@@ -100,10 +105,10 @@ def build_run(folder: RunFolder) -> BuiltRun:
         warnings.append("The target ended without writing its own record (killed or crashed "
                         "hard): the function timeline and thread names may be missing.")
 
-    cpu = analyse_cpu(read_jsonl(raw / "sched.jsonl"), t0_ns, end_ns) if (
-        raw / "sched.jsonl").exists() else None
+    cpu = analyse_cpu(read_jsonl(raw / raw_files.SCHED), t0_ns, end_ns) if (
+        raw / raw_files.SCHED).exists() else None
     table = StackTable()
-    sampled = load_samples(read_jsonl(raw / "pyspy.jsonl"), t0_ns, end_ns, table,
+    sampled = load_samples(read_jsonl(raw / raw_files.PYSPY), t0_ns, end_ns, table,
                            exclude_pid=run.get("controller_pid"))
     functions = _functions(folder, run, target_raw, t0_ns, sources)
     facts = _thread_facts(events)
@@ -132,7 +137,7 @@ def build_run(folder: RunFolder) -> BuiltRun:
         _apply_locks(threads, lock_model, pid)
         figure_sources["locks"] = "instrumented"
 
-    markers = _markers(read_jsonl(raw / "markers.jsonl"), t0_ns, end_ns)
+    markers = _markers(read_jsonl(raw / raw_files.MARKERS), t0_ns, end_ns)
     target = Target(
         kind=run["target"]["kind"],
         name=run["target"]["name"],
@@ -177,7 +182,6 @@ def build_run(folder: RunFolder) -> BuiltRun:
         deadlocks=lock_model.cycles if lock_model else [],
     )
     _viztracer_slowdown(functions, target_raw, model, pid, model.warnings)
-    _check_scenario(model, run)
     return BuiltRun(model=model, functions=functions)
 
 
@@ -197,7 +201,7 @@ def _functions(folder: RunFolder, run: dict[str, Any], target_raw: dict[str, Any
         if options.get("viztracer_by_default") or run.get("mode") == "api":
             sources["viztracer"] = Source(used=False, reason=VIZTRACER_OFF_BY_DEFAULT)
         return FunctionTrace()
-    path = folder.raw_file("viztracer.json")
+    path = folder.raw_file(raw_files.VIZTRACER)
     error = target_raw.get("viztracer_error") or ""
     if not path.exists():
         reason = error or "the target ended before VizTracer could save its trace"
@@ -366,7 +370,7 @@ def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: 
     if not run.get("options", {}).get("locks", False) or run.get("mode") == "attach":
         return None
     unavailable = [e.get("reason", "") for e in events if e.get("ev") == "locks_unavailable"]
-    path = raw / "locks.jsonl"
+    path = raw / raw_files.LOCKS
     if unavailable or not path.exists():
         sources["locks"] = Source(used=False, reason=(unavailable or [
             "the target ended before the lock recorder wrote anything"])[0])
@@ -480,14 +484,3 @@ def _source_warnings(sources: dict[str, Source]) -> list[str]:
             if not source.used and source.reason
             and source.reason not in ("turned off on the command line", VIZTRACER_OFF_BY_DEFAULT)]
 
-
-def _check_scenario(model: RunModel, run: dict[str, Any]) -> None:
-    if run["target"]["kind"] != "scenario":
-        return
-    from scenarios.registry import get_scenario
-
-    scenario = get_scenario(run["target"]["name"])
-    if scenario is None:
-        return
-    model.scenario = scenario.describe()
-    model.claims = scenario.check(model)

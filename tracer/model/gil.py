@@ -13,11 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracer import raw_files
 from tracer.model.schema import Interval
-
-PERF_RAW = "perf_gil.txt"
-SAMPLED_RAW = "gil_samples.jsonl"
-LAYOUT_RAW = "gil_layout.json"
 
 
 @dataclass(frozen=True)
@@ -85,7 +82,7 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
 
 def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
            warnings: list[str]) -> GilResult | None:
-    path = raw_dir / PERF_RAW
+    path = raw_dir / raw_files.PERF_TEXT
     if not path.is_file():
         return None
     from tracer.errors import CorruptRecording
@@ -93,10 +90,10 @@ def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
     from tracer.model.gil_exact import UprobeRecording, parse_perf_script, reconstruct
     from tracer.model.rawfiles import read_json
 
-    layout = read_json(raw_dir / LAYOUT_RAW)
+    layout = read_json(raw_dir / raw_files.GIL_LAYOUT)
     if not isinstance(layout, dict) or "gil_addr" not in layout:
-        raise CorruptRecording(f"{path} needs {raw_dir / LAYOUT_RAW} (the GIL's address), "
-                               "which is missing or has no gil_addr")
+        raise CorruptRecording(f"{path} needs {raw_dir / raw_files.GIL_LAYOUT} (the GIL's "
+                               "address), which is missing or has no gil_addr")
     words = FutexWords(int(layout["gil_addr"]), int(layout.get("head_size", 32)))
     try:
         with path.open(encoding="utf-8", errors="replace") as lines:
@@ -146,7 +143,7 @@ def _fill(exact: GilResult, sampled: GilResult) -> None:
 
 def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], t0_ns: int,
              end_ns: int) -> GilResult | None:
-    path = raw_dir / SAMPLED_RAW
+    path = raw_dir / raw_files.GIL_SAMPLES
     if not path.is_file():
         return None
     try:

@@ -61,13 +61,12 @@ from typing import Any
 
 import orjson
 
+from tracer import raw_files
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Source
 from tracer.recorders.base import RecordContext
 from tracer.recorders.sampling import SamplingRecorder, pace, rate_notes
 
-RAW_NAME = "gil_samples.jsonl"
-LAYOUT_NAME = "gil_layout.json"  # written by tracer.bootstrap before the target signals ready
 DEFAULT_RATE_HZ = 1000.0
 # New threads are noticed within one tick: ``/proc/PID/task``'s link count is 2 + the number of
 # threads, and one stat() of it (~2.5 us) says when to list it again. Every 50 ms it is listed
@@ -191,12 +190,12 @@ class _Classifier:
 
 def read_layout(raw_dir: Path) -> dict[str, Any]:
     """The bootstrap's GIL layout, or RecorderUnavailable saying why there is none."""
-    path = raw_dir / LAYOUT_NAME
+    path = raw_dir / raw_files.GIL_LAYOUT
     try:
         layout = orjson.loads(path.read_bytes())
     except FileNotFoundError as exc:
         raise RecorderUnavailable(
-            f"no {LAYOUT_NAME}: the target did not run threadscope's bootstrap") from exc
+            f"no {raw_files.GIL_LAYOUT}: the target did not run threadscope's bootstrap") from exc
     except (OSError, orjson.JSONDecodeError) as exc:
         raise RecorderUnavailable(f"cannot read {path}: {exc}") from exc
     if not isinstance(layout, dict):
@@ -247,7 +246,8 @@ class GilSampler(SamplingRecorder):
         layout = read_layout(ctx.raw_dir)
         if layout.get("pid") not in (None, ctx.pid):
             raise RecorderUnavailable(
-                f"{LAYOUT_NAME} describes process {layout['pid']}, not the target {ctx.pid}")
+                f"{raw_files.GIL_LAYOUT} describes process {layout['pid']}, "
+                f"not the target {ctx.pid}")
         self._pid = ctx.pid
         self._rate_hz = float(ctx.options.get("gil_rate_hz", DEFAULT_RATE_HZ))  # type: ignore[arg-type]
         self._realtime = bool(ctx.options.get("gil_realtime", True))
@@ -259,7 +259,7 @@ class GilSampler(SamplingRecorder):
         if locked not in (0, 1):
             raise RecorderUnavailable(f"the GIL at {layout['gil_addr']:#x} reads locked={locked}")
         self._classifier = _Classifier(FUTEX_NR[platform.machine()], layout)
-        self._open(ctx.raw_dir / RAW_NAME, {"pid": ctx.pid, "rate_hz": self._rate_hz,
+        self._open(ctx.raw_dir / raw_files.GIL_SAMPLES, {"pid": ctx.pid, "rate_hz": self._rate_hz,
                                             "gil_addr": layout["gil_addr"],
                                             "machine": platform.machine(),
                                             "futex_nr": FUTEX_NR[platform.machine()],

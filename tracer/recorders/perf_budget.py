@@ -31,7 +31,8 @@ from pathlib import Path
 
 import orjson
 
-RAW_NAME = "perf_budget.json"
+from tracer import raw_files
+
 POLL_S = 0.05  # 20 Hz: a stop within ~0.1-0.2 s of a costly phase starting
 SUSTAIN_POLLS = 3  # above budget for 3 polls in a row (0.1 s of rates), not one noisy reading
 SWITCHES_PER_S = 25_000.0
@@ -51,11 +52,11 @@ class BudgetCut:
     reason: str
 
     def save(self, raw_dir: Path) -> None:
-        (raw_dir / RAW_NAME).write_bytes(orjson.dumps(asdict(self)))
+        (raw_dir / raw_files.PERF_BUDGET).write_bytes(orjson.dumps(asdict(self)))
 
     @classmethod
     def load(cls, raw_dir: Path) -> BudgetCut | None:
-        path = raw_dir / RAW_NAME
+        path = raw_dir / raw_files.PERF_BUDGET
         try:
             raw = orjson.loads(path.read_bytes())
             return cls(int(raw["t_ns"]), float(raw["switches_per_s"]), float(raw["bytes_per_s"]),

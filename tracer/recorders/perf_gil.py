@@ -47,6 +47,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from tracer import raw_files
 from tracer.errors import RecorderUnavailable
 from tracer.instrument.gil_probe import FutexWords
 from tracer.leftovers import delete_stale_uprobe_groups, die_with_parent
@@ -55,8 +56,6 @@ from tracer.recorders.base import RecordContext, Recorder
 from tracer.recorders.perf_budget import BudgetCut, BudgetGuard
 from tracer.tracefs import TracefsLease, ensure_tracefs
 
-RAW_TEXT = "perf_gil.txt"
-RAW_DATA = "perf.data"
 TRACEPOINTS = ("syscalls/sys_enter_futex", "syscalls/sys_exit_futex")
 
 # Bounds on every subprocess, so nothing here can hang a run. perf record's start-up took
@@ -152,7 +151,8 @@ class PerfGilRecorder(Recorder):
                                    + ", ".join(removed))
             self._start_perf_record(ctx, words)
             if ctx.options.get("perf_budget", True):
-                self._guard = BudgetGuard(ctx.pid, ctx.raw_dir / RAW_DATA, self._over_budget)
+                self._guard = BudgetGuard(ctx.pid, ctx.raw_dir / raw_files.PERF_DATA,
+                                          self._over_budget)
                 self._guard.start()
         except RecorderUnavailable as exc:
             self._error = str(exc)
@@ -174,7 +174,7 @@ class PerfGilRecorder(Recorder):
         # O_RDWR never blocks on a fifo (Linux), whether or not perf has opened its end yet.
         ctl_fd = os.open(ctl, os.O_RDWR)
         ack_fd = os.open(ack, os.O_RDWR | os.O_NONBLOCK)
-        log = (ctx.raw_dir / "perf_record.log").open("wb")
+        log = (ctx.raw_dir / raw_files.PERF_LOG).open("wb")
         try:
             self._proc = subprocess.Popen(
                 [
@@ -183,7 +183,7 @@ class PerfGilRecorder(Recorder):
                     "-m", str(_MMAP_PAGES),
                     "-e", "syscalls:sys_enter_futex", "--filter", futex_filter(words),
                     "-e", "syscalls:sys_exit_futex", "--filter", f"ret == {_EAGAIN}",
-                    "-p", str(ctx.pid), "-o", str(ctx.raw_dir / RAW_DATA),
+                    "-p", str(ctx.pid), "-o", str(ctx.raw_dir / raw_files.PERF_DATA),
                 ],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
@@ -212,7 +212,7 @@ class PerfGilRecorder(Recorder):
             if readable and b"ack" in os.read(ack_fd, 64):
                 return
             if self._proc.poll() is not None:
-                log = (self._raw_dir / "perf_record.log").read_text(errors="replace")
+                log = (self._raw_dir / raw_files.PERF_LOG).read_text(errors="replace")
                 raise RecorderUnavailable(
                     f"perf record exited ({self._proc.returncode}) before recording: "
                     f"{_last_line(log)}"
@@ -276,8 +276,8 @@ class PerfGilRecorder(Recorder):
 
     def _convert(self) -> None:
         assert self._raw_dir is not None
-        data = self._raw_dir / RAW_DATA
-        out = self._raw_dir / RAW_TEXT
+        data = self._raw_dir / raw_files.PERF_DATA
+        out = self._raw_dir / raw_files.PERF_TEXT
         with out.open("wb") as sink:
             result = subprocess.run(
                 ["perf", "script", "-i", str(data), *_SCRIPT_ARGS],
@@ -289,7 +289,7 @@ class PerfGilRecorder(Recorder):
         if result.returncode != 0:
             raise RuntimeError(_last_line(result.stderr))
         self._counts = _count_kinds(out)
-        log = (self._raw_dir / "perf_record.log").read_text(errors="replace")
+        log = (self._raw_dir / raw_files.PERF_LOG).read_text(errors="replace")
         lost = re.search(r"(?i)lost (\d+) chunks|(\d+) lost", log)
         if lost:
             self._notes.append(f"perf lost events: {lost.group(0)}")

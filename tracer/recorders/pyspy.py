@@ -25,12 +25,12 @@ from typing import IO, Any
 
 import orjson
 
+from tracer import raw_files
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Source
 from tracer.procfs import process_alive
 from tracer.recorders.base import RecordContext, Recorder
 
-RAW_NAME = "pyspy.jsonl"
 # Frames of threadscope itself (the bootstrap, the lock wrappers) are left out of the stacks:
 # they are the same in every program and hide the user's own line.
 _OWN_CODE = str(Path(__file__).resolve().parents[1]) + os.sep
@@ -103,7 +103,7 @@ class PySpyRecorder(Recorder):
 
     def start(self, ctx: RecordContext) -> None:
         self._pid = ctx.pid
-        self._out = open(ctx.raw_dir / RAW_NAME, "wb")  # noqa: SIM115
+        self._out = open(ctx.raw_dir / raw_files.PYSPY, "wb")  # noqa: SIM115
         self._started_ns = time.monotonic_ns()
         first = self._dump()
         if first is None:

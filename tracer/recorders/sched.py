@@ -17,13 +17,13 @@ import sys
 import time
 from pathlib import Path
 
+from tracer import raw_files
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Source
 from tracer.procfs import parent_pid, read_text
 from tracer.recorders.base import RecordContext
 from tracer.recorders.sampling import SamplingRecorder, pace, rate_notes
 
-RAW_NAME = "sched.jsonl"
 CHILDREN_REFRESH_S = 0.05  # new threads/processes appear in the record within 50 ms
 
 
@@ -97,7 +97,7 @@ class SchedSampler(SamplingRecorder):
     def start(self, ctx: RecordContext) -> None:
         self._rate_hz = ctx.rate_hz
         self._root_pid = ctx.pid
-        self._open(ctx.raw_dir / RAW_NAME, {"rate_hz": self._rate_hz, "root_pid": ctx.pid,
+        self._open(ctx.raw_dir / raw_files.SCHED, {"rate_hz": self._rate_hz, "root_pid": ctx.pid,
                                             "clk_tck": os.sysconf("SC_CLK_TCK"),
                                             "cores": os.cpu_count() or 1})
         self._refresh_tasks(self._started_ns)

@@ -1,0 +1,60 @@
+"""The raw-file contract: the name of every file a run leaves in its ``raw/`` folder, and the run
+record (``raw/run.json``) that says how the run went.
+
+Recorders, the bootstrap inside the target, the model and the benchmarks all read or write these
+files; one module owning the names keeps them agreeing (they were literals in a dozen places).
+It imports nothing but the standard library because the bootstrap loads it inside the target.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# Written by the controller (tracer run / attach)
+RUN = "run.json"  # the run record, written last: its presence means the recording is complete
+BOOTSTRAP = "bootstrap.json"  # the bootstrap's configuration (and the controller's pid)
+
+# Written inside the target (tracer.bootstrap, tracer.inprocess, tracer.instrument)
+TARGET = "target.json"  # how the target ended: exit code, daemon threads still alive
+THREADS = "threads.jsonl"  # thread starts and ends, names, native ids
+MARKERS = "markers.jsonl"  # tracer.markers phases and marks
+GIL_LAYOUT = "gil_layout.json"  # where the GIL and the thread states are in memory
+VIZTRACER = "viztracer.json"  # VizTracer's function trace
+LOCKS = "locks.jsonl"  # the lock recorder's JSON lines
+LOCK_RECORDS = "locks.bin"  # the C lock core's binary records (named by the LOCKS header)
+
+# Written by the out-of-process recorders
+GIL_SAMPLES = "gil_samples.jsonl"  # the GIL sampler
+SCHED = "sched.jsonl"  # the OS sampler
+PYSPY = "pyspy.jsonl"  # py-spy dumps
+PERF_DATA = "perf.data"  # perf record's output
+PERF_TEXT = "perf_gil.txt"  # perf script's text of it, what the exact model reads
+PERF_LOG = "perf_record.log"  # perf record's own messages
+PERF_BUDGET = "perf_budget.json"  # where the cost guard stopped perf, if it did
+
+
+@dataclass
+class RunRecord:
+    """What ``raw/run.json`` holds. ``target``, ``options`` and ``sources`` are the JSON forms of
+    the target spec, the record options and each recorder's :class:`~tracer.model.schema.Source`.
+    """
+
+    threadscope_version: str
+    target: dict[str, Any]
+    python: str
+    options: dict[str, Any]
+    started_ns: int
+    go_ns: int
+    exit_ns: int
+    exit_code: int | None
+    status: str
+    pid: int
+    cores: int
+    mode: str = "run"  # run | attach
+    controller_pid: int | None = None  # attach only: the tracer that recorded
+    sources: dict[str, Any] = field(default_factory=dict)
+
+    def to_json_bytes(self) -> bytes:
+        return json.dumps(asdict(self), indent=2).encode("utf-8")

@@ -78,8 +78,9 @@ def test_a_sigterm_to_the_tracer_is_passed_on_to_the_target() -> None:
 
 def test_a_ctrl_c_is_not_sent_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     """The terminal gave the target its SIGINT already: the session only stops it if it does not
-    end within the grace (zero here), and then with SIGINT, as Ctrl-C would."""
-    monkeypatch.setattr(session, "INTERRUPT_GRACE_S", 0.0)
+    end within the grace (1 s here; the same grace then lets the SIGINT act before any
+    SIGTERM: with none, a SIGTERM could overtake it), and then with SIGINT, as Ctrl-C would."""
+    monkeypatch.setattr(session, "INTERRUPT_GRACE_S", 1.0)
     proc = _target()
     try:
         stops = StopRequests()

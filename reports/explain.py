@@ -30,6 +30,7 @@ from tracer.model.schema import (
 )
 from tracer.model.viztracer_cost import MATERIAL_SLOWDOWN as VIZTRACER_MATERIAL_SLOWDOWN
 from tracer.model.viztracer_cost import count_words
+from tracer.raw_files import RunStatus
 
 # Parallelism within this margin of a whole number reads as "about" that number: the OS sampler
 # and bin edges blur the mean by a few percent, so 0.93 on a GIL-bound run is "about one core".
@@ -312,7 +313,7 @@ def explain(model: RunModel) -> list[str]:
     paragraphs += sampled_gil_reading(model)
     paragraphs += _lock_reading(model, numbers)
     paragraphs += _end_reading(model)
-    if model.partial or model.target.status != "ok":
+    if model.partial or not RunStatus.of(model.target.status).normal:
         paragraphs.append(
             f"The run did not finish normally (status: {model.target.status}), so these figures "
             "cover only the part that was recorded."

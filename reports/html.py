@@ -45,6 +45,7 @@ from reports.figures import (
 )
 from reports.intervals import has_gil_data
 from tracer.model.schema import STATES, RunModel
+from tracer.raw_files import RunStatus
 from tracer.runfolder import atomic_write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -205,7 +206,7 @@ def _page(model: RunModel, figures: list[FigureSpec]) -> dict[str, Any]:
     states = [s for s in STATES if numbers.state_s.get(s, 0.0) > 0]
     states += sorted(s for s in numbers.state_s if s not in STATES)
     target = model.target
-    failed = model.partial or target.status != "ok"
+    failed = model.partial or not RunStatus.of(target.status).normal
     return {
         "target": target,
         "title": target.name,
@@ -344,7 +345,7 @@ def _banner(model: RunModel) -> str:
         "error": "FAILED",
     }
     status = model.target.status
-    if status != "ok":
+    if not RunStatus.of(status).normal:
         headline = headlines.get(status, status.upper())
         return headline + (" — partial recording" if model.partial else "")
     return "PARTIAL recording" if model.partial else ""

@@ -29,6 +29,7 @@ from reports.explain import (
     viztracer_headlines,
 )
 from tracer.model.schema import STATES, Claim, RunModel, Source, ThreadTimeline
+from tracer.raw_files import RunStatus
 
 STATE_HEADINGS = {
     "running": "running",
@@ -77,7 +78,7 @@ def _print_status(model: RunModel, console: Console) -> None:
     )
     line.append(f"  (Python {target.python_version})", style="dim")
     console.print(line)
-    failed = model.partial or target.status != "ok"
+    failed = model.partial or not RunStatus.of(target.status).normal
     status = Text(f"status: {target.status}", style="bold red" if failed else "bold green")
     if target.exit_code is not None:
         status.append(f" (exit code {target.exit_code})")

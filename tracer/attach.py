@@ -29,7 +29,7 @@ from tracer.gil_locate import find_interpreter, gil_layout
 from tracer.inprocess import write_gil_layout
 from tracer.model.schema import Source
 from tracer.procfs import process_alive
-from tracer.raw_files import RunRecord
+from tracer.raw_files import RunRecord, RunStatus
 from tracer.recorders.base import RecordContext, Recorder
 from tracer.recorders.pyspy import PySpyRecorder
 from tracer.runfolder import RunFolder, atomic_write_bytes
@@ -76,10 +76,10 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
     if on_ready is not None:
         on_ready()
     deadline = None if duration_s is None else time.monotonic() + duration_s
-    status = "ok"
+    status = RunStatus.OK.value
     while True:
         if not process_alive(pid):
-            status = "ended"
+            status = RunStatus.ENDED.value
             break
         if should_stop() or (deadline is not None and time.monotonic() >= deadline):
             break

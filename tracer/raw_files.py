@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import Any
 
 # Written by the controller (tracer run / attach)
@@ -33,6 +34,38 @@ PERF_DATA = "perf.data"  # perf record's output
 PERF_TEXT = "perf_gil.txt"  # perf script's text of it, what the exact model reads
 PERF_LOG = "perf_record.log"  # perf record's own messages
 PERF_BUDGET = "perf_budget.json"  # where the cost guard stopped perf, if it did
+
+
+class RunStatus(str, Enum):
+    """How a recording ended: one vocabulary for the controller, the bootstrap, the model and the
+    reports (``attach`` once wrote a status nothing else knew, and a normal end showed as a
+    failure)."""
+
+    OK = "ok"  # the target exited with 0, or attach stopped at its duration or on request
+    ENDED = "ended"  # attach: the process exited while attached (a normal end)
+    FAILED = "failed"  # the target exited non-zero or raised
+    TIMEOUT = "timeout"  # stopped by --timeout
+    INTERRUPTED = "interrupted"  # stopped by Ctrl-C or SIGTERM
+    KILLED = "killed"  # ended by a signal nobody here sent
+    ERROR = "error"  # the tracer could not run it
+
+    @classmethod
+    def of(cls, value: str) -> RunStatus:
+        """The status a recording wrote; an unknown word (a newer threadscope) is an error."""
+        try:
+            return cls(value)
+        except ValueError:
+            return cls.ERROR
+
+    @property
+    def normal(self) -> bool:
+        """The target ran to its own end or to the end the user asked for."""
+        return self in (RunStatus.OK, RunStatus.ENDED)
+
+    @property
+    def stopped_early(self) -> bool:
+        """Cut short from outside: what was recorded is a part of the run."""
+        return self in (RunStatus.TIMEOUT, RunStatus.INTERRUPTED, RunStatus.KILLED)
 
 
 @dataclass

@@ -39,6 +39,7 @@ from tracer.model.viztracer_cost import (
     explain_slowdown,
     overflow_sentence,
 )
+from tracer.raw_files import RunStatus
 from tracer.runfolder import RunFolder
 
 ATTACH_LIMITS = (
@@ -94,8 +95,7 @@ def build_run(folder: RunFolder) -> BuiltRun:
     sources = {name: Source(**value) for name, value in run.get("sources", {}).items()}
     mode = run.get("mode", "run")  # run | attach | api
     status = str(target_raw.get("status") or run["status"]) if mode == "api" else run["status"]
-    partial = status in ("timeout", "interrupted", "killed") or (mode != "attach"
-                                                                 and not target_raw)
+    partial = RunStatus.of(status).stopped_early or (mode != "attach" and not target_raw)
     if mode == "attach":
         warnings.append(ATTACH_LIMITS)
         for name in ("viztracer", "locks"):
@@ -450,8 +450,9 @@ def _mark_thread_ends(threads: list[ThreadTimeline], target_raw: dict[str, Any],
             thread.last_stack = list(alive[thread.tid].get("stack", []))
             thread.end_s = round(wall_s, 6)
         elif thread.end_reason is None and thread.is_main:
-            thread.end_reason = "finished" if status in ("ok", "failed") else "running_at_stop"
-        elif thread.end_reason is None and status in ("timeout", "interrupted", "killed"):
+            thread.end_reason = "finished" if RunStatus.of(status) in (
+                RunStatus.OK, RunStatus.ENDED, RunStatus.FAILED) else "running_at_stop"
+        elif thread.end_reason is None and RunStatus.of(status).stopped_early:
             thread.end_reason = "running_at_stop"
         final = sampled.final_stacks.get((thread.pid, thread.tid))
         if final and not thread.last_stack:

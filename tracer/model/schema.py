@@ -121,7 +121,7 @@ class Target:
     python: str
     python_version: str
     exit_code: int | None
-    status: str  # ok | failed | timeout | interrupted | killed | error
+    status: str  # a tracer.raw_files.RunStatus value (ok, ended, failed, timeout, ...)
     error: str | None = None
 
 

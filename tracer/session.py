@@ -28,7 +28,7 @@ from tracer import interrupts, raw_files
 from tracer.errors import RecorderUnavailable, ThreadscopeError
 from tracer.inprocess import DEFAULT_TRACER_ENTRIES
 from tracer.interrupts import StopRequests
-from tracer.model.schema import Source
+from tracer.model.schema import TURNED_OFF, Source
 from tracer.raw_files import RunRecord
 from tracer.recorders.base import RecordContext, Recorder
 from tracer.recorders.pyspy import PySpyRecorder
@@ -112,7 +112,7 @@ def _record(spec: TargetSpec, folder: RunFolder, options: RecordOptions,
                          ("py-spy", options.pyspy), ("perf", options.perf),
                          ("gil-sampler", options.gil_sampler), ("locks", options.locks)):
         if not wanted:
-            sources[name] = Source(used=False, reason="turned off on the command line")
+            sources[name] = Source(used=False, reason=TURNED_OFF, off_by_choice=True)
 
     started_ns = time.monotonic_ns()
     with _target_process(spec, folder, options) as (proc, go_fd):

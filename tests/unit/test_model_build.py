@@ -92,3 +92,19 @@ def test_the_model_checks_no_claims_and_imports_nothing_above_it(tmp_path: Path)
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                           check=True, cwd=Path(__file__).resolve().parents[2])
     assert done.stdout.strip() == "[]"
+
+
+def test_a_recorder_left_out_by_choice_is_no_warning(tmp_path: Path) -> None:
+    """Turned off (flag or default) is said in the sources, not warned about; unavailable is a
+    warning. Recordings from before ``off_by_choice`` are read by their reason's wording."""
+    from tracer.model.build import _source, _source_warnings
+    from tracer.model.schema import TURNED_OFF, Source
+
+    sources = {
+        "perf": Source(used=False, reason=TURNED_OFF, off_by_choice=True),
+        "py-spy": Source(used=False, reason="py-spy is not installed"),
+        "sched": _source({"used": False, "reason": TURNED_OFF}),  # an older run.json
+        "locks": Source(used=True, method="instrumented"),
+    }
+    assert sources["sched"].off_by_choice
+    assert _source_warnings(sources) == ["py-spy was not used: py-spy is not installed"]

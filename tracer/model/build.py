@@ -23,6 +23,7 @@ from tracer.model.schema import (
     LOCK_WAIT,
     NATIVE,
     OFF_CPU,
+    TURNED_OFF,
     Interval,
     Marker,
     RunModel,
@@ -92,7 +93,7 @@ def build_run(folder: RunFolder) -> BuiltRun:
     pid = int(target_raw.get("pid") or run["pid"])
 
     warnings: list[str] = []
-    sources = {name: Source(**value) for name, value in run.get("sources", {}).items()}
+    sources = {name: _source(value) for name, value in run.get("sources", {}).items()}
     mode = run.get("mode", "run")  # run | attach | api
     status = str(target_raw.get("status") or run["status"]) if mode == "api" else run["status"]
     partial = RunStatus.of(status).stopped_early or (mode != "attach" and not target_raw)
@@ -199,7 +200,8 @@ def _functions(folder: RunFolder, run: dict[str, Any], target_raw: dict[str, Any
         return FunctionTrace()
     if not options.get("viztracer", False):
         if options.get("viztracer_by_default") or run.get("mode") == "api":
-            sources["viztracer"] = Source(used=False, reason=VIZTRACER_OFF_BY_DEFAULT)
+            sources["viztracer"] = Source(used=False, reason=VIZTRACER_OFF_BY_DEFAULT,
+                                          off_by_choice=True)
         return FunctionTrace()
     path = folder.raw_file(raw_files.VIZTRACER)
     error = target_raw.get("viztracer_error") or ""
@@ -480,8 +482,16 @@ def _markers(records: Any, t0_ns: int, end_ns: int) -> list[Marker]:
     return out
 
 
+def _source(value: dict[str, Any]) -> Source:
+    """A recorder's source from run.json. Recordings made before ``off_by_choice`` existed said
+    a recorder was left out only by its reason's wording."""
+    source = Source(**value)
+    if "off_by_choice" not in value and source.reason == TURNED_OFF:
+        source.off_by_choice = True
+    return source
+
+
 def _source_warnings(sources: dict[str, Source]) -> list[str]:
     return [f"{name} was not used: {source.reason}" for name, source in sorted(sources.items())
-            if not source.used and source.reason
-            and source.reason not in ("turned off on the command line", VIZTRACER_OFF_BY_DEFAULT)]
+            if not source.used and source.reason and not source.off_by_choice]
 

@@ -101,6 +101,9 @@ class ThreadTimeline:
     gil_sampled: SampledGilFigures | None = None  # the uncertainty of sampled GIL figures
 
 
+TURNED_OFF = "turned off on the command line"  # the reason of a recorder the user left out
+
+
 @dataclass
 class Source:
     """One recorder's contribution: was it used, why not, and how good its figures are."""
@@ -111,6 +114,9 @@ class Source:
     rate_hz: float | None = None
     samples: int | None = None
     notes: list[str] = field(default_factory=list)
+    # Not used because the user (or the default for their kind of target) left it out: said in
+    # the sources table, not raised as a warning.
+    off_by_choice: bool = False
 
 
 @dataclass

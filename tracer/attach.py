@@ -36,7 +36,6 @@ from tracer.runfolder import RunFolder, atomic_write_bytes
 from tracer.session import RecordOptions, RecordResult, build_recorders
 
 
-# What attach mode cannot see, said in the report of every attached run.
 def process_python(pid: int) -> str:
     try:
         return os.readlink(f"/proc/{pid}/exe")

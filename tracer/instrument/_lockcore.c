@@ -660,8 +660,7 @@ forget(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     N_RECS = 0;
     DROPPED = 0;
-    PID = (long long)getpid();
-    MY_NATIVE = 0;
+    PID = (long long)getpid();  /* the thread ids were forgotten by the pthread_atfork handler */
     Py_RETURN_NONE;
 }
 

@@ -94,6 +94,7 @@ _declared: dict[int, dict[str, Any]] = {}  # id -> lock record already written
 # id -> (kind, origin, object) of every primitive that appears in an event: its record can be
 # written, with a name, even after the object is gone.
 _seen: dict[int, tuple[str, Origin | None, weakref.ref[Any] | None]] = {}
+_core_seen: list[int] = []  # ids the C core put in records since the last flush
 _dead_totals: dict[tuple[Any, ...], list[int]] = {}  # origin key -> [instances, n, hold, max]
 _site_ids: dict[tuple[Any, ...], int] = {}
 _site_origins: dict[tuple[Any, ...], Origin] = {}  # origin key -> where such locks are made
@@ -273,8 +274,10 @@ class _Traced:
 
     # -- slow paths (the core calls these) ------------------------------------------------------
     def _seen_once(self) -> None:
-        """The C core is about to put this lock in a record for the first time."""
+        """The C core is about to put this lock in a record for the first time: the next flush
+        declares it (names it) in the JSON lines."""
         _mark_seen(self._id, self._kind, self._origin, self)
+        _core_seen.append(self._id)
 
     def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
         """Reached after a failed fast try (timeout -1) or with a timeout."""
@@ -680,14 +683,19 @@ def _write_core_records(sink: str) -> list[dict[str, Any]]:
     forked child appends to the same file; records carry their pid). Returns the events that
     must go to the JSON lines: a ``lock`` record for each primitive first seen in them, and how
     many records the full buffer dropped."""
-    if RECORDER is None or not _state.get("core_recording"):
+    if RECORDER is None:
         return []
     data, dropped = RECORDER.drain()
     if data:
         with open(core_records_path(sink), "ab") as out:
             out.write(data)
+    n = len(_core_seen)
+    fresh = _core_seen[:n]
+    del _core_seen[:n]  # ids appended meanwhile stay for the next flush
     lines: list[dict[str, Any]] = []
-    for prim_id in [i for i in list(_seen) if i not in _declared]:
+    for prim_id in fresh:
+        if prim_id in _declared:
+            continue
         record = _record_of(prim_id, "lock")
         record["pid"] = _state["pid"]
         _declared[prim_id] = record
@@ -766,6 +774,7 @@ def _after_fork_in_child() -> None:
     if RECORDER is not None:
         RECORDER.forget()
     del _events[:]
+    del _core_seen[:]
     _waiting.clear()
     _declared.clear()
     _seen.clear()
@@ -783,7 +792,7 @@ def _header() -> dict[str, Any]:
             "python": ".".join(map(str, sys.version_info[:3])), "long_hold_ns": LONG_HOLD_NS,
             "core": "c" if NATIVE else "python", "why_python": WHY_PURE,
             "records": os.path.basename(core_records_path(_state["sink"]))
-            if _state.get("core_recording") and _state.get("sink") else None,
+            if RECORDER is not None and _state.get("sink") else None,
             "record_format": RECORD_FORMAT}
 
 
@@ -869,7 +878,7 @@ def install(sink_path: str) -> None:
     threading.Lock = TracedLock
     threading.RLock = TracedRLock
     _state.update(sink=os.path.abspath(sink_path), installed=True, saved=saved,
-                  pid=os.getpid(), core_recording=RECORDER is not None)
+                  pid=os.getpid())
     if RECORDER is not None:
         RECORDER.configure(_waiting)
     _emit(_header())

@@ -31,8 +31,8 @@ import orjson
 from tracer import markers, raw_files
 from tracer.errors import ThreadscopeError
 from tracer.inprocess import DEFAULT_TRACER_ENTRIES, InProcessRecording
+from tracer.options import RecordOptions
 from tracer.runfolder import RunFolder
-from tracer.session import RecordOptions
 
 READY_TIMEOUT_S = 60.0
 
@@ -40,6 +40,7 @@ READY_TIMEOUT_S = 60.0
 @contextlib.contextmanager
 def record(out: str | os.PathLike[str] | None = None, *, force: bool = False,
            viztracer: bool = False, locks: bool = True, perf: bool = True, pyspy: bool = True,
+           gil_sampler: bool = True, sched: bool = True, perf_budget: bool = True,
            rate_hz: float = 200.0, tracer_entries: int = DEFAULT_TRACER_ENTRIES,
            open_report: bool = False, quiet: bool = False) -> Iterator[RunFolder]:
     """Record the threads of this process while the block runs, then write the report.
@@ -47,14 +48,17 @@ def record(out: str | os.PathLike[str] | None = None, *, force: bool = False,
     Exceptions from the block propagate unchanged; the report is written first and says so.
     Usable as a decorator; with ``out=None`` each call gets a fresh run folder.
     ``viztracer=True`` adds VizTracer's function timeline, at a cost the report estimates
-    (1.6-4.9x slower on real programs), which is why it is off unless asked for.
+    (1.6-4.9x slower on real programs), which is why it is off unless asked for. The other
+    keywords are the options of ``tracer run`` (:class:`tracer.options.RecordOptions` says what
+    each does); ``--python`` and ``--timeout`` have none here, because the recorded process is
+    this one and the block ends when it returns.
     """
     folder = RunFolder.create(Path(out) if out is not None else None, "record", force=force)
     options = RecordOptions(python=sys.executable, rate_hz=rate_hz, viztracer=viztracer,
                             viztracer_by_default=not viztracer, pyspy=pyspy, perf=perf,
+                            gil_sampler=gil_sampler, sched=sched, perf_budget=perf_budget,
                             locks=locks, tracer_entries=tracer_entries, quiet=quiet)
-    recording = InProcessRecording(str(folder.raw.resolve()), viztracer=viztracer, locks=locks,
-                                   tracer_entries=tracer_entries)
+    recording = InProcessRecording(str(folder.raw.resolve()), **options.for_target())
     recording.prepare()
     previous_sink = markers.set_sink(str(folder.raw_file(raw_files.MARKERS).resolve()))
     child = _start_recorders(folder, options)

@@ -8,7 +8,6 @@ sampler ever competes for the recorded process's GIL.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import signal
 import sys
@@ -27,13 +26,12 @@ from tracer.attached_threads import AttachedThreads
 from tracer.errors import RecorderUnavailable, TargetNotFound
 from tracer.gil_locate import find_interpreter, gil_layout
 from tracer.inprocess import write_gil_layout
-from tracer.model.schema import Source
+from tracer.options import RecordOptions
 from tracer.procfs import process_alive
 from tracer.raw_files import RunRecord, RunStatus
-from tracer.recorders.base import RecordContext, Recorder
-from tracer.recorders.pyspy import PySpyRecorder
+from tracer.recorders.lifecycle import RecorderSet, build_recorders, recorder_context
 from tracer.runfolder import RunFolder, atomic_write_bytes
-from tracer.session import RecordOptions, RecordResult, build_recorders
+from tracer.session import RecordResult
 
 
 def process_python(pid: int) -> str:
@@ -57,44 +55,24 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
     """Record ``pid`` until ``duration_s`` passes, it exits, or ``should_stop()`` says so."""
     if not process_alive(pid):
         raise TargetNotFound(f"no process with pid {pid}")
-    ctx = RecordContext(raw_dir=folder.raw, python=process_python(pid), pid=pid,
-                        rate_hz=options.rate_hz, options={"perf_budget": options.perf_budget})
+    ctx = recorder_context(options, folder.raw, process_python(pid), pid)
     gil_notes: list[str] = []
     threads = _locate_gil(pid, folder, gil_notes) if mode == "attach" else None
-    sources: dict[str, Source] = {}
-    running: list[Recorder] = []
-    for recorder in build_recorders(options):
+    recorders = RecorderSet(build_recorders(options))
+    recorders.check(ctx)
+    with recorders.started(ctx):
+        started_ns = time.monotonic_ns()
+        if on_ready is not None:
+            on_ready()
         try:
-            recorder.check(ctx)
-            recorder.start(ctx)
-        except RecorderUnavailable as exc:
-            sources[recorder.name] = Source(used=False, reason=str(exc))
-        else:
-            running.append(recorder)
-    started_ns = time.monotonic_ns()
-    if on_ready is not None:
-        on_ready()
-    deadline = None if duration_s is None else time.monotonic() + duration_s
-    status = RunStatus.OK.value
-    while True:
-        if not process_alive(pid):
-            status = RunStatus.ENDED.value
-            break
-        if should_stop() or (deadline is not None and time.monotonic() >= deadline):
-            break
-        if threads is not None:
-            threads.poll()
-        time.sleep(0.02)
-    if threads is not None:
-        threads.close()
-    for recorder in running:
-        if isinstance(recorder, PySpyRecorder) and status == "ok":
-            recorder.final_dump()
-    end_ns = time.monotonic_ns()
-    for recorder in reversed(running):
-        with contextlib.suppress(Exception):
-            recorder.stop()
-        sources[recorder.name] = recorder.describe()
+            status = _watch(pid, duration_s, should_stop, threads)
+        finally:
+            if threads is not None:
+                threads.close()
+        if status == RunStatus.OK.value:  # stopped by us, so the process still runs
+            recorders.final_dump()
+        end_ns = time.monotonic_ns()
+    sources = recorders.sources
     gil_source = sources.get("gil-sampler")
     if gil_source is not None and gil_source.used:
         gil_source.notes = [*gil_notes, *gil_source.notes]
@@ -109,6 +87,19 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
         sources={name: asdict(source) for name, source in sources.items()})
     atomic_write_bytes(folder.raw_file(raw_files.RUN), run.to_json_bytes())
     return RecordResult(exit_code=0, status=status, sources=sources)
+
+
+def _watch(pid: int, duration_s: float | None, should_stop: Callable[[], bool],
+           threads: AttachedThreads | None) -> str:
+    """Wait while recording; returns "ended" if the process exited first, else "ok"."""
+    deadline = None if duration_s is None else time.monotonic() + duration_s
+    while process_alive(pid):
+        if should_stop() or (deadline is not None and time.monotonic() >= deadline):
+            return RunStatus.OK.value
+        if threads is not None:
+            threads.poll()
+        time.sleep(0.02)
+    return RunStatus.ENDED.value
 
 
 def _locate_gil(pid: int, folder: RunFolder, notes: list[str]) -> AttachedThreads | None:

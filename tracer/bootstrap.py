@@ -17,17 +17,14 @@ import traceback
 from types import FrameType
 from typing import Any, NoReturn
 
-from tracer.inprocess import DEFAULT_TRACER_ENTRIES, INTERNAL_PREFIX, InProcessRecording
+from tracer.inprocess import INTERNAL_PREFIX, InProcessRecording
 
 
 class _Target:
     def __init__(self, config: dict[str, Any]) -> None:
         self.config = config
-        self.recording = InProcessRecording(
-            config["raw_dir"], viztracer=bool(config.get("viztracer")),
-            locks=bool(config.get("locks")),
-            tracer_entries=int(config.get("tracer_entries", DEFAULT_TRACER_ENTRIES)),
-        )
+        # "recording" is RecordOptions.for_target(): the session's options for this side.
+        self.recording = InProcessRecording(config["raw_dir"], **config["recording"])
 
     def prepare(self) -> None:
         self.recording.prepare()

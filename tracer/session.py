@@ -14,7 +14,6 @@ import os
 import select
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -25,14 +24,12 @@ from rich.console import Console
 
 import tracer
 from tracer import interrupts, raw_files
-from tracer.errors import RecorderUnavailable, ThreadscopeError
-from tracer.inprocess import DEFAULT_TRACER_ENTRIES
+from tracer.errors import ThreadscopeError
 from tracer.interrupts import StopRequests
-from tracer.model.schema import TURNED_OFF, Source
+from tracer.model.schema import Source
+from tracer.options import RecordOptions
 from tracer.raw_files import RunRecord
-from tracer.recorders.base import RecordContext, Recorder
-from tracer.recorders.pyspy import PySpyRecorder
-from tracer.recorders.sched import SchedSampler
+from tracer.recorders.lifecycle import RecorderSet, build_recorders, recorder_context
 from tracer.runfolder import RunFolder, atomic_write_bytes
 from tracer.target import TargetSpec
 
@@ -42,48 +39,11 @@ TERM_GRACE_S = 3.0
 
 
 @dataclass
-class RecordOptions:
-    python: str = sys.executable
-    timeout_s: float | None = None
-    rate_hz: float = 200.0
-    viztracer: bool = False  # on for the bundled scenarios; the user's own code asks for it
-    viztracer_by_default: bool = False  # nobody said either way: the target's kind decided
-    pyspy: bool = True
-    sched: bool = True
-    gil_sampler: bool = True
-    perf: bool = True
-    perf_budget: bool = True  # stop exact recording when it would slow the program > ~10%
-    locks: bool = True
-    tracer_entries: int = DEFAULT_TRACER_ENTRIES
-    quiet: bool = False
-
-
-@dataclass
 class RecordResult:
     exit_code: int
     status: str  # ok | failed | timeout | interrupted | killed | error
     sources: dict[str, Source] = field(default_factory=dict)
     stop_signal: int | None = None  # the Ctrl-C (SIGINT) or SIGTERM that stopped the run
-
-
-def build_recorders(options: RecordOptions) -> list[Recorder]:
-    recorders: list[Recorder] = []
-    if options.sched:
-        recorders.append(SchedSampler())
-    if options.gil_sampler:
-        from tracer.recorders.gil_sampler import GilSampler
-
-        recorders.append(GilSampler())
-    if options.pyspy:
-        recorders.append(PySpyRecorder())
-    if options.perf:
-        try:
-            from tracer.recorders.perf_gil import PerfGilRecorder
-        except ImportError:
-            pass
-        else:
-            recorders.append(PerfGilRecorder())
-    return recorders
 
 
 def record(spec: TargetSpec, folder: RunFolder, options: RecordOptions) -> RecordResult:
@@ -97,45 +57,23 @@ def record(spec: TargetSpec, folder: RunFolder, options: RecordOptions) -> Recor
 
 def _record(spec: TargetSpec, folder: RunFolder, options: RecordOptions,
             stops: StopRequests) -> RecordResult:
-    ctx = RecordContext(raw_dir=folder.raw, python=options.python, rate_hz=options.rate_hz,
-                        options={"perf_budget": options.perf_budget})
-    sources: dict[str, Source] = {}
-    ready: list[Recorder] = []
-    for recorder in build_recorders(options):
-        try:
-            recorder.check(ctx)
-        except RecorderUnavailable as exc:
-            sources[recorder.name] = Source(used=False, reason=str(exc))
-        else:
-            ready.append(recorder)
-    for name, wanted in (("viztracer", options.viztracer), ("sched", options.sched),
-                         ("py-spy", options.pyspy), ("perf", options.perf),
-                         ("gil-sampler", options.gil_sampler), ("locks", options.locks)):
-        if not wanted:
-            sources[name] = Source(used=False, reason=TURNED_OFF, off_by_choice=True)
+    ctx = recorder_context(options, folder.raw, options.python)
+    recorders = RecorderSet(build_recorders(options))
+    recorders.check(ctx)  # before the target starts: a missing tool costs it no waiting
+    recorders.note_turned_off(options.turned_off())
 
     started_ns = time.monotonic_ns()
     with _target_process(spec, folder, options) as (proc, go_fd):
         ctx.pid = proc.pid
-        running: list[Recorder] = []
-        for recorder in ready:
-            try:
-                recorder.start(ctx)
-            except RecorderUnavailable as exc:
-                sources[recorder.name] = Source(used=False, reason=str(exc))
-            else:
-                running.append(recorder)
-        go_ns = time.monotonic_ns()
-        os.write(go_fd, b"G")
-        os.close(go_fd)
-        with _progress_line(options, running) as tick:
-            status, exit_code = _wait(proc, options, running, tick, stops)
-        exit_ns = time.monotonic_ns()
-        for recorder in reversed(running):
-            with contextlib.suppress(Exception):
-                recorder.stop()
-            sources[recorder.name] = recorder.describe()
+        with recorders.started(ctx):
+            go_ns = time.monotonic_ns()
+            os.write(go_fd, b"G")
+            os.close(go_fd)
+            with _progress_line(options, recorders) as tick:
+                status, exit_code = _wait(proc, options, recorders, tick, stops)
+            exit_ns = time.monotonic_ns()
 
+    sources = recorders.sources
     run = RunRecord(
         threadscope_version=tracer.__version__, target=spec.to_dict(), python=options.python,
         options=asdict(options), started_ns=started_ns, go_ns=go_ns, exit_ns=exit_ns,
@@ -158,9 +96,7 @@ def _target_process(
         "kind": spec.kind if spec.kind == "script" else "module",
         "run": spec.run,
         "argv": spec.argv,
-        "viztracer": options.viztracer,
-        "locks": options.locks,
-        "tracer_entries": options.tracer_entries,
+        "recording": options.for_target(),  # InProcessRecording's keywords
         "go_fd": go_r,
         "ready_fd": ready_w,
         "controller_pid": os.getpid(),  # lets `tracer doctor` tell a stray perf record
@@ -204,7 +140,7 @@ def _target_process(
 
 @contextlib.contextmanager
 def _progress_line(options: RecordOptions,
-                   recorders: list[Recorder]) -> Iterator[Callable[[], None]]:
+                   recorders: RecorderSet) -> Iterator[Callable[[], None]]:
     """A live line on a terminal (elapsed time, samples, threads seen); nothing otherwise.
 
     The target writes to the same terminal, so the line is redrawn below its output rather than
@@ -224,16 +160,17 @@ def _progress_line(options: RecordOptions,
             if now - last < 0.5:
                 return
             last = now
-            parts = [p for p in (r.progress() for r in recorders) if p]
-            status.update(f"recording {now - began:5.1f} s · " + " · ".join(parts))
+            status.update(f"recording {now - began:5.1f} s · " + " · ".join(recorders.progress()))
 
         yield tick
 
 
 def _wait(
-    proc: subprocess.Popen[bytes], options: RecordOptions, recorders: list[Recorder],
+    proc: subprocess.Popen[bytes], options: RecordOptions, recorders: RecorderSet,
     tick: Callable[[], None] = lambda: None, stops: StopRequests | None = None,
 ) -> tuple[str, int]:
+    """Wait for the target to end, or stop it at the timeout or on a stop request; returns the
+    status and exit code for run.json."""
     stops = stops if stops is not None else StopRequests()
     deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
     while True:
@@ -244,9 +181,7 @@ def _wait(
             pass
         tick()
         if deadline is not None and time.monotonic() >= deadline:
-            for recorder in recorders:
-                if isinstance(recorder, PySpyRecorder):
-                    recorder.final_dump()
+            recorders.final_dump()
             code = _stop_target(proc)
             return "timeout", code if code >= 0 else 128 - code
         if stops.signals:

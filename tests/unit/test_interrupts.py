@@ -12,7 +12,8 @@ import pytest
 
 from tracer import session
 from tracer.interrupts import StopRequests, Terminated, exit_code, signal_of, terminate_raises
-from tracer.session import RecordOptions
+from tracer.options import RecordOptions
+from tracer.recorders.lifecycle import RecorderSet
 
 # A target that says which signal reached it first, then exits.
 TARGET = textwrap.dedent(
@@ -67,7 +68,7 @@ def test_a_sigterm_to_the_tracer_is_passed_on_to_the_target() -> None:
     try:
         stops = StopRequests()
         stops.signals.append(signal.SIGTERM)
-        status, code = session._wait(proc, RecordOptions(quiet=True), [], stops=stops)
+        status, code = session._wait(proc, RecordOptions(quiet=True), RecorderSet([]), stops=stops)
         assert proc.stdout is not None
         assert (status, code) == ("interrupted", 143)
         assert proc.stdout.read().strip() == f"got {signal.SIGTERM}"
@@ -85,7 +86,7 @@ def test_a_ctrl_c_is_not_sent_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     try:
         stops = StopRequests()
         stops.signals.append(signal.SIGINT)
-        status, code = session._wait(proc, RecordOptions(quiet=True), [], stops=stops)
+        status, code = session._wait(proc, RecordOptions(quiet=True), RecorderSet([]), stops=stops)
         assert proc.stdout is not None
         assert (status, code) == ("interrupted", 130)
         assert proc.stdout.read().strip() == f"got {signal.SIGINT}"

@@ -10,10 +10,10 @@ from rich.console import Console
 from tracer.attach import record_attached
 from tracer.errors import TargetNotFound
 from tracer.interrupts import StopRequests, rebuild_hint
+from tracer.options import AppliesTo, add_flags, from_args
 from tracer.pipeline import analyse_and_present
 from tracer.procfs import process_alive
 from tracer.runfolder import RunFolder
-from tracer.session import RecordOptions
 
 
 class AttachCommand:
@@ -26,26 +26,14 @@ class AttachCommand:
         parser.add_argument("--out", type=Path, help="run folder (default: threadscope_runs/)")
         parser.add_argument("--force", action="store_true", help="replace a non-empty --out")
         parser.add_argument("--open", action="store_true", help="open report.html in a browser")
-        parser.add_argument("--rate", type=float, default=200.0, metavar="HZ",
-                            help="OS sampler rate (default: 200 Hz)")
-        for name, what in (("pyspy", "py-spy stack sampling"),
-                           ("perf", "exact GIL waits from perf (the GIL's futex calls)"),
-                           ("sched", "the /proc CPU sampler")):
-            parser.add_argument(f"--no-{name}", dest=name, action="store_false",
-                                help=f"do not record {what}")
-        parser.add_argument("--no-perf-budget", dest="perf_budget", action="store_false",
-                            help="record every GIL event and context switch even when that slows "
-                                 "the program by more than ~10%% (by default exact recording "
-                                 "stops then, the GIL sampler carries on, and the report says so)")
-        parser.add_argument("--quiet", action="store_true", help="print only the report path")
+        add_flags(parser, AppliesTo.ATTACH)
 
     def run(self, args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if not process_alive(args.pid):
             raise TargetNotFound(f"no process with pid {args.pid}")
         folder = RunFolder.create(args.out, f"pid{args.pid}", force=args.force)
-        options = RecordOptions(rate_hz=args.rate, viztracer=False, locks=False,
-                                pyspy=args.pyspy, perf=args.perf, sched=args.sched,
-                                perf_budget=args.perf_budget, quiet=args.quiet)
+        # The in-process recorders cannot reach a process that is already running.
+        options = from_args(args, AppliesTo.ATTACH, viztracer=False, locks=False)
         # Ctrl-C or SIGTERM ends the recording early, as --duration does (so the exit code is 0);
         # counted, not raised, so the recorders always stop and run.json is always written.
         stops = StopRequests()

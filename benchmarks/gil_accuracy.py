@@ -23,6 +23,7 @@ from typing import Any
 from benchmarks.common import REPO, run_traced
 from tracer import raw_files
 from tracer.model.gil import load_gil
+from tracer.model.gil_exact import gil_metrics
 from tracer.model.rawfiles import read_jsonl
 
 CASES = {
@@ -44,13 +45,13 @@ def _shares(folder: Path, model: dict[str, Any], exact: bool) -> dict[int, tuple
     if gil is None or (gil.method == "exact") != exact:
         return {}
     shares = {}
+    per_thread = gil_metrics(gil.timelines, max(model["wall_s"], 1e-9)).threads
     for thread in model["threads"]:
-        figures = gil.threads.get(thread["tid"])
+        figures = per_thread.get(thread["tid"])
         life = (thread["end_s"] or 0) - (thread["start_s"] or 0)
         if figures is None or life < 0.05:
             continue
-        shares[thread["tid"]] = (float(figures["gil_held_s"]) / life,
-                                 float(figures["gil_wait_s"]) / life)
+        shares[thread["tid"]] = (figures.held_s / life, figures.wait_s / life)
     return shares
 
 

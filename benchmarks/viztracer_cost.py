@@ -47,13 +47,18 @@ class Estimate:
 
     @classmethod
     def median_of(cls, models: list[dict[str, Any]]) -> Estimate:
-        def pick(key: str) -> float:
-            return median([float(m["metrics"].get(key) or 0.0) for m in models])
+        # metrics.viztracer.cost (None when VizTracer did not run or its cost was not measured)
+        costs: list[dict[str, Any]] = [
+            (m["metrics"].get("viztracer") or {}).get("cost") or {} for m in models]
 
-        highs = [m["metrics"].get("viztracer_slowdown_high") for m in models]
-        return cls(calls=round(pick("viztracer_calls")), added_s=pick("viztracer_added_s"),
-                   point=pick("viztracer_slowdown"), low=pick("viztracer_slowdown_low"),
-                   high=None if None in highs else median([float(h) for h in highs]))
+        def pick(key: str) -> float:
+            return median([float(cost.get(key) or 0.0) for cost in costs])
+
+        highs = [cost.get("slowdown_high") for cost in costs]
+        return cls(calls=round(pick("calls")), added_s=pick("added_s"),
+                   point=pick("slowdown"), low=pick("slowdown_low"),
+                   high=None if None in highs
+                   else median([float(h) for h in highs if h is not None]))
 
     def band(self) -> str:
         return (f"{self.point:.2f}x ({self.low:.1f}-{self.high:.1f}x)" if self.high is not None

@@ -7,6 +7,7 @@ and ``&`` written as ``\\u003c`` etc., so no user string can close the script el
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import astuple, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -17,35 +18,39 @@ import orjson
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
-from reports.explain import (
-    STATE_PHRASES,
-    ThreadGroup,
-    ThreadSelection,
-    deadlock_sentences,
-    end_reason_words,
-    explain,
+from reports import prose
+from reports.figures import SEGMENT_BUDGET, FigureSpec, build_figures
+from reports.figures.layout import PlotlyDict, stack_hover_table
+from reports.format import (
+    MISSING,
+    daemon_word,
+    fmt_fixed,
     fmt_seconds,
     gil_figure_words,
-    lock_called,
-    ordered_threads,
-    run_numbers,
-    select_threads,
-    thread_end_text,
-    thread_label,
-    thread_state_seconds,
-    viztracer_headlines,
+    thread_row_name,
 )
-from reports.figures import (
-    SEGMENT_BUDGET,
-    STATE_COLOURS,
-    STATE_NAMES,
-    FigureSpec,
-    all_figures,
-    stack_hover_table,
+from reports.threads import ThreadGroup, ThreadSelection, thread_state_seconds
+from reports.view import ReportView, RunNumbers, as_view
+from reports.vocabulary import (
+    FIGURE_NAMES,
+    METHOD_MEANINGS,
+    end_reason_words,
+    method_meaning,
+    state_colour,
+    state_name,
+    state_phrase,
 )
-from reports.intervals import has_gil_data
-from tracer.model.schema import STATES, RunModel
-from tracer.raw_files import RunStatus
+from tracer.model.schema import (
+    Claim,
+    LockStats,
+    LockWaiter,
+    Marker,
+    Method,
+    RunModel,
+    Source,
+    Target,
+    ThreadTimeline,
+)
 from tracer.runfolder import atomic_write_text
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -59,38 +64,23 @@ WAITER_ROWS = 50
 # Rows in the folded "every thread" list of a many-thread report. It is closed by default, so it
 # costs parsing only; past this many, model.json has the rest.
 ALL_THREAD_ROWS = 2_000
-# How each figure's numbers were obtained, as a reader reads the badge (figure_sources values).
-METHOD_MEANINGS = {
-    "exact": "every event was recorded",
-    "sampled": "read at a fixed rate; short events may be missed",
-    "instrumented": "recorded from inside the program, which slows it a little",
-    "missing": "not recorded in this run",
-}
-FIGURE_NAMES = {
-    "cpu": "CPU time and parallelism",
-    "gil": "GIL holder and waits",
-    "gil_holder": "who held the GIL while nobody waited for it",
-    "thread_states": "thread states on the timeline",
-    "locks": "lock waits and holds",
-}
+def render_report(source: RunModel | ReportView, out: Path) -> None:
+    """Write the report for ``source`` (the pipeline's view, or a model) to ``out`` atomically."""
+    atomic_write_text(out, render_report_html(source))
 
 
-def render_report(model: RunModel, out: Path) -> None:
-    """Write the report for ``model`` to ``out`` atomically."""
-    atomic_write_text(out, render_report_html(model))
-
-
-def render_report_html(model: RunModel, budget: int = SEGMENT_BUDGET) -> str:
-    figures = all_figures(model, budget)
+def render_report_html(source: RunModel | ReportView, budget: int = SEGMENT_BUDGET) -> str:
+    view = as_view(source)
+    figures = build_figures(view, budget)
     payload = {
         "figures": [_figure_payload(spec) for spec in figures],
-        "stacks": stack_hover_table(model.stacks),
+        "stacks": stack_hover_table(view.model.stacks),
     }
     return (
         template_environment()
         .get_template("report.html.j2")
         .render(
-            page=_page(model, figures),
+            page=_page(view, figures),
             figures_json=Markup(script_json(payload)),  # escaped by script_json
             plotly_js=Markup(_plotly_js()),  # plotly's own bundle
         )
@@ -131,7 +121,7 @@ def _plotly_js() -> str:
     return str(get_plotlyjs())
 
 
-def _figure_payload(spec: FigureSpec) -> dict[str, Any]:
+def _figure_payload(spec: FigureSpec) -> PlotlyDict:
     plotly_json = spec.figure.to_plotly_json()
     return {
         "id": spec.div_id,
@@ -200,196 +190,210 @@ class SourceRow:
     notes: list[str]
 
 
-def _page(model: RunModel, figures: list[FigureSpec]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Folding:
+    """What the page says when it folds threads: how many, and into which groups."""
+
+    total: int
+    shown: int
+    folded: int
+    groups: list[str]
+    all_hidden: int  # threads past ALL_THREAD_ROWS, left to model.json
+
+
+@dataclass(frozen=True)
+class LockPanel:
+    """The lock section's tables."""
+
+    rows: list[LockRow]
+    total: int
+    hidden: int
+    contended: int
+    waiters: list[WaiterRow]
+    waiters_hidden: int
+
+
+@dataclass(frozen=True)
+class Page:
     """Everything the template shows, as plain values (the template escapes them)."""
-    numbers = run_numbers(model)
-    states = [s for s in STATES if numbers.state_s.get(s, 0.0) > 0]
-    states += sorted(s for s in numbers.state_s if s not in STATES)
-    target = model.target
-    failed = model.partial or not RunStatus.of(target.status).normal
-    return {
-        "target": target,
-        "title": target.name,
-        "failed": failed,
-        "failure": _failure_text(model) if failed else "",
-        "banner": _banner(model),
-        "numbers": numbers,
-        "explanation": explain(model),
-        "claims": model.claims,
-        "warnings": model.warnings,
-        "sources": [_source_row(name, source) for name, source in model.sources.items()],
-        "figures": {spec.div_id: spec for spec in figures},
-        "gil_recorded": has_gil_data(model),
-        "states": states,
-        "state_names": {s: STATE_NAMES.get(s, s) for s in states},
-        "state_colours": {s: STATE_COLOURS.get(s, "#666666") for s in states},
-        "state_phrases": {s: STATE_PHRASES.get(s, s) for s in states},
-        **_thread_tables(model, states),
-        **_gil_columns(model),
-        "model": model,
-        "deadlocks": deadlock_sentences(model),
-        "viztracer_headlines": viztracer_headlines(model),
-        "figure_sources": dict(model.figure_sources),
-        "figure_source_rows": _figure_source_rows(model.figure_sources),
-        "method_meanings": METHOD_MEANINGS,
-        "locks": _lock_panel(model),
-    }
+
+    target: Target
+    title: str
+    failed: bool
+    failure: str
+    banner: str
+    numbers: RunNumbers
+    explanation: list[str]
+    claims: list[Claim]
+    warnings: list[str]
+    sources: list[SourceRow]
+    figures: dict[str, FigureSpec]
+    gil_recorded: bool
+    states: list[str]
+    state_names: dict[str, str]
+    state_colours: dict[str, str]
+    state_phrases: dict[str, str]
+    threads: list[ThreadRow]
+    thread_groups: list[ThreadRow]
+    all_threads: list[ThreadRow]
+    folding: Folding | None
+    gil_columns: bool
+    gil_note: str
+    model: RunModel
+    deadlocks: list[str]
+    viztracer_headlines: list[str]
+    figure_sources: dict[str, Method]
+    figure_source_rows: list[FigureSourceRow]
+    method_meanings: dict[Method, str]
+    locks: LockPanel | None
 
 
-def _thread_tables(model: RunModel, states: list[str]) -> dict[str, Any]:
+def _page(view: ReportView, figures: list[FigureSpec]) -> Page:
+    model = view.model
+    states = view.numbers.states
+    failed = prose.failed(model)
+    threads, groups, everyone, folding = _thread_tables(view, states)
+    gil_columns, gil_note = _gil_columns(model)
+    return Page(
+        target=model.target,
+        title=model.target.name,
+        failed=failed,
+        failure=prose.failure_text(model) if failed else "",
+        banner=prose.status_banner(model),
+        numbers=view.numbers,
+        explanation=prose.explain(view),
+        claims=model.claims,
+        warnings=model.warnings,
+        sources=[_source_row(name, source) for name, source in model.sources.items()],
+        figures={spec.div_id: spec for spec in figures},
+        gil_recorded=view.gil_recorded,
+        states=states,
+        state_names={s: state_name(s) for s in states},
+        state_colours={s: state_colour(s) for s in states},
+        state_phrases={s: state_phrase(s) for s in states},
+        threads=threads,
+        thread_groups=groups,
+        all_threads=everyone,
+        folding=folding,
+        gil_columns=gil_columns,
+        gil_note=gil_note,
+        model=model,
+        deadlocks=prose.deadlock_sentences(view),
+        viztracer_headlines=prose.viztracer_headlines(model),
+        figure_sources=dict(model.figure_sources),
+        figure_source_rows=_figure_source_rows(model.figure_sources),
+        method_meanings=dict(METHOD_MEANINGS),
+        locks=_lock_panel(view),
+    )
+
+
+def _thread_tables(
+    view: ReportView, states: list[str]
+) -> tuple[list[ThreadRow], list[ThreadRow], list[ThreadRow], Folding | None]:
     """The thread table: every thread, or when there are too many, the selected ones, a summed
     row per folded group and the full list behind a closed ``<details>``."""
-    selection = select_threads(model)
-    rows = [_thread_row(t, states, model, selection) for t in selection.shown]
+    selection = view.selection
+    markers = view.model.markers
+    rows = [_thread_row(t, states, markers, selection) for t in selection.shown]
     if not selection.groups:
-        return {"threads": rows, "thread_groups": [], "all_threads": [], "folding": None}
-    everyone = ordered_threads(model)
-    return {
-        "threads": rows,
-        "thread_groups": [_group_row(group, states) for group in selection.groups],
-        "all_threads": [_thread_row(t, states, model) for t in everyone[:ALL_THREAD_ROWS]],
-        "folding": {
-            "total": len(everyone),
-            "shown": len(selection.shown),
-            "folded": selection.folded,
-            "groups": [group.label for group in selection.groups],
-            "all_hidden": max(0, len(everyone) - ALL_THREAD_ROWS),
-        },
-    }
+        return rows, [], [], None
+    everyone = view.threads
+    folding = Folding(
+        total=len(everyone),
+        shown=len(selection.shown),
+        folded=selection.folded,
+        groups=[group.label for group in selection.groups],
+        all_hidden=max(0, len(everyone) - ALL_THREAD_ROWS),
+    )
+    return (
+        rows,
+        [_group_row(group, states) for group in selection.groups],
+        [_thread_row(t, states, markers) for t in everyone[:ALL_THREAD_ROWS]],
+        folding,
+    )
 
 
-def _gil_columns(model: RunModel) -> dict[str, Any]:
+def _gil_columns(model: RunModel) -> tuple[bool, str]:
     """Whether the thread table has GIL columns, and what a sampled source's ± means there."""
     measured = [t for t in model.threads if t.gil_waits is not None]
     sampled = next((t.gil_sampled for t in measured if t.gil_sampled is not None), None)
-    note = ""
-    if sampled is not None:
-        note = (f"GIL figures were sampled every {sampled.period_ms:.1f} ms. Shares are of each "
-                "thread's life; ± is a 95% range (the sampling's quantisation and what the "
-                "sampler's own ticks can shift). Where the samples cannot count waits or time "
-                "the longest one, the figure is an estimate and (low–high) the bounds they "
-                "prove: a wait between two samples shows only in the GIL's switch counter and "
-                "the threads' context switches.")
-    return {"gil_columns": bool(measured), "gil_note": note}
+    note = prose.sampled_gil_note(sampled.period_ms) if sampled is not None else ""
+    return bool(measured), note
 
 
-def _figure_source_rows(sources: dict[str, str]) -> list[FigureSourceRow]:
+def _figure_source_rows(sources: dict[str, Method]) -> list[FigureSourceRow]:
     return [
-        FigureSourceRow(FIGURE_NAMES.get(name, name), method, METHOD_MEANINGS.get(method, ""))
+        FigureSourceRow(FIGURE_NAMES.get(name, name), method, method_meaning(method))
         for name, method in sources.items()
     ]
 
 
-def _lock_panel(model: RunModel) -> dict[str, Any] | None:
+def _lock_panel(view: ReportView) -> LockPanel | None:
     """The lock section's tables, or None when no lock was recorded and none was looked for."""
+    model = view.model
     if not model.locks and "locks" not in model.figure_sources:
         return None
-    ordered = sorted(
-        model.locks,
-        key=lambda row: (-float(row.get("wait_s") or 0), -int(row.get("acquisitions") or 0)),
+    ordered = sorted(model.locks, key=lambda row: (-row.wait_s, -row.acquisitions))
+    waiters = [(row, waiter) for row in model.locks for waiter in row.waiters]
+    waiters.sort(key=lambda pair: -pair[1].wait_s)
+    return LockPanel(
+        rows=[_lock_row(row) for row in ordered[:LOCK_ROWS]],
+        total=len(ordered),
+        hidden=max(0, len(ordered) - LOCK_ROWS),
+        contended=sum(1 for row in ordered if row.contended > 0),
+        waiters=[_waiter_row(row, w, view.labels) for row, w in waiters[:WAITER_ROWS]],
+        waiters_hidden=max(0, len(waiters) - WAITER_ROWS),
     )
-    labels = {t.tid: thread_label(t) for t in model.threads}
-    waiters = [(row, waiter) for row in model.locks for waiter in row.get("waiters") or []]
-    waiters.sort(key=lambda pair: -float(pair[1].get("wait_s") or 0))
-    return {
-        "rows": [_lock_row(row) for row in ordered[:LOCK_ROWS]],
-        "total": len(ordered),
-        "hidden": max(0, len(ordered) - LOCK_ROWS),
-        "contended": sum(1 for row in ordered if int(row.get("contended") or 0) > 0),
-        "waiters": [_waiter_row(row, w, labels) for row, w in waiters[:WAITER_ROWS]],
-        "waiters_hidden": max(0, len(waiters) - WAITER_ROWS),
-    }
 
 
-def _lock_row(row: dict[str, Any]) -> LockRow:
-    instances = int(row.get("instances") or 1)
-    name = lock_called(row) + (f" ({instances} instances)" if instances > 1 else "")
+def _lock_row(row: LockStats) -> LockRow:
+    instances = row.instances
+    name = row.name + (f" ({instances} instances)" if instances > 1 else "")
     return LockRow(
         name=name,
-        kind=str(row.get("kind") or "lock"),
-        site=str(row.get("site") or "—"),
-        acquisitions=f"{int(row.get('acquisitions') or 0):,}",
-        contended=f"{int(row.get('contended') or 0):,}",
-        wait=fmt_seconds(row.get("wait_s")),
-        mean_wait=fmt_seconds(row.get("mean_wait_s")),
-        p95_wait=fmt_seconds(row.get("p95_wait_s")),
-        max_wait=fmt_seconds(row.get("max_wait_s")),
-        hold=fmt_seconds(row.get("hold_s")),
-        max_hold=fmt_seconds(row.get("max_hold_s")),
-        made_by=str(row.get("made_by") or "your code"),
-        contended_any=int(row.get("contended") or 0) > 0,
+        kind=row.kind,
+        site=row.site or MISSING,
+        acquisitions=f"{row.acquisitions:,}",
+        contended=f"{row.contended:,}",
+        wait=fmt_seconds(row.wait_s),
+        mean_wait=fmt_seconds(row.mean_wait_s),
+        p95_wait=fmt_seconds(row.p95_wait_s),
+        max_wait=fmt_seconds(row.max_wait_s),
+        hold=fmt_seconds(row.hold_s),
+        max_hold=fmt_seconds(row.max_hold_s),
+        made_by=row.made_by or "your code",
+        contended_any=row.contended > 0,
     )
 
 
-def _waiter_row(row: dict[str, Any], waiter: dict[str, Any], labels: dict[int, str]) -> WaiterRow:
-    def called(tid: Any) -> str:
-        return labels.get(int(tid), f"thread {tid}")
+def _waiter_row(row: LockStats, waiter: LockWaiter, labels: Mapping[int, str]) -> WaiterRow:
+    def called(tid: int) -> str:
+        return labels.get(tid, f"thread {tid}")
 
-    holder = waiter.get("holder")
     return WaiterRow(
-        waiter=called(waiter.get("tid")),
-        holder=called(holder) if holder is not None else "— (no single owner)",
-        lock=f"{lock_called(row)} ({row.get('kind') or 'lock'})",
-        count=int(waiter.get("count") or 0),
-        wait=fmt_seconds(waiter.get("wait_s")),
+        waiter=called(waiter.tid),
+        holder=called(waiter.holder) if waiter.holder is not None else "— (no single owner)",
+        lock=f"{row.name} ({row.kind})",
+        count=waiter.count,
+        wait=fmt_seconds(waiter.wait_s),
     )
-
-
-def _banner(model: RunModel) -> str:
-    """The banner's headline word: the worst thing about the run."""
-    headlines = {
-        "timeout": "TIMED OUT",
-        "failed": "FAILED",
-        "interrupted": "INTERRUPTED",
-        "killed": "KILLED",
-        "error": "FAILED",
-    }
-    status = model.target.status
-    if not RunStatus.of(status).normal:
-        headline = headlines.get(status, status.upper())
-        return headline + (" — partial recording" if model.partial else "")
-    return "PARTIAL recording" if model.partial else ""
-
-
-def _failure_text(model: RunModel) -> str:
-    status = model.target.status
-    words = {
-        "timeout": "timed out",
-        "failed": "failed",
-        "interrupted": "was interrupted",
-        "killed": "was killed",
-        "error": "ended with an error",
-    }
-    text = f"The target {words.get(status, status)}"
-    if model.target.exit_code is not None:
-        text += f" (exit code {model.target.exit_code})"
-    if model.partial:
-        text += "; the recording is partial, so figures cover only what was captured"
-    if model.target.error:
-        text += f": {model.target.error}"
-    return text + "."
-
-
-def _fmt_opt(value: float | None, digits: int = 3) -> str:
-    return "—" if value is None else f"{value:.{digits}f}"
 
 
 def _thread_row(
-    thread: Any, states: list[str], model: RunModel, selection: ThreadSelection | None = None
+    thread: ThreadTimeline, states: list[str], markers: Sequence[Marker],
+    selection: ThreadSelection | None = None,
 ) -> ThreadRow:
     seconds = thread_state_seconds(thread)
-    daemon = "—" if thread.daemon is None else ("yes" if thread.daemon else "no")
-    why = selection.why(thread) if selection is not None else ""
     return ThreadRow(
-        name=thread.name + (" (main)" if thread.is_main else ""),
+        name=thread_row_name(thread),
         tid=str(thread.tid),
-        daemon=daemon,
-        start=_fmt_opt(thread.start_s),
-        end=_fmt_opt(thread.end_s),
+        daemon=daemon_word(thread),
+        start=fmt_fixed(thread.start_s),
+        end=fmt_fixed(thread.end_s),
         cpu=f"{thread.cpu_s:.3f}",
         states=[f"{seconds.get(s, 0.0):.3f}" for s in states],
-        end_reason=thread_end_text(thread, model.markers) or end_reason_words(thread.end_reason),
-        why=why,
+        end_reason=prose.thread_end_text(thread, markers) or end_reason_words(thread.end_reason),
+        why=selection.why(thread) if selection is not None else "",
         gil=list(astuple(gil_figure_words(thread))),
     )
 
@@ -405,10 +409,10 @@ def _group_row(group: ThreadGroup, states: list[str]) -> ThreadRow:
         reasons[words] = reasons.get(words, 0) + 1
     return ThreadRow(
         name=group.label,
-        tid="—",
-        daemon="—",
-        start=_fmt_opt(min(starts, default=None)),
-        end=_fmt_opt(max(ends, default=None)),
+        tid=MISSING,
+        daemon=MISSING,
+        start=fmt_fixed(min(starts, default=None)),
+        end=fmt_fixed(max(ends, default=None)),
         cpu=f"{group.cpu_s:.3f}",
         states=[f"{seconds.get(s, 0.0):.3f}" for s in states],
         end_reason=", ".join(f"{count} {words}" for words, count in reasons.items()),
@@ -416,13 +420,13 @@ def _group_row(group: ThreadGroup, states: list[str]) -> ThreadRow:
     )
 
 
-def _source_row(name: str, source: Any) -> SourceRow:
+def _source_row(name: str, source: Source) -> SourceRow:
     return SourceRow(
         name=name,
         used=source.used,
-        method=source.method or "—",
-        rate="—" if source.rate_hz is None else f"{source.rate_hz:g} Hz",
-        samples="—" if source.samples is None else f"{source.samples:,}",
+        method=source.method or MISSING,
+        rate=MISSING if source.rate_hz is None else f"{source.rate_hz:g} Hz",
+        samples=MISSING if source.samples is None else f"{source.samples:,}",
         reason=source.reason,
         notes=list(source.notes),
     )

@@ -15,7 +15,6 @@ from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from reports.explain import ordered_threads
 from tracer.model.schema import GIL_WAIT, RUNNING, Interval, RunModel, ThreadTimeline
 
 # Intervals closer than this (1 µs) count as touching when merging.
@@ -108,9 +107,9 @@ def has_gil_data(model: RunModel) -> bool:
     return any(i.state in (RUNNING, GIL_WAIT) for t in model.threads for i in t.intervals)
 
 
-def gil_turns(model: RunModel) -> list[Segment]:
-    """Each holding turn (merged ``running`` intervals of one thread), overlaps clipped."""
-    threads = ordered_threads(model)
+def gil_turns(threads: Sequence[ThreadTimeline]) -> list[Segment]:
+    """Each holding turn (merged ``running`` intervals of one thread), overlaps clipped; a turn's
+    row is its thread's index in ``threads`` (the report's thread order)."""
     turns = []
     for row, thread in enumerate(threads):
         times = [s.t for s in thread.samples]

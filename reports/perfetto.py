@@ -18,16 +18,25 @@ second lane ("locks: <thread> (2)").
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from reports.explain import lock_called, ordered_threads, thread_label
-from reports.intervals import gil_turns, gil_waiter_steps, has_gil_data, merge_intervals
-from tracer.model.schema import LOCK_WAIT, Interval, RunModel, ThreadTimeline
+from reports.intervals import merge_intervals
+from reports.threads import thread_label
+from reports.view import ReportView, as_view
+from tracer.model.schema import (
+    LOCK_WAIT,
+    HoldDetail,
+    Interval,
+    LockStats,
+    RunModel,
+    ThreadTimeline,
+    WaitDetail,
+)
 from tracer.runfolder import atomic_write_pieces
 
 # Synthetic ids, far above Linux's pid_max (4,194,304), so they cannot collide with real ones.
@@ -42,20 +51,25 @@ LANES_PER_THREAD = 20
 TRACK_STRIDE = LANES_PER_THREAD + 1
 STATES_PROCESS = "threadscope: thread states"
 US = 1e6
+# One Chrome trace event: its keys vary by phase ("X", "M", "C", "i", "s", "f"), and the format
+# is JSON the viewer reads, so a dict is its honest type.
+TraceEvent = dict[str, Any]
 
 
 def write_trace(
-    model: RunModel, out: Path, function_events: Iterable[dict[str, Any]] | None = None,
-    function_chunks: Iterable[bytes] = (),
+    source: RunModel | ReportView, out: Path,
+    function_events: Iterable[TraceEvent] | None = None, function_chunks: Iterable[bytes] = (),
 ) -> None:
     """Write ``{"traceEvents": [...], "displayTimeUnit": "ms"}`` atomically to ``out``.
 
-    ``function_chunks`` are function events already serialised, each a JSON array (what
-    :class:`tracer.model.functions.FunctionTrace` keeps): they are spliced in as they are, so
-    millions of VizTracer events never become Python objects again, nor one giant buffer."""
-    head = _metadata(model)
+    ``source`` is the pipeline's view (or a model). ``function_chunks`` are function events
+    already serialised, each a JSON array (what :class:`tracer.model.functions.FunctionTrace`
+    keeps): they are spliced in as they are, so millions of VizTracer events never become Python
+    objects again, nor one giant buffer."""
+    view = as_view(source)
+    head = _metadata(view)
     head.extend(function_events or ())
-    tail = _own_events(model)
+    tail = _own_events(view)
     arrays = [orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY), *function_chunks,
               orjson.dumps(tail, option=orjson.OPT_SERIALIZE_NUMPY)]
     atomic_write_pieces(out, _trace_pieces(arrays))
@@ -77,22 +91,24 @@ def _trace_pieces(arrays: list[bytes]) -> Iterator[bytes]:
 
 
 def trace_events(
-    model: RunModel, function_events: Iterable[dict[str, Any]] | None = None
-) -> list[dict[str, Any]]:
+    source: RunModel | ReportView, function_events: Iterable[TraceEvent] | None = None
+) -> list[TraceEvent]:
     """All events: metadata first, then function events, state slices, GIL, counters, markers."""
-    events = _metadata(model)
+    view = as_view(source)
+    events = _metadata(view)
     events.extend(function_events or ())
-    events.extend(_own_events(model))
+    events.extend(_own_events(view))
     return events
 
 
-def _own_events(model: RunModel) -> list[dict[str, Any]]:
+def _own_events(view: ReportView) -> list[TraceEvent]:
     """Our tracks, after the metadata and the function events."""
-    events = _state_slices(model)
-    events.extend(_gil_holder_slices(model))
-    events.extend(_lock_events(model))
+    model = view.model
+    events = _state_slices(view.threads)
+    events.extend(_gil_holder_slices(view))
+    events.extend(_lock_events(view))
     events.extend(_parallelism_counter(model))
-    events.extend(_gil_waiters_counter(model))
+    events.extend(_gil_waiters_counter(view))
     events.extend(_marker_events(model))
     return events
 
@@ -102,7 +118,7 @@ def _us(seconds: float) -> float:
     return round(seconds * US, 3)
 
 
-def _meta(name: str, pid: int, tid: int, args: dict[str, Any]) -> dict[str, Any]:
+def _meta(name: str, pid: int, tid: int, args: TraceEvent) -> TraceEvent:
     return {"ph": "M", "name": name, "pid": pid, "tid": tid, "ts": 0, "args": args}
 
 
@@ -110,24 +126,27 @@ def _state_tid(row: int) -> int:
     return FIRST_STATE_TID + row * TRACK_STRIDE
 
 
-def _metadata(model: RunModel) -> list[dict[str, Any]]:
+def _metadata(view: ReportView) -> list[TraceEvent]:
     """Process and thread names plus sort indices: real threads first, our tracks right after."""
+    model = view.model
     events = []
-    names = {p.get("pid"): p.get("name") for p in model.processes if isinstance(p, dict)}
     pids = sorted({t.pid for t in model.threads})
+    target = next((t.pid for t in model.threads if t.is_main), None)
+    commands = {p.pid: p.command for p in model.processes}
     for index, pid in enumerate(pids):
-        name = names.get(pid) or f"{model.target.name} (pid {pid})"
+        own = model.target.name if pid == target or not commands.get(pid) else commands[pid]
+        name = f"{own} (pid {pid})"
         events.append(_meta("process_name", pid, 0, {"name": name}))
         events.append(_meta("process_sort_index", pid, 0, {"sort_index": index}))
     events.append(_meta("process_name", STATES_PID, 0, {"name": STATES_PROCESS}))
     events.append(_meta("process_sort_index", STATES_PID, 0, {"sort_index": len(pids)}))
-    if has_gil_data(model):
+    if view.gil_recorded:
         events.append(_meta("thread_name", STATES_PID, GIL_TID, {"name": "GIL holder"}))
         events.append(_meta("thread_sort_index", STATES_PID, GIL_TID, {"sort_index": -2}))
     if any(m.kind == "phase" for m in model.markers):
         events.append(_meta("thread_name", STATES_PID, PHASES_TID, {"name": "phases"}))
         events.append(_meta("thread_sort_index", STATES_PID, PHASES_TID, {"sort_index": -1}))
-    for row, thread in enumerate(ordered_threads(model)):
+    for row, thread in enumerate(view.threads):
         label = thread_label(thread)
         events.append(_meta("thread_name", thread.pid, thread.tid, {"name": thread.name}))
         events.append(_meta("thread_sort_index", thread.pid, thread.tid, {"sort_index": row}))
@@ -143,10 +162,10 @@ def _metadata(model: RunModel) -> list[dict[str, Any]]:
     return events
 
 
-def _state_slices(model: RunModel) -> list[dict[str, Any]]:
+def _state_slices(threads: Sequence[ThreadTimeline]) -> list[TraceEvent]:
     """One complete event per merged interval, on the thread's own state track."""
     events = []
-    for row, thread in enumerate(ordered_threads(model)):
+    for row, thread in enumerate(threads):
         for interval in merge_intervals(thread.intervals):
             events.append(
                 {
@@ -163,9 +182,9 @@ def _state_slices(model: RunModel) -> list[dict[str, Any]]:
     return events
 
 
-def _gil_holder_slices(model: RunModel) -> list[dict[str, Any]]:
+def _gil_holder_slices(view: ReportView) -> list[TraceEvent]:
     """One slice per holding turn, named by the holder, on a single 'GIL holder' track."""
-    threads = ordered_threads(model)
+    threads = view.threads
     return [
         {
             "ph": "X",
@@ -177,15 +196,15 @@ def _gil_holder_slices(model: RunModel) -> list[dict[str, Any]]:
             "dur": _us(turn.end - turn.start),
             "args": {"tid": threads[turn.row].tid},
         }
-        for turn in gil_turns(model)
+        for turn in view.gil_turns
     ]
 
 
-def _counter(name: str, at: float, args: dict[str, float]) -> dict[str, Any]:
+def _counter(name: str, at: float, args: dict[str, float]) -> TraceEvent:
     return {"ph": "C", "name": name, "pid": STATES_PID, "tid": 0, "ts": _us(at), "args": args}
 
 
-def _parallelism_counter(model: RunModel) -> list[dict[str, Any]]:
+def _parallelism_counter(model: RunModel) -> list[TraceEvent]:
     series = model.parallelism
     if series is None or not series.t:
         return []
@@ -198,18 +217,19 @@ def _parallelism_counter(model: RunModel) -> list[dict[str, Any]]:
     return events
 
 
-def _gil_waiters_counter(model: RunModel) -> list[dict[str, Any]]:
-    xs, ys = gil_waiter_steps(model)
-    return [_counter("GIL waiters", x, {"threads waiting": y}) for x, y in zip(xs, ys, strict=True)]
+def _gil_waiters_counter(view: ReportView) -> list[TraceEvent]:
+    waiters = view.gil_waiters
+    return [_counter("GIL waiters", x, {"threads waiting": y})
+            for x, y in zip(waiters.times, waiters.counts, strict=True)]
 
 
-def _marker_events(model: RunModel) -> list[dict[str, Any]]:
+def _marker_events(model: RunModel) -> list[TraceEvent]:
     """Marks as instant events (on their thread when known); phases also as slices."""
     tids = {t.tid: t.pid for t in model.threads}
     events = []
     for marker in model.markers:
         args = {"kind": marker.kind, **marker.fields}
-        instant: dict[str, Any] = {
+        instant: TraceEvent = {
             "ph": "i",
             "name": marker.name,
             "cat": "marker",
@@ -254,9 +274,14 @@ class LockSlice:
     dur: float = 0.0
 
     @property
-    def lock(self) -> tuple[Any, Any]:
-        detail = self.interval.detail or {}
-        return detail.get("lock"), detail.get("pid")
+    def detail(self) -> WaitDetail | HoldDetail:
+        return self.interval.detail or UNKNOWN_LOCK
+
+
+# What a wait or hold says when its interval does not name the lock (no real lock has id -1,
+# so no hand-off binds to it).
+UNKNOWN_LOCK = WaitDetail(lock=-1, pid=-1, name="a lock (not recorded which)", kind="lock",
+                          holder=None, ok=True)
 
 
 def _lock_tid(row: int, lane: int) -> int:
@@ -289,10 +314,12 @@ def place_in_lanes(slices: list[LockSlice]) -> int:
     return len(lanes)
 
 
-def _lock_slices(model: RunModel) -> list[tuple[int, ThreadTimeline, list[LockSlice], int]]:
+def _lock_slices(
+    threads: Sequence[ThreadTimeline],
+) -> list[tuple[int, ThreadTimeline, list[LockSlice], int]]:
     """Per thread with lock activity: its row, its slices placed in lanes, and the lane count."""
     result = []
-    for row, thread in enumerate(ordered_threads(model)):
+    for row, thread in enumerate(threads):
         slices = [
             LockSlice(thread, row, i, "wait") for i in thread.intervals if i.state == LOCK_WAIT
         ]
@@ -304,40 +331,40 @@ def _lock_slices(model: RunModel) -> list[tuple[int, ThreadTimeline, list[LockSl
     return result
 
 
-def _lock_events(model: RunModel) -> list[dict[str, Any]]:
+def _lock_events(view: ReportView) -> list[TraceEvent]:
     """Lane metadata, one slice per wait and hold, and a flow arrow per hand-off."""
-    names = {t.tid: t.name for t in model.threads}
-    events: list[dict[str, Any]] = []
+    events: list[TraceEvent] = []
     placed: list[LockSlice] = []
-    for row, thread, slices, lanes in _lock_slices(model):
+    for row, thread, slices, lanes in _lock_slices(view.threads):
+        label = thread_label(thread)
         for lane in range(lanes):
-            name = f"locks: {thread_label(thread)}" + (f" ({lane + 1})" if lane else "")
+            name = f"locks: {label}" + (f" ({lane + 1})" if lane else "")
             tid = _lock_tid(row, lane)
             events.append(_meta("thread_name", STATES_PID, tid, {"name": name}))
             sort = {"sort_index": row * TRACK_STRIDE + 1 + lane}
             events.append(_meta("thread_sort_index", STATES_PID, tid, sort))
         for item in sorted(slices, key=lambda x: (x.interval.start, -x.interval.end)):
             item.ts, item.dur = _us(item.interval.start), _us(max(0.0, item.interval.duration))
-            events.append(_lock_slice(item, _lock_tid(row, item.lane), names))
+            events.append(_lock_slice(item, _lock_tid(row, item.lane), view.names))
             placed.append(item)
-    events.extend(_handoff_flows(model, placed))
+    events.extend(_handoff_flows(view.model.locks, placed))
     return events
 
 
-def _lock_slice(item: LockSlice, tid: int, names: dict[int, str]) -> dict[str, Any]:
-    detail = item.interval.detail or {}
-    args: dict[str, Any] = {"lock": detail.get("lock"), "kind": detail.get("kind")}
-    if item.what == "wait":
-        holder = detail.get("holder")
-        args["holder"] = None if holder is None else names.get(int(holder), f"tid {holder}")
-        args["acquired"] = bool(detail.get("ok", True)) and not detail.get("unfinished")
-        if detail.get("unfinished"):
+def _lock_slice(item: LockSlice, tid: int, names: Mapping[int, str]) -> TraceEvent:
+    detail = item.detail
+    args: TraceEvent = {"lock": detail.lock, "kind": detail.kind}
+    if isinstance(detail, WaitDetail):
+        holder = detail.holder
+        args["holder"] = None if holder is None else names.get(holder, f"tid {holder}")
+        args["acquired"] = detail.ok and not detail.unfinished
+        if detail.unfinished:
             args["still waiting at the end"] = True
-    elif detail.get("open"):
+    elif detail.open:
         args["still held at the end"] = True
     return {
         "ph": "X",
-        "name": f"{item.what} {lock_called(detail)}",
+        "name": f"{item.what} {detail.name}",
         "cat": f"lock_{item.what}",
         "pid": STATES_PID,
         "tid": tid,
@@ -353,7 +380,7 @@ MOMENT_US = 1.0
 NS_US = 0.001
 
 
-def _moment(item: LockSlice, verb: str, flow: int, phase: str) -> list[dict[str, Any]]:
+def _moment(item: LockSlice, verb: str, flow: int, phase: str) -> list[TraceEvent]:
     """A tiny slice at the end of ``item`` plus the flow event bound inside it.
 
     Perfetto orders a flow's ends by their slices' start times, so binding to the hold and the
@@ -361,12 +388,12 @@ def _moment(item: LockSlice, verb: str, flow: int, phase: str) -> list[dict[str,
     release slice starts at the release and the acquire slice at the acquisition, which follow
     each other in the order of the hand-off.
     """
-    detail = item.interval.detail or {}
+    detail = item.detail
     dur = MOMENT_US if item.dur >= 4 * MOMENT_US else round(item.dur / 4, 3)
     ts = round(item.ts + item.dur - dur - NS_US, 3)  # ends a nanosecond inside the parent
     tid = _lock_tid(item.row, item.lane)
-    name = f"{verb} {lock_called(detail)}"
-    flow_event: dict[str, Any] = {
+    name = f"{verb} {detail.name}"
+    flow_event: TraceEvent = {
         "ph": phase,
         "name": "hand-off",
         "cat": "lock_handoff",
@@ -385,27 +412,27 @@ def _moment(item: LockSlice, verb: str, flow: int, phase: str) -> list[dict[str,
         "tid": tid,
         "ts": ts,
         "dur": dur,
-        "args": {"lock": detail.get("lock")},
+        "args": {"lock": detail.lock},
     }
     return [moment, flow_event]
 
 
-def _handoff_flows(model: RunModel, placed: list[LockSlice]) -> list[dict[str, Any]]:
+def _handoff_flows(locks: Sequence[LockStats], placed: list[LockSlice]) -> list[TraceEvent]:
     """Flow arrows from the releasing holder's hold slice to the woken waiter's wait slice.
 
     A hand-off is drawn only when both slices are in the trace: the lock recorder keeps holds
     worth drawing, so a short hold's hand-off has no slice to start from. Slices are looked up
     by (thread, lock, end in whole microseconds): a busy lock has tens of thousands of each."""
-    ends: dict[tuple[str, int, Any, int], list[LockSlice]] = {}
+    ends: dict[tuple[str, int, int, int], list[LockSlice]] = {}
     for item in placed:
-        key = (item.what, item.thread.tid, item.lock[0], round(item.interval.end * 1e6))
+        key = (item.what, item.thread.tid, item.detail.lock, round(item.interval.end * 1e6))
         ends.setdefault(key, []).append(item)
-    events: list[dict[str, Any]] = []
+    events: list[TraceEvent] = []
     flow = 0
-    for row in model.locks:
-        for handoff in row.get("handoffs") or []:
-            source = _slice_ending(ends, "hold", handoff["from"], row, handoff["released_s"])
-            target = _slice_ending(ends, "wait", handoff["to"], row, handoff["acquired_s"])
+    for row in locks:
+        for handoff in row.handoffs:
+            source = _slice_ending(ends, "hold", handoff.from_tid, row, handoff.released_s)
+            target = _slice_ending(ends, "wait", handoff.to_tid, row, handoff.acquired_s)
             if source is None or target is None:
                 continue
             flow += 1
@@ -414,14 +441,13 @@ def _handoff_flows(model: RunModel, placed: list[LockSlice]) -> list[dict[str, A
     return events
 
 
-def _slice_ending(ends: dict[tuple[str, int, Any, int], list[LockSlice]], what: str, tid: int,
-                  row: dict[str, Any], at: float) -> LockSlice | None:
+def _slice_ending(ends: dict[tuple[str, int, int, int], list[LockSlice]], what: str, tid: int,
+                  row: LockStats, at: float) -> LockSlice | None:
     """The slice of this lock (same process) that ends at ``at``, to within a microsecond."""
     micros = round(at * 1e6)
     for near in (micros, micros - 1, micros + 1):
-        for item in ends.get((what, tid, row["id"], near), []):
-            pid = item.lock[1]
-            if pid is not None and row.get("pid") is not None and pid != row["pid"]:
+        for item in ends.get((what, tid, row.id, near), []):
+            if item.detail.pid != row.pid:
                 continue
             if abs(item.interval.end - at) <= 1e-6:
                 return item

@@ -16,50 +16,36 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from reports.explain import (
-    RunNumbers,
-    ThreadGroup,
-    deadlock_sentences,
+from reports import prose
+from reports.format import (
+    MISSING,
+    daemon_word,
+    fmt_fixed,
     fmt_seconds,
     gil_figure_words,
-    lock_called,
-    run_numbers,
-    select_threads,
-    thread_state_seconds,
-    viztracer_headlines,
+    thread_row_name,
 )
-from tracer.model.schema import STATES, Claim, RunModel, Source, ThreadTimeline
-from tracer.raw_files import RunStatus
+from reports.threads import ThreadGroup, thread_state_seconds
+from reports.view import ReportView, RunNumbers, as_view
+from reports.vocabulary import end_reason_short, state_heading
+from tracer.model.schema import Claim, RunModel, Source, ThreadTimeline
+from tracer.raw_files import SourceName
 
-STATE_HEADINGS = {
-    "running": "running",
-    "native": "native",
-    "on_cpu": "on\nCPU",
-    "gil_wait": "GIL\nwait",
-    "cpu_wait": "core\nwait",
-    "lock_wait": "lock\nwait",
-    "blocked": "blocked",
-    "off_cpu": "off\nCPU",
-}
 FILES = ("report.html", "trace.json", "model.json")
 # Locks listed in the terminal; the report and model.json have them all.
 TOP_LOCKS = 5
-# Threads with their own line when a run has too many to list (explain.FOLD_ABOVE): a terminal
-# holds about 50 lines, and the summary has more to say below the table.
-TERMINAL_THREADS = 20
-# End reasons in a narrow column (the report says them in full).
-END_WORDS = {"killed_at_exit": "killed at exit", "running_at_stop": "running at stop"}
 
 
-def print_summary(model: RunModel, run_dir: Path, console: Console) -> None:
-    """Print the whole summary to ``console``."""
-    numbers = run_numbers(model)
-    _print_status(model, console)
-    for line in viztracer_headlines(model):
+def print_summary(source: RunModel | ReportView, run_dir: Path, console: Console) -> None:
+    """Print the whole summary to ``console``; ``source`` is the pipeline's view (or a model)."""
+    view = as_view(source)
+    model = view.model
+    _print_status(view, console)
+    for line in prose.viztracer_headlines(model):
         console.print(Text(line, style="bold yellow"))
-    _print_numbers(numbers, console)
-    console.print(_thread_table(model, numbers))
-    gil = _gil_table(model)
+    _print_numbers(view.numbers, console)
+    console.print(_thread_table(view))
+    gil = _gil_table(view)
     if gil is not None:
         console.print(gil)
     _print_locks(model, console)
@@ -71,14 +57,15 @@ def print_summary(model: RunModel, run_dir: Path, console: Console) -> None:
     _print_files(run_dir, console)
 
 
-def _print_status(model: RunModel, console: Console) -> None:
+def _print_status(view: ReportView, console: Console) -> None:
+    model = view.model
     target = model.target
     line = Text.assemble(
         ("threadscope ", "bold"), (f"{target.kind} ", "dim"), (target.name, "bold")
     )
     line.append(f"  (Python {target.python_version})", style="dim")
     console.print(line)
-    failed = model.partial or not RunStatus.of(target.status).normal
+    failed = prose.failed(model)
     status = Text(f"status: {target.status}", style="bold red" if failed else "bold green")
     if target.exit_code is not None:
         status.append(f" (exit code {target.exit_code})")
@@ -87,12 +74,12 @@ def _print_status(model: RunModel, console: Console) -> None:
     if target.error:
         status.append(f"  {target.error}", style="red")
     console.print(status)
-    for sentence in deadlock_sentences(model):
+    for sentence in prose.deadlock_sentences(view):
         console.print(Text.assemble(("DEADLOCK: ", "bold red"), (sentence + ".", "red")))
 
 
 def _print_numbers(n: RunNumbers, console: Console) -> None:
-    parallelism = "—" if n.parallelism is None else f"{n.parallelism:.2f}"
+    parallelism = MISSING if n.parallelism is None else f"{n.parallelism:.2f}"
     console.print(
         Text.assemble(
             "wall ",
@@ -107,13 +94,8 @@ def _print_numbers(n: RunNumbers, console: Console) -> None:
     )
 
 
-def _present_states(numbers: RunNumbers) -> list[str]:
-    states = [s for s in STATES if numbers.state_s.get(s, 0.0) > 0]
-    return states + sorted(s for s in numbers.state_s if s not in STATES)
-
-
-def _thread_table(model: RunModel, numbers: RunNumbers) -> Table:
-    states = _present_states(numbers)
+def _thread_table(view: ReportView) -> Table:
+    states = view.numbers.states
     table = Table(
         title="Threads (seconds)", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False
     )
@@ -123,40 +105,30 @@ def _thread_table(model: RunModel, numbers: RunNumbers) -> Table:
     for heading in ("tid", "daemon", "start", "end", "CPU s"):
         table.add_column(heading, justify="right", no_wrap=True)
     for state in states:
-        table.add_column(STATE_HEADINGS.get(state, state), justify="right", no_wrap=True)
+        table.add_column(state_heading(state), justify="right", no_wrap=True)
     table.add_column("end\nreason", no_wrap=True)
-    selection = select_threads(model, shown=TERMINAL_THREADS)
+    selection = view.terminal_selection
     for thread in selection.shown:
         table.add_row(*_thread_cells(thread, states))
     for group in selection.groups:
         table.add_row(*_group_cells(group, states), style="italic")
     if selection.groups:
-        rows = "a row" if len(selection.groups) == 1 else f"{len(selection.groups)} rows"
-        table.caption = (
-            f"{selection.folded} of {len(model.threads)} threads are folded into {rows} (their "
-            "sums); report.html lists every thread, and trace.json has all their events."
-        )
+        table.caption = prose.folded_caption(selection, len(view.model.threads))
         table.caption_justify = "left"
     return table
 
 
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.3f}"
-
-
 def _thread_cells(thread: ThreadTimeline, states: list[str]) -> list[Text | str]:
     seconds = thread_state_seconds(thread)
-    daemon = "—" if thread.daemon is None else ("yes" if thread.daemon else "no")
-    name = Text(thread.name + (" (main)" if thread.is_main else ""))
     return [
-        name,
+        Text(thread_row_name(thread)),
         str(thread.tid),
-        daemon,
-        _fmt(thread.start_s),
-        _fmt(thread.end_s),
+        daemon_word(thread),
+        fmt_fixed(thread.start_s),
+        fmt_fixed(thread.end_s),
         f"{thread.cpu_s:.3f}",
-        *[_fmt(seconds.get(s, 0.0)) for s in states],
-        Text(END_WORDS.get(thread.end_reason or "", thread.end_reason or "—")),
+        *[fmt_fixed(seconds.get(s, 0.0)) for s in states],
+        Text(end_reason_short(thread.end_reason)),
     ]
 
 
@@ -164,34 +136,32 @@ def _group_cells(group: ThreadGroup, states: list[str]) -> list[Text | str]:
     seconds = group.state_seconds()
     return [
         Text(group.label),
-        "—",
-        "—",
+        MISSING,
+        MISSING,
         "",
         "",
         f"{group.cpu_s:.3f}",
-        *[_fmt(seconds.get(s, 0.0)) for s in states],
+        *[fmt_fixed(seconds.get(s, 0.0)) for s in states],
         "",
     ]
 
 
-def _gil_table(model: RunModel) -> Table | None:
+def _gil_table(view: ReportView) -> Table | None:
     """Per thread: GIL held and wait shares of its life, waits and the longest one; sampled
-    figures with their ± and the bounds the samples prove (reports.explain.gil_figure_words)."""
-    shown = [t for t in select_threads(model, shown=TERMINAL_THREADS).shown
-             if t.gil_waits is not None]
+    figures with their ± and the bounds the samples prove (reports.format.gil_figure_words)."""
+    shown = [t for t in view.terminal_selection.shown if t.gil_waits is not None]
     if not shown:
         return None
     sampled = next((t.gil_sampled for t in shown if t.gil_sampled is not None), None)
     title = "GIL per thread" + (
-        f" (sampled every {sampled.period_ms:.1f} ms: ± is a 95% range, (low–high) the bounds "
-        "the samples prove)" if sampled is not None else "")
+        prose.sampled_gil_title(sampled.period_ms) if sampled is not None else "")
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("thread", overflow="fold")
     for heading in ("held", "waiting", "waits", "longest wait"):
         table.add_column(heading, justify="right", no_wrap=True)
     for thread in shown:
         words = gil_figure_words(thread)
-        table.add_row(Text(thread.name + (" (main)" if thread.is_main else "")), words.held,
+        table.add_row(Text(thread_row_name(thread)), words.held,
                       words.wait, words.waits, words.longest)
     return table
 
@@ -200,10 +170,7 @@ def _print_locks(model: RunModel, console: Console) -> None:
     """The locks threads waited longest for, or one line saying none made anyone wait."""
     if not model.locks:
         return
-    waited = sorted(
-        (row for row in model.locks if float(row.get("wait_s") or 0) > 0),
-        key=lambda row: -float(row["wait_s"]),
-    )
+    waited = sorted((row for row in model.locks if row.wait_s > 0), key=lambda row: -row.wait_s)
     if not waited:
         console.print(
             Text(f"Locks: {len(model.locks)} recorded; none made a thread wait.", style="dim")
@@ -218,22 +185,22 @@ def _print_locks(model: RunModel, console: Console) -> None:
         table.add_column(heading, justify="right", no_wrap=True)
     for row in waited[:TOP_LOCKS]:
         table.add_row(
-            Text(lock_called(row)),
-            Text(str(row.get("kind") or "lock")),
-            Text(str(row.get("site") or "—")),
-            f"{int(row.get('contended') or 0)}/{int(row.get('acquisitions') or 0)}",
-            fmt_seconds(row.get("wait_s")),
-            fmt_seconds(row.get("max_wait_s")),
+            Text(row.name),
+            Text(row.kind),
+            Text(row.site or MISSING),
+            f"{row.contended}/{row.acquisitions}",
+            fmt_seconds(row.wait_s),
+            fmt_seconds(row.max_wait_s),
         )
     console.print(table)
 
 
-def _source_table(sources: dict[str, Source]) -> Table:
+def _source_table(sources: dict[SourceName, Source]) -> Table:
     table = Table(title="Sources", title_justify="left", box=box.SIMPLE_HEAD)
     for heading in ("source", "used", "method", "rate", "samples", "why not / notes"):
         table.add_column(heading)
     if not sources:
-        table.add_row("—", "no", "", "", "", "no sources were recorded")
+        table.add_row(MISSING, "no", "", "", "", "no sources were recorded")
     for name, source in sources.items():
         used = Text("yes", style="green") if source.used else Text("no", style="red")
         rate = "" if source.rate_hz is None else f"{source.rate_hz:g} Hz"
@@ -243,7 +210,8 @@ def _source_table(sources: dict[str, Source]) -> Table:
             if not source.used
             else "; ".join(filter(None, [source.reason, *source.notes]))
         )
-        table.add_row(Text(name), used, source.method, rate, samples, Text(why))
+        method = source.method.value if source.method else ""
+        table.add_row(Text(name.value), used, method, rate, samples, Text(why))
     return table
 
 

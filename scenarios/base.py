@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from tracer.model.schema import Claim, RunModel
+    from tracer.model.schema import Claim, RunModel, ScenarioInfo
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,13 @@ class Scenario:
     def parse(self, argv: list[str] | None = None) -> argparse.Namespace:
         return self.parser().parse_args(argv)
 
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "concept": self.concept, "section": self.section,
-                "summary": self.summary, "claim": self.claim, "look_for": self.look_for}
+    def describe(self) -> ScenarioInfo:
+        # Imported here: a scenario runs as the traced script, and the schema (with orjson) has
+        # no business being loaded inside the target.
+        from tracer.model.schema import ScenarioInfo
+
+        return ScenarioInfo(self.name, self.concept, self.section, self.summary, self.claim,
+                            self.look_for)
 
 
 def params_from_argv(scenario: Scenario, argv: list[str]) -> argparse.Namespace:

@@ -108,7 +108,7 @@ def threads_started_in(model: RunModel, start: float, end: float) -> list[Thread
 def child_pids(model: RunModel) -> set[int]:
     """Processes the target started (multiprocessing workers, subprocesses)."""
     pid = target_pid(model)
-    return {int(p["pid"]) for p in model.processes if p.get("pid") and int(p["pid"]) != pid}
+    return {p.pid for p in model.processes if p.pid != pid}
 
 
 def compare_phases(model: RunModel, names: tuple[str, ...],
@@ -150,7 +150,9 @@ def comparison_text(rows: dict[str, dict[str, float | None]]) -> str:
 def in_process_tracer_note(model: RunModel) -> str:
     """When VizTracer ran, it slowed the target process but not the processes it spawned (they
     start clean): comparisons between the two flatter the child processes."""
-    viztracer = model.sources.get("viztracer")
+    from tracer.raw_files import SourceName
+
+    viztracer = model.sources.get(SourceName.VIZTRACER)
     if viztracer is None or not viztracer.used:
         return ""
     return ("; VizTracer slowed the traced process but not its worker processes, which "

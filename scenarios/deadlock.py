@@ -23,12 +23,11 @@ def check(model: RunModel) -> list[Claim]:
 
     if model.figure_sources.get("locks") != "instrumented":
         return [Claim("The deadlock cycle is named", None, "lock waits were not recorded")]
-    names = {str(step.get("thread")) for cycle in model.deadlocks for step in cycle}
+    names = {str(step.thread) for cycle in model.deadlocks for step in cycle}
     found = {"first", "second"} <= names
     detail = "; ".join(
-        " -> ".join(f"{step.get('thread')} holds "
-                    f"{'/'.join(str(h.get('name')) for h in step.get('holds', []))}, waits for "
-                    f"{step.get('waits_for', {}).get('name')}" for step in cycle)
+        " -> ".join(f"{step.thread} holds {'/'.join(str(h.name) for h in step.holds)}, "
+                    f"waits for {step.waits_for.name}" for step in cycle)
         for cycle in model.deadlocks) or "no cycle found"
     return [Claim("The deadlock cycle is named: each thread holds one lock and waits for the "
                   "other", found, detail)]

@@ -43,13 +43,13 @@ def check(model: RunModel) -> list[Claim]:
                    f"({locked / unlocked:.1f}x)",
         ))
     workers = [t for t in model.threads if t.name.startswith("locked-")]
-    ours = [lock for lock in model.locks if lock.get("name") == "lock"]
+    ours = [lock for lock in model.locks if lock.name == "lock"]
     if workers and ours and model.figure_sources.get("locks") == "instrumented":
         lock_wait = sum(t.state_s.get("lock_wait", 0.0) for t in workers)
         gil_wait = sum(t.state_s.get("gil_wait", 0.0) for t in workers)
         gil_known = model.figure_sources.get("gil") in ("exact", "sampled")
-        taken = sum(int(lock.get("acquisitions", 0)) for lock in ours)
-        contended = sum(int(lock.get("contended", 0)) for lock in ours)
+        taken = sum(lock.acquisitions for lock in ours)
+        contended = sum(lock.contended for lock in ours)
         # CPython hands the GIL over at calls and loop back-edges, and the critical section
         # (`counter += 1`) has neither: a thread never stops while holding this lock, so the
         # others find it free. What they wait for is the GIL.

@@ -27,14 +27,14 @@ def check(model: RunModel) -> list[Claim]:
 
     params = params_from_argv(SCENARIO, model.target.argv)
     expected = expected_wait_s(params.threads, params.rounds, params.hold_ms)
-    rows = [lock for lock in model.locks if "critical_section" in str(lock.get("name", ""))]
+    rows = [lock for lock in model.locks if "critical_section" in lock.name]
     if not rows:
         reason = ("lock waits were not recorded" if model.figure_sources.get("locks") is None
                   else "the lock never showed up as contended")
         return [Claim("The recorded lock wait matches the wait known by construction", None,
                       reason)]
-    measured = sum(float(lock.get("wait_s", 0.0)) for lock in rows)
-    worst = max(float(lock.get("max_wait_s", 0.0)) for lock in rows)
+    measured = sum(lock.wait_s for lock in rows)
+    worst = max(lock.max_wait_s for lock in rows)
     return [
         Claim(
             claim="The recorded lock wait matches the wait known by construction (within 10%)",

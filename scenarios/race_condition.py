@@ -197,7 +197,9 @@ def check(model: RunModel) -> list[Claim]:
     same_switch = any(n > 0 for n in _lost(untraced)) == any(n > 0 for n in lost)
     traced_s = sum(float(m.fields.get("seconds", 0.0)) for m in switch) / len(switch)
     plain_s = sum(float(m.fields.get("seconds", 0.0)) for m in untraced) / len(untraced)
-    viztracer = model.sources.get("viztracer")
+    from tracer.raw_files import SourceName
+
+    viztracer = model.sources.get(SourceName.VIZTRACER)
     tracer = "VizTracer on" if viztracer is not None and viztracer.used else "VizTracer off"
     claims.append(Claim(
         claim=effect_claim,

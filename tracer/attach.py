@@ -26,9 +26,9 @@ from tracer.attached_threads import AttachedThreads
 from tracer.errors import RecorderUnavailable, TargetNotFound
 from tracer.gil_locate import find_interpreter, gil_layout
 from tracer.inprocess import write_gil_layout
-from tracer.options import RecordOptions
+from tracer.options import AppliesTo, RecordOptions
 from tracer.procfs import process_alive
-from tracer.raw_files import RunRecord, RunStatus
+from tracer.raw_files import RunRecord, RunStatus, SourceName
 from tracer.recorders.lifecycle import RecorderSet, build_recorders, recorder_context
 from tracer.runfolder import RunFolder, atomic_write_bytes
 from tracer.session import RecordResult
@@ -59,6 +59,7 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
     gil_notes: list[str] = []
     threads = _locate_gil(pid, folder, gil_notes) if mode == "attach" else None
     recorders = RecorderSet(build_recorders(options))
+    recorders.note_turned_off(options.turned_off(AppliesTo.ATTACH))
     recorders.check(ctx)
     with recorders.started(ctx):
         started_ns = time.monotonic_ns()
@@ -73,7 +74,7 @@ def record_attached(pid: int, folder: RunFolder, options: RecordOptions,
             recorders.final_dump()
         end_ns = time.monotonic_ns()
     sources = recorders.sources
-    gil_source = sources.get("gil-sampler")
+    gil_source = sources.get(SourceName.GIL_SAMPLER)
     if gil_source is not None and gil_source.used:
         gil_source.notes = [*gil_notes, *gil_source.notes]
     cmdline = process_cmdline(pid)

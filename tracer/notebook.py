@@ -18,6 +18,7 @@ from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.display import HTML, display
 
 from tracer.api import record
+from tracer.options import AppliesTo, add_flags, flagged
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -25,10 +26,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--force", action="store_true")
     parser.add_argument("--height", type=int, default=900, help="iframe height in pixels")
-    parser.add_argument("--viztracer", action=argparse.BooleanOptionalAction, default=False,
-                        help="VizTracer's function timeline (off by default: it slows the cell)")
-    for name in ("perf", "pyspy", "locks"):
-        parser.add_argument(f"--no-{name}", dest=name, action="store_false")
+    add_flags(parser, AppliesTo.API)  # the options tracer.record() takes, as run spells them
+    parser.set_defaults(viztracer=False)  # off unless asked for: it slows the cell
     return parser
 
 
@@ -46,16 +45,17 @@ class TracerMagics(Magics):
     @cell_magic
     def tracer(self, line: str, cell: str) -> None:
         """Record this cell's threads and show the report below it."""
+        parser = _parser()
         try:
-            args = _parser().parse_args(shlex.split(line))
+            args = parser.parse_args(shlex.split(line))
         except SystemExit:
-            print("usage: %%tracer [--out DIR] [--force] [--height PX] [--viztracer] "
-                  "[--no-perf] [--no-pyspy] [--no-locks]")
+            print(parser.format_usage().strip())
             return
+        options = {f.name: getattr(args, f.name) for f in flagged(AppliesTo.API)}
+        options["quiet"] = True
         folder = None
         try:
-            with record(args.out, force=args.force, viztracer=args.viztracer, perf=args.perf,
-                        pyspy=args.pyspy, locks=args.locks, quiet=True) as folder:
+            with record(args.out, force=args.force, **options) as folder:
                 shell: Any = self.shell
                 result = shell.run_cell(cell)
                 result.raise_error()

@@ -18,6 +18,7 @@ from dataclasses import Field, dataclass, field, fields
 from typing import Any, TypeVar
 
 from tracer.inprocess import DEFAULT_TRACER_ENTRIES
+from tracer.raw_files import SourceName
 
 T = TypeVar("T")
 
@@ -54,7 +55,7 @@ class Option:
     switch: Switch = Switch.VALUE
     metavar: str | None = None
     parse: Callable[[str], Any] | None = None  # VALUE flags: the default's type unless given
-    source: str = ""  # the run.json source that a False value leaves out
+    source: SourceName | None = None  # the run.json source that a False value leaves out
     in_target: bool = False  # the bootstrap hands it to InProcessRecording inside the target
     not_in_api: str = ""  # why tracer.record() has no such keyword, for a `run` option
 
@@ -82,7 +83,8 @@ class RecordOptions:
         help="interpreter that runs the target (default: this one)",
         not_in_api="the recorded interpreter is the one that calls tracer.record()"))
     viztracer: bool = _option(False, Option(
-        IN_PROCESS, "--viztracer", switch=Switch.EITHER, source="viztracer", in_target=True,
+        IN_PROCESS, "--viztracer", switch=Switch.EITHER, source=SourceName.VIZTRACER,
+        in_target=True,
         help="record VizTracer's in-process function timeline (default: on for the bundled "
              "scenarios, off for your own scripts and modules: it slows Python code, 1.6-4.9x "
              "on real programs; the report estimates by how much)"))
@@ -97,19 +99,19 @@ class RecordOptions:
              "while the report is made; the oldest calls are dropped past it, and the report "
              "says so first)"))
     pyspy: bool = _option(True, Option(
-        EVERYWHERE, "--no-pyspy", switch=Switch.OFF, source="py-spy",
+        EVERYWHERE, "--no-pyspy", switch=Switch.OFF, source=SourceName.PYSPY,
         help="do not record py-spy stack sampling"))
     perf: bool = _option(True, Option(
-        EVERYWHERE, "--no-perf", switch=Switch.OFF, source="perf",
+        EVERYWHERE, "--no-perf", switch=Switch.OFF, source=SourceName.PERF,
         help="do not record exact GIL waits from perf (the GIL's futex calls)"))
     gil_sampler: bool = _option(True, Option(
-        EVERYWHERE, "--no-gil-sampler", switch=Switch.OFF, source="gil-sampler",
+        EVERYWHERE, "--no-gil-sampler", switch=Switch.OFF, source=SourceName.GIL_SAMPLER,
         help="do not record the out-of-process GIL sampler"))
     sched: bool = _option(True, Option(
-        EVERYWHERE, "--no-sched", switch=Switch.OFF, source="sched",
+        EVERYWHERE, "--no-sched", switch=Switch.OFF, source=SourceName.SCHED,
         help="do not record the /proc CPU sampler"))
     locks: bool = _option(True, Option(
-        IN_PROCESS, "--no-locks", switch=Switch.OFF, source="locks", in_target=True,
+        IN_PROCESS, "--no-locks", switch=Switch.OFF, source=SourceName.LOCKS, in_target=True,
         help="do not record lock-wait instrumentation"))
     perf_budget: bool = _option(True, Option(
         EVERYWHERE, "--no-perf-budget", switch=Switch.OFF,
@@ -124,10 +126,10 @@ class RecordOptions:
         inside the target needs (the bootstrap receives them in its config)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if option_of(f).in_target}
 
-    def turned_off(self) -> list[str]:
-        """The sources these options leave out, as run.json names them."""
+    def turned_off(self, applies_to: AppliesTo = AppliesTo.RUN) -> list[SourceName]:
+        """The sources these options leave out, of those a recording of ``applies_to`` has."""
         return [spec.source for f, spec in declared()
-                if spec.source and getattr(self, f.name) is False]
+                if spec.source and applies_to & spec.applies_to and getattr(self, f.name) is False]
 
 
 def option_of(declared_field: Field[Any]) -> Option:

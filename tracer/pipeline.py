@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 from rich.console import Console
 
+from reports.view import ReportView, build_view
 from scenarios.registry import get_scenario
 from tracer.model.build import BuiltRun, build_run
 from tracer.model.schema import RunModel
@@ -40,17 +41,26 @@ def build_and_check(folder: RunFolder) -> BuiltRun:
 
 
 def analyse_and_render(folder: RunFolder, console: Console | None = None) -> RunModel:
+    """Build model.json, trace.json and report.html from ``folder``'s raw files."""
+    return _analyse_and_render(folder, console).model
+
+
+def _analyse_and_render(folder: RunFolder, console: Console | None) -> ReportView:
+    """The same, returning the report's view: built once here, read by every renderer."""
+    # The renderers are imported here, not at the top: every CLI verb imports this module, and
+    # `list` or `doctor` should not pay for loading Plotly and Jinja2 (reports.html).
     from reports.html import render_report
     from reports.perfetto import write_trace
 
     with _step(console, "analysing the recording..."):
         built = build_and_check(folder)
         built.model.save(folder.model_json)
+        view = build_view(built.model)
     with _step(console, f"writing trace.json ({built.functions.entries:,} function events)"):
-        write_trace(built.model, folder.trace_json, function_chunks=built.functions.chunks)
+        write_trace(view, folder.trace_json, function_chunks=built.functions.chunks)
     with _step(console, "writing report.html..."):
-        render_report(built.model, folder.report_html)
-    return built.model
+        render_report(view, folder.report_html)
+    return view
 
 
 def analyse_and_present(folder: RunFolder, quiet: bool = False,
@@ -58,13 +68,13 @@ def analyse_and_present(folder: RunFolder, quiet: bool = False,
     """What every recording command ends with: analyse, render, then the terminal summary (or
     just the report's path with ``quiet``), and the report in a browser if asked."""
     console = Console(stderr=True)
-    model = analyse_and_render(folder, None if quiet else console)
+    view = _analyse_and_render(folder, None if quiet else console)
     if quiet:
         console.print(str(folder.report_html), highlight=False, markup=False)
     else:
-        from reports.summary import print_summary
+        from reports.summary import print_summary  # with the renderers above, for the same reason
 
-        print_summary(model, folder.root, console)
+        print_summary(view, folder.root, console)
     if open_report:
         webbrowser.open(folder.report_html.resolve().as_uri())
-    return model
+    return view.model

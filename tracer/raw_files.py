@@ -11,7 +11,20 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any
+
+
+class Word(str, Enum):
+    """A word of a fixed vocabulary, written and read as the plain word: JSON, templates and
+    f-strings see ``"exact"``, never ``Method.EXACT``."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
 
 # Written by the controller (tracer run / attach)
 RUN = "run.json"  # the run record, written last: its presence means the recording is complete
@@ -36,7 +49,41 @@ PERF_LOG = "perf_record.log"  # perf record's own messages
 PERF_BUDGET = "perf_budget.json"  # where the cost guard stopped perf, if it did
 
 
-class RunStatus(str, Enum):
+@dataclass(frozen=True)
+class BudgetCut:
+    """When and why exact recording stopped (``PERF_BUDGET``): the cost guard writes it, the
+    model says it."""
+
+    t_ns: int  # CLOCK_MONOTONIC
+    switches_per_s: float
+    bytes_per_s: float
+    reason: str
+
+    def save(self, raw_dir: Path) -> None:
+        (raw_dir / PERF_BUDGET).write_text(json.dumps(asdict(self)), encoding="utf-8")
+
+    @classmethod
+    def load(cls, raw_dir: Path) -> BudgetCut | None:
+        try:
+            raw = json.loads((raw_dir / PERF_BUDGET).read_text(encoding="utf-8"))
+            return cls(int(raw["t_ns"]), float(raw["switches_per_s"]), float(raw["bytes_per_s"]),
+                       str(raw["reason"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+
+class SourceName(Word):
+    """The recorders a run can use, as run.json's ``sources`` and the model name them."""
+
+    PERF = "perf"  # exact GIL events (tracer.recorders.perf_gil)
+    GIL_SAMPLER = "gil-sampler"  # sampled GIL ownership (tracer.recorders.gil_sampler)
+    SCHED = "sched"  # the OS sampler: CPU time and run states (tracer.recorders.sched)
+    PYSPY = "py-spy"  # Python stacks (tracer.recorders.pyspy)
+    LOCKS = "locks"  # the lock recorder inside the target (tracer.instrument.locks)
+    VIZTRACER = "viztracer"  # the function timeline inside the target
+
+
+class RunStatus(Word):
     """How a recording ended: one vocabulary for the controller, the bootstrap, the model and the
     reports (``attach`` once wrote a status nothing else knew, and a normal end showed as a
     failure)."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tracer import raw_files
-from tracer.errors import RunFolderExists
+from tracer.errors import CorruptRecording, RunFolderExists
 
 DEFAULT_PARENT = Path("threadscope_runs")
 _UMASK = os.umask(0o022)
@@ -97,8 +97,6 @@ class RunFolder:
 
     @classmethod
     def existing(cls, root: Path) -> RunFolder:
-        from tracer.errors import CorruptRecording
-
         folder = cls(root)
         if not (folder.raw / raw_files.RUN).is_file():
             raise CorruptRecording(f"{root} is not a run folder (no raw/run.json)")

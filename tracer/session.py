@@ -28,7 +28,7 @@ from tracer.errors import ThreadscopeError
 from tracer.interrupts import StopRequests
 from tracer.model.schema import Source
 from tracer.options import RecordOptions
-from tracer.raw_files import RunRecord
+from tracer.raw_files import RunRecord, SourceName
 from tracer.recorders.lifecycle import RecorderSet, build_recorders, recorder_context
 from tracer.runfolder import RunFolder, atomic_write_bytes
 from tracer.target import TargetSpec
@@ -42,7 +42,7 @@ TERM_GRACE_S = 3.0
 class RecordResult:
     exit_code: int
     status: str  # ok | failed | timeout | interrupted | killed | error
-    sources: dict[str, Source] = field(default_factory=dict)
+    sources: dict[SourceName, Source] = field(default_factory=dict)
     stop_signal: int | None = None  # the Ctrl-C (SIGINT) or SIGTERM that stopped the run
 
 

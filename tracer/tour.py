@@ -68,7 +68,7 @@ def _entry(name: str, concept: str, section: str, summary: str,
     return IndexEntry(
         scenario=name, concept=concept, section=section, summary=summary, folder=name,
         status=model.target.status, wall_s=model.wall_s,
-        parallelism=model.metrics.get("parallelism"),
+        parallelism=model.metrics.parallelism,
         claims=[(c.claim, c.held, c.detail) for c in model.claims],
     )
 

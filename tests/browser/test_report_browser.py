@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from reports.explain import FOLD_ABOVE
 from reports.html import render_report
+from reports.threads import FOLD_ABOVE
 from tests.fixtures.synthetic_model import (
     HOSTILE_FUNCTION,
     HOSTILE_LOCK,

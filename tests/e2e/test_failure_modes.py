@@ -95,16 +95,16 @@ def test_viztracer_overflow_is_reported_not_hidden(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     model = load_model(out)
     assert "overflowed" in model["warnings"][0]  # the first thing the warnings say
-    assert model["metrics"]["viztracer_overflow"] is True
-    assert 0 < model["metrics"]["viztracer_dropped_share"] < 1
+    assert model["metrics"]["viztracer"]["overflow"] is True
+    assert 0 < model["metrics"]["viztracer"]["dropped_share"] < 1
     # the summary says it up front, before the run's numbers
     summary = " ".join(result.stderr.split())
     assert "buffer overflowed" in summary
     assert summary.index("buffer overflowed") < summary.index("wall ")
     assert "buffer full" in " ".join(model["sources"]["viztracer"]["notes"])
     # the calls were counted from the part kept, then scaled up to the whole run
-    assert model["metrics"]["viztracer_calls_extrapolated"] is True
-    assert model["metrics"]["viztracer_calls"] > 5000
+    assert model["metrics"]["viztracer"]["cost"]["calls_extrapolated"] is True
+    assert model["metrics"]["viztracer"]["cost"]["calls"] > 5000
 
 
 def test_corrupt_raw_file_is_a_one_line_error(tmp_path: Path) -> None:

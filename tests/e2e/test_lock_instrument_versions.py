@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tracer.model.locks import build_lock_model, load_lock_events
+from tracer.model.schema import WaitDetail
 
 REPO = Path(__file__).resolve().parents[2]
 PYENV = Path("/root/.pyenv/versions")
@@ -129,13 +130,13 @@ def test_program_unchanged_and_waits_recorded(tmp_path: Path, python: Path) -> N
     start = next(e for e in events if e["ev"] == "start")
     model = build_lock_model(events, t0_ns=start["t"], end_ns=events[-1]["t"])
     first = model.waits[out["worker_tid"]][0]
-    assert first.detail is not None
-    assert (first.detail["name"], first.detail["holder"]) == ("lock", out["main_tid"])
+    assert isinstance(first.detail, WaitDetail)
+    assert (first.detail.name, first.detail.holder) == ("lock", out["main_tid"])
     assert HOLD_S <= first.duration <= HOLD_S * 1.1
-    names = {row["name"] for row in model.locks}
+    names = {row.name for row in model.locks}
     assert "Account._lock" in names
     assert "queue.Queue.mutex of jobs" in names or any(
-        row["kind"] in ("queue_get", "queue_put") and row["name"] == "jobs" for row in model.locks
+        row.kind in ("queue_get", "queue_put") and row.name == "jobs" for row in model.locks
     )
     assert any(e["ev"] == "state" for e in events)  # the snapshot written at exit
     assert model.held_at_exit == []

@@ -80,7 +80,7 @@ SPINNERS = PRELUDE + textwrap.dedent(
           flush=True)
     """
 )
-WORK = "2500000"  # loop iterations per thread
+WORK = "6000000"  # loop iterations per thread: long enough that all three overlap for ~0.3 s
 # One thread hashing 4 KiB chunks: hashlib releases and retakes the GIL around each update, with
 # nobody else wanting it. Uprobes on take_gil/drop_gil fired 200,000 times here.
 HASHER = PRELUDE + textwrap.dedent(
@@ -186,13 +186,16 @@ def test_three_cpu_threads_share_the_gil(python: str, tmp_path: Path) -> None:
         # Each waits about once per turn of the other two (5 ms switch interval): many waits.
         assert sum(w.slept for w in threads[tid].waits) >= 0.2 * overlap_s / 0.005
     print(f"{python}: GIL held share per thread over {overlap_s:.3f} s of overlap: {shares}")
-    assert all(0.15 <= share <= 0.55 for share in shares), shares
+    # One GIL: together they held it nearly all the time, never more; each got turns. How fair
+    # the turns are is the OS's business on a loaded 2-core machine (one got 11% once).
+    assert 0.8 <= sum(shares) <= 1.02, shares
+    assert all(0.05 <= share <= 0.65 for share in shares), shares
 
     metrics = gil_metrics({tid: t.intervals for tid, t in threads.items()}, wall_s)
-    figures = metrics["threads"]
+    figures = metrics.threads
     assert isinstance(figures, dict)
-    assert sum(float(t["gil_held_s"]) for t in figures.values()) <= wall_s * 1.02
-    assert float(str(metrics["gil_switches_per_s"])) > 10  # 5 ms switch interval: ~200/s
+    assert sum(t.held_s for t in figures.values()) <= wall_s * 1.02
+    assert float(str(metrics.switches_per_s)) > 10  # 5 ms switch interval: ~200/s
 
 
 @pytest.mark.parametrize("python", pyenv_interpreters()[:1])

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tracer.model.cpu import analyse_cpu
+from tracer.model.schema import ProcessInfo
 
 MS = 1_000_000
 
@@ -55,7 +56,7 @@ def test_thread_and_process_entries_are_kept() -> None:
     ]
     cpu = analyse_cpu(records, 0, 10 * MS)
     assert cpu.threads[(5, 6)].comm == "worker"
-    assert cpu.processes == [{"pid": 5, "ppid": 1, "cmdline": ["python", "x.py"]}]
+    assert cpu.processes == [ProcessInfo(pid=5, ppid=1, cmdline=["python", "x.py"])]
 
 
 def test_empty_recording() -> None:

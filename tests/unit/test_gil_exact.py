@@ -73,21 +73,21 @@ def test_fixture_timelines_tell_spinners_from_the_sleeper() -> None:
     for thread in threads.values():
         _assert_well_formed(thread.intervals, wall_s)
     metrics = gil_metrics({tid: t.intervals for tid, t in threads.items()}, wall_s)
-    figures = metrics["threads"]
+    figures = metrics.threads
     assert isinstance(figures, dict)
     spinners = [tid for tid, role in roles.items() if role == "spin"]
     (sleeper,) = [tid for tid, role in roles.items() if role == "sleep"]
     for tid in spinners:
         # Two spinners take turns every 5 ms: each holds for a good part of the run (the turns
         # are bracketed by the other's waits, so these holds are exact) and waits several times.
-        assert figures[tid]["gil_held_s"] > 0.2 * wall_s
+        assert figures[tid].held_s > 0.2 * wall_s
         assert sum(w.slept for w in threads[tid].waits) >= 2
-    assert figures[sleeper]["gil_held_s"] < 0.1 * wall_s
+    assert figures[sleeper].held_s < 0.1 * wall_s
     blocked = sum(iv.duration for iv in threads[sleeper].intervals if iv.state == BLOCKED)
     assert blocked > 0.02  # it slept 3 x 10 ms
-    held = sum(float(t["gil_held_s"]) for t in figures.values())
+    held = sum(t.held_s for t in figures.values())
     assert held <= wall_s
-    assert float(str(metrics["gil_switches_per_s"])) > 0
+    assert float(str(metrics.switches_per_s)) > 0
 
 
 # -- parsing ------------------------------------------------------------------------------------
@@ -342,18 +342,15 @@ def test_metrics_two_threads_taking_turns() -> None:
     a = [Interval(0.0, 0.1, RUNNING), Interval(0.1, 0.2, GIL_WAIT), Interval(0.2, 0.3, RUNNING)]
     b = [Interval(0.0, 0.1, GIL_WAIT), Interval(0.1, 0.2, RUNNING), Interval(0.2, 0.25, GIL_WAIT)]
     metrics = gil_metrics({1: a, 2: b}, wall_s=0.4)
-    assert metrics["gil_utilisation"] == pytest.approx(0.75)
-    assert metrics["mean_gil_waiters"] == pytest.approx(0.25 / 0.4)
-    assert metrics["gil_switches_per_s"] == pytest.approx(2 / 0.4)
-    threads = metrics["threads"]
+    assert metrics.utilisation == pytest.approx(0.75)
+    assert metrics.mean_waiters == pytest.approx(0.25 / 0.4)
+    assert metrics.switches_per_s == pytest.approx(2 / 0.4)
+    threads = metrics.threads
     assert isinstance(threads, dict)
-    assert threads[1] == {
-        "gil_held_s": pytest.approx(0.2),
-        "gil_wait_s": pytest.approx(0.1),
-        "gil_waits": 1,
-        "max_gil_wait_s": pytest.approx(0.1),
-    }
-    assert threads[2]["gil_waits"] == 2
+    first = threads[1]
+    assert (first.held_s, first.wait_s, first.waits, first.max_wait_s) == (
+        pytest.approx(0.2), pytest.approx(0.1), 1, pytest.approx(0.1))
+    assert threads[2].waits == 2
     with pytest.raises(ValueError):
         gil_metrics({}, 0.0)
 
@@ -418,8 +415,8 @@ def test_held_time_never_exceeds_wall_time(events: list[GilEvent], t0: int, span
     wall_s = span / 1e9
     timelines = gil_timelines(events, t0, t0 + span)
     metrics = gil_metrics(timelines, wall_s)
-    threads = metrics["threads"]
+    threads = metrics.threads
     assert isinstance(threads, dict)
-    held = sum(float(t["gil_held_s"]) for t in threads.values())
+    held = sum(t.held_s for t in threads.values())
     assert held <= wall_s * (1 + 1e-9)
-    assert 0.0 <= float(str(metrics["gil_utilisation"])) <= 1 + 1e-9
+    assert 0.0 <= float(str(metrics.utilisation)) <= 1 + 1e-9

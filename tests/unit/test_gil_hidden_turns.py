@@ -147,10 +147,10 @@ def _analyse(threads: dict[int, _Thread], seconds: float, **kwargs: Any) -> Any:
 
 def _figures(analysed: Any, tid: int, seconds: float) -> tuple[dict[str, Any], Any]:
     timeline = analysed.timelines[tid]
-    mine = gil_metrics({tid: timeline}, seconds)["threads"][tid]  # type: ignore[index]
-    figures = sampled_figures(analysed.evidence[tid], 0.0, seconds, held_s=mine["gil_held_s"],
-                              wait_s=mine["gil_wait_s"], waits=mine["gil_waits"],
-                              max_wait_s=mine["max_gil_wait_s"])
+    mine = gil_metrics({tid: timeline}, seconds).threads[tid]
+    figures = sampled_figures(analysed.evidence[tid], 0.0, seconds, held_s=mine.held_s,
+                              wait_s=mine.wait_s, waits=mine.waits,
+                              max_wait_s=mine.max_wait_s)
     return mine, figures
 
 
@@ -231,7 +231,7 @@ def test_a_context_switch_between_two_waiting_samples_makes_two_waits() -> None:
     assert len(waits) == 2
     assert waits[0].end <= 2e-3 <= waits[1].start + 1e-3  # the split is between the samples
     mine, figures = _figures(analysed, IO, 4e-3)
-    assert mine["gil_waits"] == figures.gil_waits_low == figures.gil_waits_high == 2
+    assert mine.waits == figures.gil_waits_low == figures.gil_waits_high == 2
     assert figures.hidden_turns == 1
 
 
@@ -261,14 +261,14 @@ def test_the_convoy_waiter_is_counted_and_its_longest_wait_bounded(seed: int) ->
     truth = _true_waits(threads[IO], T0, T0 + int(seconds * 1e9))
     # Every hidden turn is proven here (one other thread, the hog): the count is known.
     assert figures.gil_waits_low <= len(truth) <= (figures.gil_waits_high or len(truth))
-    assert abs(mine["gil_waits"] - len(truth)) <= 0.1 * len(truth)
+    assert abs(mine.waits - len(truth)) <= 0.1 * len(truth)
     longest = max(truth) / 1e9
     assert figures.max_gil_wait_low_s <= longest + 1e-3  # within one sample of the truth
     assert longest <= figures.max_gil_wait_high_s
     assert figures.max_gil_wait_high_s < 3 * longest  # and the bound is of use
     # Merging the samples alone would see about one wait per 1.7 round trips, each a few
     # switch intervals long: far from this.
-    assert mine["max_gil_wait_s"] < 2 * longest
+    assert mine.max_wait_s < 2 * longest
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -281,9 +281,9 @@ def test_two_convoy_waiters_are_estimated_and_their_truth_stays_inside_the_bound
         mine, figures = _figures(analysed, tid, seconds)
         truth = _true_waits(threads[tid], T0, T0 + int(seconds * 1e9))
         assert figures.gil_waits_low <= len(truth) <= (figures.gil_waits_high or len(truth))
-        assert abs(mine["gil_waits"] - len(truth)) <= 0.3 * len(truth)
+        assert abs(mine.waits - len(truth)) <= 0.3 * len(truth)
         assert max(truth) / 1e9 <= figures.max_gil_wait_high_s
-        assert mine["max_gil_wait_s"] <= figures.max_gil_wait_high_s
+        assert mine.max_wait_s <= figures.max_gil_wait_high_s
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -331,7 +331,7 @@ def test_counts_and_longest_waits_stay_inside_their_bounds(
     analysed = analyse_samples(samples, tstate_map(EVENTS), T0, end)
     for tid, timeline in analysed.timelines.items():
         _sorted_and_disjoint(timeline)
-        mine = gil_metrics({tid: timeline}, 5e-3)["threads"][tid]  # type: ignore[index]
+        mine = gil_metrics({tid: timeline}, 5e-3).threads[tid]
         evidence = analysed.evidence[tid]
         for lo, hi in evidence.certain:
             assert any(a <= lo and hi <= b for a, b in evidence.possible), (lo, hi)
@@ -340,10 +340,10 @@ def test_counts_and_longest_waits_stay_inside_their_bounds(
                 assert any(a - 1e-9 <= iv.start and iv.end <= b + 1e-9
                            for a, b in evidence.possible), iv
         proven = sum(p for lo, hi, p, _ in evidence.counts if lo < 5e-3 and hi > 0)
-        assert proven <= mine["gil_waits"]
+        assert proven <= mine.waits
         most = [m for lo, hi, _, m in evidence.counts if lo < 5e-3 and hi > 0]
         if None not in most:
-            assert mine["gil_waits"] <= sum(m for m in most if m is not None)
+            assert mine.waits <= sum(m for m in most if m is not None)
 
 
 def _sorted_and_disjoint(intervals: list[Interval]) -> None:

@@ -199,13 +199,13 @@ def test_gil_metrics_applies_to_sampled_timelines() -> None:
                             switches=ms // 2))
     got = sampled_gil_timelines(samples, tstate_map(EVENTS), T0, T0 + 8 * MS)
     metrics = gil_metrics(got, 8e-3)
-    assert metrics["gil_utilisation"] == pytest.approx(1.0)
-    assert metrics["mean_gil_waiters"] == pytest.approx(1.0)
-    assert metrics["gil_switches_per_s"] == pytest.approx(3 / 8e-3)
-    threads = metrics["threads"]
+    assert metrics.utilisation == pytest.approx(1.0)
+    assert metrics.mean_waiters == pytest.approx(1.0)
+    assert metrics.switches_per_s == pytest.approx(3 / 8e-3)
+    threads = metrics.threads
     assert isinstance(threads, dict)
-    assert threads[T1]["gil_held_s"] == pytest.approx(4e-3)
-    assert threads[T2]["gil_waits"] == 2
+    assert threads[T1].held_s == pytest.approx(4e-3)
+    assert threads[T2].waits == 2
     assert sampled_switches(samples, T0, T0 + 8 * MS) == 3
 
 

@@ -14,13 +14,17 @@ import textwrap
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tracer.instrument import lock_core, locks
 from tracer.model.locks import build_lock_model, load_lock_events
-from tracer.model.schema import Source
+from tracer.model.schema import Source, WaitDetail
+from tracer.raw_files import RunStatus, SourceName
+
+if TYPE_CHECKING:
+    from tracer.model.build import _RunInput
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -94,7 +98,16 @@ def test_the_python_twin_passes_the_lock_protocol_tests() -> None:
     assert done.returncode == 0, done.stdout[-3000:]
 
 
-def busy_recording(tmp_path: Path, header: dict[str, Any]) -> tuple[dict[str, Source], list[str]]:
+def lock_run_input(t0: int) -> _RunInput:
+    """What the build reads from run.json for a run with the lock recorder on (no thread events)."""
+    from tracer.model.build import _RunInput
+
+    return _RunInput(run={"options": {"locks": True}, "mode": "run"}, target_raw={}, events=[],
+                     t0_ns=t0, end_ns=t0 + 10**9, pid=7, mode="run", status=RunStatus.OK)
+
+
+def busy_recording(tmp_path: Path,
+                   header: dict[str, Any]) -> tuple[dict[SourceName, Source], list[str]]:
     """A lock taken 60,000 times, 500 of them contended, recorded by the core in ``header``."""
     from tracer.model.build import _locks
 
@@ -107,10 +120,9 @@ def busy_recording(tmp_path: Path, header: dict[str, Any]) -> tuple[dict[str, So
          "hold_max_ns": 10**5, "instances": 1},
     ]
     (tmp_path / "locks.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
-    sources: dict[str, Source] = {}
+    sources: dict[SourceName, Source] = {}
     warnings: list[str] = []
-    _locks(tmp_path, {"options": {"locks": True}, "mode": "run"}, [], t0, t0 + 10**9,
-           sources, warnings)
+    _locks(tmp_path, lock_run_input(t0), sources, warnings)
     return sources, warnings
 
 
@@ -171,13 +183,13 @@ def test_the_c_core_records_a_contended_wait_without_python(
     events = load_lock_events(sink)
     model = build_lock_model(events, t0_ns=0, end_ns=time.monotonic_ns())
     [wait] = model.waits[worker_tid]
-    assert wait.detail is not None
-    assert wait.detail["holder"] == main_tid and wait.detail["kind"] == factory.lower()
-    assert wait.detail["name"] == "lock"
+    assert isinstance(wait.detail, WaitDetail)
+    assert wait.detail.holder == main_tid and wait.detail.kind == factory.lower()
+    assert wait.detail.name == "lock"
     assert 0.1 <= wait.duration <= 0.5
-    [row] = [r for r in model.locks if r["id"] == lock._id]
-    assert row["contended"] == 1 and row["acquisitions"] == 2
-    assert [(h["from"], h["to"]) for h in row["handoffs"]] == [(main_tid, worker_tid)]
+    [row] = [r for r in model.locks if r.id == lock._id]
+    assert row.contended == 1 and row.acquisitions == 2
+    assert [(h.from_tid, h.to_tid) for h in row.handoffs] == [(main_tid, worker_tid)]
 
 
 @pytest.mark.skipif(not lock_core.NATIVE, reason="the C core is not built")
@@ -203,7 +215,7 @@ def test_a_wait_that_never_ends_is_on_file(tmp_path: Path) -> None:
     end_ns = time.monotonic_ns()
     model = build_lock_model(events, t0_ns=0, end_ns=end_ns)
     [wait] = model.waits[thread.native_id]
-    assert wait.detail is not None and wait.detail["unfinished"] is True
+    assert isinstance(wait.detail, WaitDetail) and wait.detail.unfinished is True
     assert wait.end == pytest.approx(end_ns / 1e9)
 
 
@@ -234,14 +246,13 @@ def test_a_cut_off_record_is_dropped_and_a_full_buffer_is_said(tmp_path: Path) -
     model = build_lock_model(events, t0_ns=t0, end_ns=t0 + 10**9)
     [wait] = model.waits[11]
     assert wait.duration == pytest.approx(0.1)
-    assert wait.detail is not None and wait.detail["holder"] == 12
-    assert wait.detail["kind"] == "rlock"
+    assert isinstance(wait.detail, WaitDetail) and wait.detail.holder == 12
+    assert wait.detail.kind == "rlock"
     assert 13 not in model.waits
 
     from tracer.model.build import _locks
     warnings: list[str] = []
-    _locks(tmp_path, {"options": {"locks": True}, "mode": "run"}, [], t0, t0 + 10**9, {},
-           warnings)
+    _locks(tmp_path, lock_run_input(t0), {}, warnings)
     assert any("buffer was full 5 times" in w for w in warnings)
 
 

@@ -24,6 +24,7 @@ import pytest
 
 from tracer.instrument import locks
 from tracer.model.locks import build_lock_model, deadlock_cycles, load_lock_events
+from tracer.model.schema import WaitDetail
 
 HOLD_S = 0.2  # known-by-construction critical section
 
@@ -337,16 +338,16 @@ def test_contended_wait_matches_the_known_wait(sink: Path, factory: str) -> None
     model = build_lock_model(events, t0_ns=0, end_ns=time.monotonic_ns())
     [wait] = model.waits[worker_tid]
     assert HOLD_S <= wait.duration <= HOLD_S * 1.1
-    assert wait.detail is not None
-    assert wait.detail["holder"] == main_tid
-    assert wait.detail["kind"] == factory.lower()
-    assert wait.detail["name"] == "lock"
-    [row] = [r for r in model.locks if r["id"] == lock._id]
-    assert row["contended"] == 1 and row["acquisitions"] == 2
-    assert row["waiters"][0]["holder"] == main_tid
-    [handoff] = row["handoffs"]
-    assert (handoff["from"], handoff["to"]) == (main_tid, worker_tid)
-    assert handoff["released_s"] <= handoff["acquired_s"]
+    assert isinstance(wait.detail, WaitDetail)
+    assert wait.detail.holder == main_tid
+    assert wait.detail.kind == factory.lower()
+    assert wait.detail.name == "lock"
+    [row] = [r for r in model.locks if r.id == lock._id]
+    assert row.contended == 1 and row.acquisitions == 2
+    assert row.waiters[0].holder == main_tid
+    [handoff] = row.handoffs
+    assert (handoff.from_tid, handoff.to_tid) == (main_tid, worker_tid)
+    assert handoff.released_s <= handoff.acquired_s
     main_hold = model.holds[main_tid][0]
     assert main_hold.duration >= HOLD_S
 
@@ -445,10 +446,10 @@ def test_snapshot_names_a_deadlock_cycle(sink: Path) -> None:
         thread.join(2)
     [cycle] = deadlock_cycles(state)
     assert len(cycle) == 2
-    assert {step["waits_for"]["id"] for step in cycle} == {first._id, second._id}
+    assert {step.waits_for.id for step in cycle} == {first._id, second._id}
     for step, following in zip(cycle, cycle[1:] + cycle[:1]):
-        assert step["held_by"] == following["tid"]
-        assert following["holds"][0]["id"] == step["waits_for"]["id"]
+        assert step.held_by == following.tid
+        assert following.holds[0].id == step.waits_for.id
 
 
 def test_names_and_stdlib_origin(sink: Path) -> None:

@@ -12,12 +12,21 @@ from hypothesis import strategies as st
 from tracer.errors import CorruptRecording
 from tracer.model.locks import (
     LOCK_HOLD,
+    HeldLock,
     build_lock_model,
     deadlock_cycles,
     held_locks,
     load_lock_events,
 )
-from tracer.model.schema import LOCK_WAIT
+from tracer.model.schema import (
+    LOCK_WAIT,
+    DeadlockStep,
+    HoldDetail,
+    LockHandoff,
+    LockRef,
+    LockWaiter,
+    WaitDetail,
+)
 
 MS = 1_000_000
 T0 = 1_000 * MS  # an arbitrary monotonic origin: every time below is relative to it
@@ -93,13 +102,9 @@ def test_wait_interval_relative_to_t0_with_holder() -> None:
         pytest.approx(0.051),
         LOCK_WAIT,
     )
-    assert wait.detail is not None
-    assert {k: wait.detail[k] for k in ("lock", "name", "holder", "kind")} == {
-        "lock": 1,
-        "name": "lock",
-        "holder": MAIN,
-        "kind": "lock",
-    }
+    assert isinstance(wait.detail, WaitDetail)
+    detail = wait.detail
+    assert (detail.lock, detail.name, detail.holder, detail.kind) == (1, "lock", MAIN, "lock")
 
 
 def test_holds_for_the_trace() -> None:
@@ -110,28 +115,25 @@ def test_holds_for_the_trace() -> None:
 
 def test_lock_table_figures() -> None:
     [row] = build_lock_model(contended_run(), T0, T0 + 100 * MS).locks
-    assert row["id"] == 1 and row["name"] == "lock" and row["site"] == "app.py:3"
-    assert (row["acquisitions"], row["contended"]) == (40, 1)
-    assert row["wait_s"] == row["mean_wait_s"] == row["p95_wait_s"] == row["max_wait_s"]
-    assert row["wait_s"] == pytest.approx(0.041)
-    assert (row["hold_s"], row["max_hold_s"]) == (pytest.approx(0.07), pytest.approx(0.05))
-    assert row["waiters"] == [
-        {"tid": WORKER, "holder": MAIN, "count": 1, "wait_s": pytest.approx(0.041)}
-    ]
-    assert row["handoffs"] == [
-        {
-            "from": MAIN,
-            "to": WORKER,
-            "released_s": pytest.approx(0.05),
-            "acquired_s": pytest.approx(0.051),
-        }
-    ]
+    assert row.id == 1 and row.name == "lock" and row.site == "app.py:3"
+    assert (row.acquisitions, row.contended) == (40, 1)
+    assert row.wait_s == row.mean_wait_s == row.p95_wait_s == row.max_wait_s
+    assert row.wait_s == pytest.approx(0.041)
+    assert (row.hold_s, row.max_hold_s) == (pytest.approx(0.07), pytest.approx(0.05))
+    [waiter] = row.waiters
+    assert isinstance(waiter, LockWaiter)
+    assert (waiter.tid, waiter.holder, waiter.count, waiter.wait_s) == (
+        WORKER, MAIN, 1, pytest.approx(0.041))
+    [handoff] = row.handoffs
+    assert isinstance(handoff, LockHandoff)
+    assert (handoff.from_tid, handoff.to_tid, handoff.released_s, handoff.acquired_s) == (
+        MAIN, WORKER, pytest.approx(0.05), pytest.approx(0.051))
 
 
 def test_holder_falls_back_to_the_thread_that_released() -> None:
     events = [e for e in contended_run() if e["ev"] != "wait"]  # the start record was lost
     [wait] = build_lock_model(events, T0, T0 + 100 * MS).waits[WORKER]
-    assert wait.detail is not None and wait.detail["holder"] == MAIN
+    assert isinstance(wait.detail, WaitDetail) and wait.detail.holder == MAIN
 
 
 def test_unfinished_wait_runs_to_the_end() -> None:
@@ -139,8 +141,8 @@ def test_unfinished_wait_runs_to_the_end() -> None:
     model = build_lock_model(events, T0, T0 + 100 * MS)
     [wait] = model.waits[WORKER]
     assert (wait.start, wait.end) == (pytest.approx(0.02), pytest.approx(0.1))
-    assert wait.detail is not None and wait.detail["unfinished"] is True
-    assert model.locks[0]["max_wait_s"] == pytest.approx(0.08)
+    assert isinstance(wait.detail, WaitDetail) and wait.detail.unfinished is True
+    assert model.locks[0].max_wait_s == pytest.approx(0.08)
 
 
 def test_timed_out_wait_is_no_handoff() -> None:
@@ -150,7 +152,7 @@ def test_timed_out_wait_is_no_handoff() -> None:
         ev("release", id=1, kind="lock", tid=MAIN, t_acq=T0 - MS, t=T0 + 9 * MS),
     ]
     [row] = build_lock_model(events, T0, T0 + 10 * MS).locks
-    assert row["handoffs"] == [] and row["contended"] == 1
+    assert row.handoffs == [] and row.contended == 1
 
 
 def test_queue_waits_have_no_holder_and_no_handoffs() -> None:
@@ -160,8 +162,9 @@ def test_queue_waits_have_no_holder_and_no_handoffs() -> None:
     ]
     model = build_lock_model(events, T0, T0 + 50 * MS)
     [row] = model.locks
-    assert (row["kind"], row["acquisitions"], row["handoffs"]) == ("queue_get", 1, [])
-    assert model.waits[WORKER][0].detail["holder"] is None  # type: ignore[index]
+    assert (row.kind, row.acquisitions, row.handoffs) == ("queue_get", 1, [])
+    detail = model.waits[WORKER][0].detail
+    assert isinstance(detail, WaitDetail) and detail.holder is None
 
 
 def test_p95_is_a_value_that_occurred() -> None:
@@ -170,8 +173,8 @@ def test_p95_is_a_value_that_occurred() -> None:
         for d in range(1, 21)
     ]
     [row] = build_lock_model(events, T0, T0 + 50 * MS).locks
-    assert row["p95_wait_s"] == pytest.approx(0.019)
-    assert row["max_wait_s"] == pytest.approx(0.020)
+    assert row.p95_wait_s == pytest.approx(0.019)
+    assert row.max_wait_s == pytest.approx(0.020)
 
 
 def test_locks_from_two_processes_stay_apart() -> None:
@@ -179,7 +182,7 @@ def test_locks_from_two_processes_stay_apart() -> None:
         {**ev("wait_end", id=1, kind="lock", tid=WORKER, t0=T0, t=T0 + MS, ok=True), "pid": 1},
         {**ev("wait_end", id=1, kind="lock", tid=OTHER, t0=T0, t=T0 + MS, ok=True), "pid": 2},
     ]
-    assert sorted(r["pid"] for r in build_lock_model(events, T0, T0 + MS).locks) == [1, 2]
+    assert sorted(r.pid for r in build_lock_model(events, T0, T0 + MS).locks) == [1, 2]
 
 
 def test_state_gives_held_at_exit_and_open_holds() -> None:
@@ -200,18 +203,12 @@ def test_state_gives_held_at_exit_and_open_holds() -> None:
         ],
     )
     model = build_lock_model([*contended_run(), state], T0, T0 + 100 * MS)
-    assert model.held_at_exit == [
-        {
-            "id": 1,
-            "kind": "lock",
-            "name": "lock",
-            "tid": MAIN,
-            "since_s": pytest.approx(0.07),
-            "thread": "MainThread",
-        }
-    ]
+    [held] = model.held_at_exit
+    assert isinstance(held, HeldLock)
+    assert (held.id, held.kind, held.name, held.tid, held.since_s, held.thread) == (
+        1, "lock", "lock", MAIN, pytest.approx(0.07), "MainThread")
     open_hold = model.holds[MAIN][-1]
-    assert open_hold.detail is not None and open_hold.detail["open"] is True
+    assert isinstance(open_hold.detail, HoldDetail) and open_hold.detail.open is True
     assert open_hold.end == pytest.approx(0.1)
 
 
@@ -232,7 +229,7 @@ def test_every_wait_end_becomes_one_ordered_interval(
     intervals = [i for per_thread in model.waits.values() for i in per_thread]
     assert len(intervals) == len(raw)
     assert all(i.start <= i.end and i.state == LOCK_WAIT for i in intervals)
-    assert sum(r["contended"] for r in model.locks) == len(raw)
+    assert sum(r.contended for r in model.locks) == len(raw)
     for per_thread in model.waits.values():
         assert [i.start for i in per_thread] == sorted(i.start for i in per_thread)
 
@@ -260,14 +257,14 @@ def snapshot(waiting: list[tuple[int, int, int]], held: list[tuple[int, int]]) -
 def test_two_thread_cycle() -> None:
     state = snapshot([(WORKER, 1, MAIN), (MAIN, 2, WORKER)], [(MAIN, 1), (WORKER, 2)])
     [cycle] = deadlock_cycles(state)
-    assert [step["tid"] for step in cycle] == [MAIN, WORKER]  # starts at the smallest tid
-    assert cycle[0] == {
-        "tid": MAIN,
-        "thread": f"T{MAIN}",
-        "holds": [{"id": 1, "name": "L1"}],
-        "waits_for": {"id": 2, "name": "L2", "kind": "lock"},
-        "held_by": WORKER,
-    }
+    assert [step.tid for step in cycle] == [MAIN, WORKER]  # starts at the smallest tid
+    assert cycle[0] == DeadlockStep(
+        tid=MAIN,
+        thread=f"T{MAIN}",
+        holds=[LockRef(id=1, name="L1")],
+        waits_for=LockRef(id=2, name="L2", kind="lock"),
+        held_by=WORKER,
+    )
 
 
 def test_three_thread_cycle_and_a_bystander() -> None:
@@ -276,16 +273,16 @@ def test_three_thread_cycle_and_a_bystander() -> None:
         [(MAIN, 1), (WORKER, 2), (OTHER, 3)],
     )
     [cycle] = deadlock_cycles(state)
-    assert [step["tid"] for step in cycle] == [MAIN, WORKER, OTHER]
+    assert [step.tid for step in cycle] == [MAIN, WORKER, OTHER]
 
 
 def test_no_cycle_when_waits_end_at_a_running_thread() -> None:
     state = snapshot([(WORKER, 1, MAIN), (OTHER, 1, MAIN)], [(MAIN, 1)])
     assert deadlock_cycles(state) == []
-    assert [h["tid"] for h in held_locks(state, T0)] == [MAIN]
+    assert [h.tid for h in held_locks(state, T0)] == [MAIN]
 
 
 def test_self_deadlock_on_a_plain_lock() -> None:
     state = snapshot([(MAIN, 1, MAIN)], [(MAIN, 1)])
     [[step]] = deadlock_cycles(state)
-    assert step["held_by"] == MAIN
+    assert step.held_by == MAIN

@@ -42,8 +42,9 @@ def test_exact_gil_run(tmp_path: Path) -> None:
                                                 + 1e-6 * len(worker.state_s))
     held = sum(t.gil_held_s or 0 for t in model.threads)
     assert held <= model.wall_s * 1.01  # one GIL: held time never exceeds the wall time
-    assert 0 < model.metrics["gil_utilisation"] <= 1.0
-    assert model.metrics["gil_switches_per_s"] > 0
+    assert model.metrics.gil is not None
+    assert 0 < model.metrics.gil.utilisation <= 1.0
+    assert model.metrics.gil.switches_per_s > 0
     assert [c.held for c in model.claims] and model.scenario is not None
     assert not any(t.name.startswith("threadscope-") for t in model.threads)
 
@@ -98,13 +99,14 @@ def test_a_recorder_left_out_by_choice_is_no_warning(tmp_path: Path) -> None:
     """Turned off (flag or default) is said in the sources, not warned about; unavailable is a
     warning. Recordings from before ``off_by_choice`` are read by their reason's wording."""
     from tracer.model.build import _source, _source_warnings
-    from tracer.model.schema import TURNED_OFF, Source
+    from tracer.model.schema import TURNED_OFF, Method, Source
+    from tracer.raw_files import SourceName
 
     sources = {
-        "perf": Source(used=False, reason=TURNED_OFF, off_by_choice=True),
-        "py-spy": Source(used=False, reason="py-spy is not installed"),
-        "sched": _source({"used": False, "reason": TURNED_OFF}),  # an older run.json
-        "locks": Source(used=True, method="instrumented"),
+        SourceName.PERF: Source(used=False, reason=TURNED_OFF, off_by_choice=True),
+        SourceName.PYSPY: Source(used=False, reason="py-spy is not installed"),
+        SourceName.SCHED: _source({"used": False, "reason": TURNED_OFF}),  # an older run.json
+        SourceName.LOCKS: Source(used=True, method=Method.INSTRUMENTED),
     }
-    assert sources["sched"].off_by_choice
+    assert sources[SourceName.SCHED].off_by_choice
     assert _source_warnings(sources) == ["py-spy was not used: py-spy is not installed"]

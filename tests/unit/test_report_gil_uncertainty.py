@@ -7,9 +7,11 @@ from pathlib import Path
 import orjson
 from rich.console import Console
 
-from reports.explain import explain, gil_figure_words
+from reports.format import gil_figure_words
 from reports.html import render_report_html
+from reports.prose import explain
 from reports.summary import print_summary
+from reports.view import build_view
 from tests.fixtures.synthetic_model import build_synthetic_model
 from tracer.model.schema import RunModel, SampledGilFigures, ThreadTimeline
 
@@ -72,7 +74,7 @@ def test_summary_and_report_show_the_uncertainty(tmp_path: Path) -> None:
     assert "<th>GIL waits</th>" in html and "<th>longest GIL wait</th>" in html
     assert "523 (303–945)" in html and "83% ±2 pp" in html
     assert 'id="gil-uncertainty-note"' in html
-    reading = " ".join(explain(model))
+    reading = " ".join(explain(build_view(model)))
     assert "sampled every 1.0 ms" in reading
     assert "at least 303 and allow at most 945" in reading
     assert "302 of its GIL turns fell between samples" in reading

@@ -11,17 +11,19 @@ import pytest
 from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
 from reports import html
-from reports.explain import explain, run_numbers
-from reports.figures import SEGMENT_BUDGET, timeline_figure
+from reports.figures import SEGMENT_BUDGET
+from reports.figures.timeline import timeline_figure
 from reports.html import render_report, render_report_html, script_json
 from reports.intervals import merge_intervals
+from reports.prose import explain
+from reports.view import build_view
 from tests.fixtures.synthetic_model import (
     HOSTILE_FUNCTION,
     HOSTILE_THREAD,
     build_large_model,
     build_synthetic_model,
 )
-from tracer.model.schema import BLOCKED, RUNNING, Interval, RunModel, ThreadTimeline
+from tracer.model.schema import BLOCKED, RUNNING, Interval, RunMetrics, RunModel, ThreadTimeline
 
 FIGURES_BLOCK = re.compile(
     r'<script type="application/json" id="threadscope-figures">(.*?)</script>', re.S
@@ -119,7 +121,7 @@ def test_script_json_escapes_markup_characters() -> None:
 
 def test_every_merged_interval_is_drawn_when_under_budget() -> None:
     model = build_synthetic_model()
-    spec = timeline_figure(model)
+    spec = timeline_figure(build_view(model))
     assert spec is not None and not spec.aggregated
     states = [t for t in spec.figure.data if t.type == "bar" and t.name != "holds a lock"]
     drawn = sum(len(trace.x) for trace in states)
@@ -157,11 +159,11 @@ def test_sources_claims_and_warnings_are_listed(page: str) -> None:
 
 def test_explanation_states_the_measured_numbers() -> None:
     model = build_synthetic_model()
-    numbers = run_numbers(model)
-    text = " ".join(explain(model))
+    numbers = build_view(model).numbers
+    text = " ".join(explain(build_view(model)))
     assert f"{numbers.cpu_s:.2f} s of CPU" in text
     assert f"{model.wall_s:.2f} s of wall time" in text
-    assert f"CPU parallelism of {model.metrics['parallelism']:.2f}" in text
+    assert f"CPU parallelism of {model.metrics.parallelism:.2f}" in text
     assert "2 cores" in text
     assert "take turns" in text
     assert "waited" in text and "for the GIL" in text
@@ -169,7 +171,7 @@ def test_explanation_states_the_measured_numbers() -> None:
 
 
 def test_explanation_is_honest_without_gil_data() -> None:
-    text = " ".join(explain(build_synthetic_model(gil=False)))
+    text = " ".join(explain(build_view(build_synthetic_model(gil=False))))
     assert "GIL ownership was not measured" in text
     assert "for the GIL (" not in text
 
@@ -177,15 +179,15 @@ def test_explanation_is_honest_without_gil_data() -> None:
 def test_explanation_follows_measurements_not_names() -> None:
     model = build_synthetic_model()
     model.target.name = "io_bound"
-    model.metrics["parallelism"] = 1.8
-    text = " ".join(explain(model))
+    model.metrics.parallelism = 1.8
+    text = " ".join(explain(build_view(model)))
     assert "more than one core was busy" in text
     assert "native code" in text
 
 
 def test_explanation_of_a_waiting_program() -> None:
     model = _single_thread_model([Interval(0.0, 0.1, RUNNING), Interval(0.1, 2.0, BLOCKED)])
-    text = " ".join(explain(model))
+    text = " ".join(explain(build_view(model)))
     assert "Less than half a core" in text
     assert "95% blocked" in text
 
@@ -234,7 +236,7 @@ def _single_thread_model(intervals: list[Interval]) -> RunModel:
         )
     ]
     model.wall_s = end
-    model.metrics = {}
+    model.metrics = RunMetrics(cpu_s=0.0, parallelism=None, cores=2, threads=len(model.threads))
     model.parallelism = None
     model.markers = []
     return model
@@ -257,7 +259,8 @@ def test_degenerate_models_render(model: RunModel) -> None:
 
 def test_empty_and_zero_wall_models_render() -> None:
     empty = build_synthetic_model()
-    empty.threads, empty.wall_s, empty.parallelism, empty.metrics = [], 0.0, None, {}
+    empty.threads, empty.wall_s, empty.parallelism = [], 0.0, None
+    empty.metrics = RunMetrics(cpu_s=0.0, parallelism=None, cores=2, threads=0)
     empty.markers, empty.sources, empty.claims, empty.stacks = [], {}, [], []
     page = render_report_html(empty)
     assert figures_payload(page)["figures"] == []

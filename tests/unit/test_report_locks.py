@@ -5,20 +5,18 @@ each view is also checked for escaping."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from reports.explain import (
-    deadlock_sentence,
-    describe_wait,
-    end_reason_words,
-    explain,
-    fmt_seconds,
-    thread_end_text,
-)
-from reports.figures import HOLD_LIMIT, hold_segments, lock_wait_figure, timeline_figure
+from reports.figures.locks import lock_wait_figure
+from reports.figures.timeline import HOLD_LIMIT, hold_segments, timeline_figure
+from reports.format import fmt_seconds
 from reports.html import render_report_html
+from reports.prose import deadlock_sentence, describe_wait, explain, thread_end_text
+from reports.view import build_view
+from reports.vocabulary import end_reason_words
 from tests.fixtures.synthetic_model import (
     HOSTILE_LOCK,
     HOSTILE_SITE,
@@ -27,7 +25,15 @@ from tests.fixtures.synthetic_model import (
     build_synthetic_model,
 )
 from tests.unit.test_report_html import figure, figures_payload
-from tracer.model.schema import LOCK_HOLD, Interval, Marker
+from tracer.model.schema import (
+    LOCK_HOLD,
+    DeadlockStep,
+    HoldDetail,
+    Interval,
+    LockRef,
+    Marker,
+    WaitDetail,
+)
 
 ESCAPED_LOCK = "&lt;img src=x onerror=alert(1)&gt;"
 
@@ -87,8 +93,8 @@ def test_worst_locks_chart_ranks_by_wait_and_escapes_names(page: str) -> None:
 def test_worst_locks_chart_keeps_the_top_fifteen() -> None:
     model = build_lock_model()
     template = model.locks[0]
-    model.locks = [{**template, "id": n, "name": f"l{n}", "wait_s": float(n)} for n in range(30)]
-    spec = lock_wait_figure(model)
+    model.locks = [replace(template, id=n, name=f"l{n}", wait_s=float(n)) for n in range(30)]
+    spec = lock_wait_figure(build_view(model))
     assert spec is not None
     assert list(spec.figure.data[0].x) == [float(n) for n in range(29, 14, -1)]
 
@@ -140,10 +146,10 @@ def test_too_many_holds_are_left_to_the_trace() -> None:
     model = build_lock_model()
     worker = model.threads[1]
     worker.holds = [
-        Interval(k * 1e-4, k * 1e-4 + 5e-5, LOCK_HOLD, {"lock": 1, "name": "l"})
+        Interval(k * 1e-4, k * 1e-4 + 5e-5, LOCK_HOLD, HoldDetail(1, 4242, "l", "lock"))
         for k in range(HOLD_LIMIT + 1)
     ]
-    spec = timeline_figure(model)
+    spec = timeline_figure(build_view(model))
     assert spec is not None
     assert "holds a lock" not in [t.name for t in spec.figure.data]
     assert "too many to draw" in spec.note
@@ -151,7 +157,8 @@ def test_too_many_holds_are_left_to_the_trace() -> None:
 
 def test_hold_segments_merge_overlaps_per_thread() -> None:
     model = build_deadlock_model()
-    model.threads[1].holds.append(Interval(0.5, 0.6, LOCK_HOLD, {"lock": 22, "name": "lock_c"}))
+    model.threads[1].holds.append(
+        Interval(0.5, 0.6, LOCK_HOLD, HoldDetail(22, 4242, "lock_c", "lock")))
     segments = hold_segments(model.threads)
     assert [(s.row, s.start, s.end) for s, _ in segments] == [(1, 0.01, 1.5), (2, 0.01, 1.5)]
     assert segments[0][1] == ["lock_a (still held at the end)", "lock_c"]
@@ -217,7 +224,7 @@ def test_no_deadlock_banner_without_a_cycle(page: str) -> None:
 
 
 def test_explanation_mentions_the_deadlock_and_the_killed_threads() -> None:
-    text = " ".join(explain(build_deadlock_model()))
+    text = " ".join(explain(build_view(build_deadlock_model())))
     assert "The program deadlocked: first holds lock_a" in text
     assert "first (tid 3001) was killed at interpreter exit while in second_step" in text
     assert "its last mark was iteration i=1" in text
@@ -225,14 +232,8 @@ def test_explanation_mentions_the_deadlock_and_the_killed_threads() -> None:
 
 def test_deadlock_sentence_copes_with_missing_names() -> None:
     cycle = [
-        {"tid": 7, "holds": [], "waits_for": {"id": 2}, "held_by": 8},
-        {
-            "tid": 8,
-            "thread": "b",
-            "holds": [{"id": 2, "name": "x"}, {"id": 3, "name": "y"}],
-            "waits_for": {"id": 4, "name": "z"},
-            "held_by": 7,
-        },
+        DeadlockStep(7, None, [], LockRef(2, None), 8),
+        DeadlockStep(8, "b", [LockRef(2, "x"), LockRef(3, "y")], LockRef(4, "z"), 7),
     ]
     assert deadlock_sentence(cycle, {}) == (
         "thread 7 waits for lock #2, held by b; b holds x and y and waits for z, held by thread 7"
@@ -243,13 +244,13 @@ def test_deadlock_sentence_copes_with_missing_names() -> None:
 def test_describe_wait() -> None:
     labels = {5: "holder (tid 5)"}
     assert describe_wait(None, labels) == "on a lock (not recorded which)"
-    assert describe_wait(
-        {"name": "q", "kind": "queue_get", "holder": None, "ok": True}, labels
-    ) == ("on q (queue_get)")
-    assert describe_wait({"lock": 3, "kind": "lock", "holder": 5, "ok": False}, labels) == (
+    assert describe_wait(WaitDetail(1, 4242, "q", "queue_get", None, ok=True), labels) == (
+        "on q (queue_get)")
+    assert describe_wait(WaitDetail(3, 4242, "", "lock", 5, ok=False), labels) == (
         "on lock #3 (lock), held by holder (tid 5); gave up (timed out)"
     )
-    assert describe_wait({"name": "a", "holder": 9, "ok": False, "unfinished": True}, labels) == (
+    assert describe_wait(WaitDetail(4, 4242, "a", "lock", 9, ok=False, unfinished=True),
+                         labels) == (
         "on a (lock), held by thread 9; still waiting when the run ended"
     )
 

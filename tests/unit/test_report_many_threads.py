@@ -9,28 +9,29 @@ from pathlib import Path
 
 from rich.console import Console
 
-from reports.explain import (
+from reports.figures.breakdown import breakdown_figure
+from reports.figures.gil_detail import (
+    GIL_STRIP_BUDGET,
+    HOLDER_COLOURS,
+    gil_detail_figure,
+    strip_turns,
+)
+from reports.figures.layout import esc
+from reports.figures.timeline import timeline_figure
+from reports.html import render_report_html
+from reports.intervals import Segment
+from reports.prose import explain
+from reports.summary import print_summary
+from reports.threads import (
     FOLD_ABOVE,
     SHOWN_THREADS,
     ThreadGroup,
-    explain,
     ordered_threads,
     select_threads,
     thread_label,
     thread_state_seconds,
 )
-from reports.figures import (
-    GIL_STRIP_BUDGET,
-    HOLDER_COLOURS,
-    breakdown_figure,
-    esc,
-    gil_detail_figure,
-    strip_turns,
-    timeline_figure,
-)
-from reports.html import render_report_html
-from reports.intervals import Segment
-from reports.summary import print_summary
+from reports.view import build_view
 from tests.fixtures.synthetic_model import (
     HOSTILE_FUNCTION,
     HOSTILE_THREAD,
@@ -193,7 +194,7 @@ def test_a_group_of_one_is_shown_as_the_thread_it_is() -> None:
 def test_timeline_draws_one_row_per_shown_thread_and_group() -> None:
     model = build_many_thread_model()
     selection = select_threads(model)
-    spec = timeline_figure(model)
+    spec = timeline_figure(build_view(model))
     assert spec is not None
     ticks = list(spec.figure.layout.yaxis.ticktext)
     assert ticks == [esc(thread_label(t)) for t in selection.shown] + [
@@ -217,7 +218,7 @@ def test_timeline_draws_one_row_per_shown_thread_and_group() -> None:
 
 def test_group_bars_say_what_they_stand_for_in_their_hover() -> None:
     model = build_many_thread_model()
-    spec = timeline_figure(model)
+    spec = timeline_figure(build_view(model))
     assert spec is not None
     (blocked,) = [i for i, t in enumerate(spec.figure.data) if t.name == "blocked"]
     hover = spec.hover[blocked]
@@ -232,7 +233,7 @@ def test_group_bars_say_what_they_stand_for_in_their_hover() -> None:
 
 def test_breakdown_shows_a_group_as_the_mean_of_its_threads() -> None:
     model = build_many_thread_model()
-    spec = breakdown_figure(model)
+    spec = breakdown_figure(build_view(model))
     assert spec is not None
     group = group_of(model, BLOCKED)
     row = spec.labels.index(group.label)
@@ -244,7 +245,7 @@ def test_breakdown_shows_a_group_as_the_mean_of_its_threads() -> None:
 
 
 def test_gil_strip_colours_ten_holders_and_folds_the_rest() -> None:
-    spec = gil_detail_figure(round_robin_model())
+    spec = gil_detail_figure(build_view(round_robin_model()))
     assert spec is not None
     bars = [t for t in spec.figure.data if t.type == "bar"]
     assert len(bars) == len(HOLDER_COLOURS)
@@ -263,7 +264,7 @@ def test_gil_strip_colours_ten_holders_and_folds_the_rest() -> None:
 
 
 def test_gil_range_slider_draws_the_waiters_not_the_bars() -> None:
-    spec = gil_detail_figure(build_synthetic_model())
+    spec = gil_detail_figure(build_view(build_synthetic_model()))
     assert spec is not None
     layout = spec.figure.layout
     assert layout.xaxis2.rangeslider.visible and layout.xaxis.matches == "x2"
@@ -319,7 +320,7 @@ def test_explanation_counts_many_cut_off_threads() -> None:
     model = build_many_thread_model()
     for thread in model.threads[-60:]:
         thread.end_reason = "killed_at_exit"
-    text = " ".join(explain(model))
+    text = " ".join(explain(build_view(model)))
     assert "61 threads were cut off: 61 killed at interpreter exit" in text
     assert "(for example sleeper" in text
     assert text.count("was killed at interpreter exit") == 0

@@ -13,7 +13,7 @@ from tests.fixtures.synthetic_model import (
     build_lock_model,
     build_synthetic_model,
 )
-from tracer.model.schema import RunModel
+from tracer.model.schema import RunMetrics, RunModel
 
 
 def summary_text(model: RunModel, run_dir: Path) -> str:
@@ -67,7 +67,8 @@ def test_summary_prints_markup_in_names_literally(tmp_path: Path) -> None:
 def test_summary_of_an_empty_model(tmp_path: Path) -> None:
     model = build_synthetic_model()
     model.threads, model.sources, model.claims, model.warnings = [], {}, [], []
-    model.wall_s, model.metrics, model.parallelism = 0.0, {}, None
+    model.wall_s, model.parallelism = 0.0, None
+    model.metrics = RunMetrics(cpu_s=0.0, parallelism=None, cores=2, threads=len(model.threads))
     text = summary_text(model, tmp_path)
     assert "no sources were recorded" in text
 
@@ -79,7 +80,7 @@ def test_summary_lists_the_worst_locks(tmp_path: Path) -> None:
     assert "start line" in text and "barrier" in text
     assert "100.0 ms" in text and "1/1" in text
     assert "inner" not in text.split("Locks by time waited")[1].split("Sources")[0]
-    assert "running at stop" in text and "killed at exit" in text
+    assert "running when stopped" in text and "killed at exit" in text
 
 
 def test_summary_with_only_uncontended_locks(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from reports.explain import thread_label, thread_state_seconds
 from reports.perfetto import STATES_PID, STATES_PROCESS, LockSlice, place_in_lanes, write_trace
+from reports.threads import thread_label, thread_state_seconds
 from tests.fixtures.synthetic_model import (
     HOSTILE_LOCK,
     build_deadlock_model,
@@ -91,7 +91,7 @@ def test_function_events_may_be_a_generator(model: RunModel, tmp_path: Path) -> 
 
 def test_metadata_names_processes_and_tracks(model: RunModel, events: list[dict[str, Any]]) -> None:
     assert meta(events, "process_name", STATES_PID)[0] == {"name": STATES_PROCESS}
-    assert meta(events, "process_name", 4242)[0] == {"name": "python gil_cpu"}
+    assert meta(events, "process_name", 4242)[0] == {"name": "gil_cpu (pid 4242)"}
     sort = {e["pid"]: e["args"]["sort_index"] for e in events if e["name"] == "process_sort_index"}
     assert sort[STATES_PID] == sort[4242] + 1  # state tracks right after the real process
     labels = state_tids(events)

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from reports.explain import explain
 from reports.html import render_report_html
+from reports.prose import explain
 from reports.summary import print_summary
+from reports.view import build_view
 from tests.fixtures.synthetic_model import build_synthetic_model
 from tracer.raw_files import RunStatus
 
@@ -27,7 +28,7 @@ def _shown(status: str, tmp_path: Path) -> tuple[str, str, str]:
     model.target.status = status
     console = Console(record=True, width=160)
     print_summary(model, tmp_path, console)
-    return console.export_text(), render_report_html(model), " ".join(explain(model))
+    return console.export_text(), render_report_html(model), " ".join(explain(build_view(model)))
 
 
 def test_an_attach_that_saw_its_process_end_is_not_a_failure(tmp_path: Path) -> None:

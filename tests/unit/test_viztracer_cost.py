@@ -12,13 +12,13 @@ import pytest
 from rich.console import Console
 
 import tracer.model.functions as functions_module
-from reports.explain import viztracer_headlines
 from reports.html import render_report
 from reports.perfetto import write_trace
+from reports.prose import viztracer_headlines
 from reports.summary import print_summary
 from tests.fixtures.synthetic_model import build_synthetic_model
 from tracer.model.functions import FunctionTrace, ThreadCalls, load_function_trace
-from tracer.model.schema import ThreadTimeline
+from tracer.model.schema import ThreadTimeline, VizTracerCost, VizTracerFigures
 from tracer.model.viztracer_cost import (
     COST_UNCERTAINTY,
     CostRange,
@@ -136,7 +136,7 @@ def test_calls_filling_the_run_give_a_lower_bound_only() -> None:
     functions = trace({1: (9_000_000, 0)})  # 4.5 s of calls in a 5 s run
     estimate = estimate_slowdown(functions, COSTS, [thread(1)], PID, wall_s=5.0, parallelism=1.0)
     assert estimate.open_ended and estimate.slowdown_high is None
-    assert estimate.metrics()["viztracer_slowdown_high"] is None
+    assert estimate.figures().slowdown_high is None
     assert "at least" in explain_slowdown(estimate)
 
 
@@ -249,11 +249,25 @@ def test_chunks_are_spliced_into_trace_json(tmp_path: Path) -> None:
 
 # -- said up front --------------------------------------------------------------------------------
 
+def viztracer_cost(calls: int, slowdown: float, low: float, high: float | None,
+                   wall_s: float) -> VizTracerCost:
+    """The cost figures of a run of ``wall_s`` that ``calls`` slowed by ``slowdown`` (``low`` to
+    ``high``); the seconds added follow from the ratios."""
+    def added(ratio: float) -> float:
+        return round(wall_s - wall_s / ratio, 3)
+
+    return VizTracerCost(
+        calls=calls, calls_extrapolated=False, call_ns=round(added(slowdown) * 1e9 / calls, 1),
+        added_s=added(slowdown), added_low_s=added(low),
+        added_high_s=added(high) if high is not None else wall_s,
+        slowdown=slowdown, slowdown_low=low, slowdown_high=high)
+
+
 def slowed_model() -> Any:
     model = build_synthetic_model()
-    model.metrics.update({"viztracer_overflow": True, "viztracer_dropped_share": 0.4,
-                          "viztracer_calls": 4_100_000, "viztracer_slowdown": 2.5,
-                          "viztracer_slowdown_low": 1.9, "viztracer_slowdown_high": 3.5})
+    model.metrics.viztracer = VizTracerFigures(
+        overflow=True, dropped_share=0.4,
+        cost=viztracer_cost(4_100_000, 2.5, 1.9, 3.5, model.wall_s))
     return model
 
 
@@ -262,7 +276,8 @@ def test_headlines_say_overflow_first_then_the_slowdown() -> None:
     assert "overflowed" in lines[0] and "40%" in lines[0]
     assert "about 2.5x (1.9-3.5x)" in lines[1] and "4.1M calls" in lines[1]
     quiet = build_synthetic_model()
-    quiet.metrics.update({"viztracer_overflow": False, "viztracer_slowdown": 1.1})
+    quiet.metrics.viztracer = VizTracerFigures(
+        overflow=False, cost=viztracer_cost(100_000, 1.1, 1.1, 1.1, quiet.wall_s))
     assert viztracer_headlines(quiet) == []
 
 

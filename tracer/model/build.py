@@ -15,6 +15,9 @@ from tracer.errors import CorruptRecording
 from tracer.model.cpu import CpuRecording, analyse_cpu
 from tracer.model.functions import FunctionTrace, load_function_trace
 from tracer.model.gil import GilResult, load_gil
+from tracer.model.gil_exact import ThreadGilFigures, gil_metrics
+from tracer.model.gil_sampled import SampledGilResult
+from tracer.model.gil_uncertainty import sampled_figures
 from tracer.model.locks import LockModel, build_lock_model, load_lock_events
 from tracer.model.rawfiles import read_json, read_jsonl
 from tracer.model.samples import SampledThreads, StackTable, load_samples
@@ -24,12 +27,18 @@ from tracer.model.schema import (
     NATIVE,
     OFF_CPU,
     TURNED_OFF,
+    EndReason,
     Interval,
     Marker,
+    Method,
+    ProcessInfo,
+    RunMetrics,
     RunModel,
     Source,
     Target,
     ThreadTimeline,
+    VizTracerFigures,
+    source_from_dict,
 )
 from tracer.model.states import overlay, state_seconds
 from tracer.model.viztracer_cost import (
@@ -40,7 +49,7 @@ from tracer.model.viztracer_cost import (
     explain_slowdown,
     overflow_sentence,
 )
-from tracer.raw_files import RunStatus
+from tracer.raw_files import RunStatus, SourceName
 from tracer.runfolder import RunFolder
 
 ATTACH_LIMITS = (
@@ -79,111 +88,144 @@ class BuiltRun:
     functions: FunctionTrace = field(default_factory=FunctionTrace)
 
 
+@dataclass(frozen=True)
+class _RunInput:
+    """What every part of the build needs from run.json and target.json."""
+
+    run: dict[str, Any]
+    target_raw: dict[str, Any]
+    events: list[dict[str, Any]]  # threads.jsonl
+    t0_ns: int
+    end_ns: int
+    pid: int
+    mode: str  # run | attach | api
+    status: RunStatus
+
+    @property
+    def wall_s(self) -> float:
+        return (self.end_ns - self.t0_ns) / 1e9
+
+
 def build_run(folder: RunFolder) -> BuiltRun:
-    run: dict[str, Any] | None = read_json(folder.raw_file(raw_files.RUN))
-    if not isinstance(run, dict):
-        raise CorruptRecording(f"{folder.raw_file(raw_files.RUN)} is missing or not a JSON object")
-    raw = folder.raw
-    target_raw: dict[str, Any] = read_json(raw / raw_files.TARGET) or {}
-    events = list(read_jsonl(raw / raw_files.THREADS))
-    t0_ns = int(target_raw.get("t0_ns") or _first(events, "run_start") or run["go_ns"])
-    end_ns = int(target_raw.get("end_ns") or run["exit_ns"])
-    end_ns = max(end_ns, t0_ns)
-    wall_s = (end_ns - t0_ns) / 1e9
-    pid = int(target_raw.get("pid") or run["pid"])
-
-    warnings: list[str] = []
-    sources = {name: _source(value) for name, value in run.get("sources", {}).items()}
-    mode = run.get("mode", "run")  # run | attach | api
-    status = str(target_raw.get("status") or run["status"]) if mode == "api" else run["status"]
-    partial = RunStatus.of(status).stopped_early or (mode != "attach" and not target_raw)
-    if mode == "attach":
-        warnings.append(ATTACH_LIMITS)
-        for name in ("viztracer", "locks"):
-            sources[name] = Source(used=False, reason="not available when attaching to a "
-                                                      "running process")
-    elif not target_raw:
-        warnings.append("The target ended without writing its own record (killed or crashed "
-                        "hard): the function timeline and thread names may be missing.")
-
+    given = _read_input(folder)
+    raw, t0_ns, end_ns, pid = folder.raw, given.t0_ns, given.end_ns, given.pid
+    sources, warnings = _sources(given)
     cpu = analyse_cpu(read_jsonl(raw / raw_files.SCHED), t0_ns, end_ns) if (
         raw / raw_files.SCHED).exists() else None
+    if cpu is None:
+        warnings.append("No OS sampler data: CPU time and parallelism are unknown.")
     table = StackTable()
     sampled = load_samples(read_jsonl(raw / raw_files.PYSPY), t0_ns, end_ns, table,
-                           exclude_pid=run.get("controller_pid"))
-    functions = _functions(folder, run, target_raw, t0_ns, sources)
-    facts = _thread_facts(events)
-
-    internal = {int(e["tid"]) for e in events if e.get("ev") == "internal"}
-    threads = [t for t in _threads(pid, facts, cpu, sampled, functions, t0_ns, end_ns)
+                           exclude_pid=given.run.get("controller_pid"))
+    functions = _functions(folder, given.run, given.target_raw, t0_ns, sources)
+    internal = {int(e["tid"]) for e in given.events if e.get("ev") == "internal"}
+    threads = [t for t in _threads(pid, _thread_facts(given.events), cpu, sampled, functions,
+                                   t0_ns, end_ns)
                if not (t.pid == pid and t.tid in internal)]
-    _mark_thread_ends(threads, target_raw, status, sampled, wall_s)
-    figure_sources = {"cpu": "sampled" if cpu else "missing"}
-    gil = load_gil(raw, events, pid, t0_ns, end_ns)
+    _mark_thread_ends(threads, given.target_raw, given.status, sampled, given.wall_s)
+    figure_sources = {"cpu": Method.SAMPLED if cpu else Method.MISSING}
+    gil = load_gil(raw, given.events, pid, t0_ns, end_ns)
     if gil is not None:
         _apply_gil(threads, gil, pid)
         warnings.extend(gil.warnings)
         if gil.source in sources:
             sources[gil.source].notes.extend(gil.notes)
-        figure_sources["gil"] = gil.method
-        figure_sources["thread_states"] = gil.method
-        if gil.holder_method != gil.method:
-            figure_sources["gil_holder"] = gil.holder_method
-    else:
-        figure_sources["gil"] = "missing"
-        figure_sources["thread_states"] = "sampled" if cpu else "missing"
-
-    lock_model = _locks(raw, run, events, t0_ns, end_ns, sources, warnings)
+    figure_sources.update(_gil_figure_sources(gil, cpu is not None))
+    lock_model = _locks(raw, given, sources, warnings)
     if lock_model is not None:
         _apply_locks(threads, lock_model, pid)
-        figure_sources["locks"] = "instrumented"
-
-    markers = _markers(read_jsonl(raw / raw_files.MARKERS), t0_ns, end_ns)
-    target = Target(
-        kind=run["target"]["kind"],
-        name=run["target"]["name"],
-        argv=list(run["target"]["argv"]),
-        python=str(target_raw.get("python") or run.get("python", "")),
-        python_version=str(target_raw.get("python_version", "")),
-        exit_code=run.get("exit_code"),
-        status=status,
-        error=target_raw.get("error"),
-    )
-    cpu_s = cpu.cpu_s if cpu else sum(t.cpu_s for t in threads)
-    cores = int(run.get("cores") or (cpu.cores if cpu else 1))
-    metrics: dict[str, Any] = {
-        "cpu_s": round(cpu_s, 6),
-        "parallelism": round(cpu_s / wall_s, 4) if wall_s > 0 and cpu else None,
-        "cores": cores,
-        "threads": len(threads),
-    }
-    if cpu and cpu.parallelism and cpu.parallelism.values:
-        metrics["peak_parallelism"] = max(cpu.parallelism.values)
-    if gil is not None:
-        metrics.update(gil.metrics)
-        metrics["gil_method"] = gil.method
-    if cpu is None:
-        warnings.append("No OS sampler data: CPU time and parallelism are unknown.")
+        figure_sources["locks"] = Method.INSTRUMENTED
+    cores = int(given.run.get("cores") or (cpu.cores if cpu else 1))
     model = RunModel(
-        target=target,
+        target=_target(given),
         t0_ns=t0_ns,
-        wall_s=round(wall_s, 6),
+        wall_s=round(given.wall_s, 6),
         cores=cores,
         sources=sources,
         threads=threads,
-        metrics=metrics,
+        metrics=_run_metrics(cpu, threads, given.wall_s, cores, gil),
         parallelism=cpu.parallelism if cpu else None,
-        markers=markers,
+        markers=_markers(read_jsonl(raw / raw_files.MARKERS), t0_ns, end_ns),
         stacks=table.stacks,
-        processes=cpu.processes if cpu else [{"pid": pid}],
-        partial=partial,
+        processes=cpu.processes if cpu else [ProcessInfo(pid)],
+        partial=given.status.stopped_early or (given.mode != "attach" and not given.target_raw),
         warnings=warnings + _source_warnings(sources),
         figure_sources=figure_sources,
         locks=lock_model.locks if lock_model else [],
         deadlocks=lock_model.cycles if lock_model else [],
     )
-    _viztracer_slowdown(functions, target_raw, model, pid, model.warnings)
+    _viztracer_slowdown(functions, given.target_raw, model, pid, model.warnings)
     return BuiltRun(model=model, functions=functions)
+
+
+def _read_input(folder: RunFolder) -> _RunInput:
+    run: dict[str, Any] | None = read_json(folder.raw_file(raw_files.RUN))
+    if not isinstance(run, dict):
+        raise CorruptRecording(f"{folder.raw_file(raw_files.RUN)} is missing or not a JSON object")
+    target_raw: dict[str, Any] = read_json(folder.raw_file(raw_files.TARGET)) or {}
+    events = list(read_jsonl(folder.raw_file(raw_files.THREADS)))
+    t0_ns = int(target_raw.get("t0_ns") or _first(events, "run_start") or run["go_ns"])
+    end_ns = max(int(target_raw.get("end_ns") or run["exit_ns"]), t0_ns)
+    mode = str(run.get("mode", "run"))
+    status = str(target_raw.get("status") or run["status"]) if mode == "api" else run["status"]
+    return _RunInput(run, target_raw, events, t0_ns, end_ns,
+                     pid=int(target_raw.get("pid") or run["pid"]), mode=mode,
+                     status=RunStatus.of(status))
+
+
+def _sources(given: _RunInput) -> tuple[dict[SourceName, Source], list[str]]:
+    """The recorders' sources as run.json has them, and the warnings the kind of run implies."""
+    warnings: list[str] = []
+    sources = {SourceName(name): _source(value)
+               for name, value in given.run.get("sources", {}).items()}
+    if given.mode == "attach":
+        warnings.append(ATTACH_LIMITS)
+        for name in (SourceName.VIZTRACER, SourceName.LOCKS):
+            sources[name] = Source(used=False, reason="not available when attaching to a "
+                                                      "running process")
+    elif not given.target_raw:
+        warnings.append("The target ended without writing its own record (killed or crashed "
+                        "hard): the function timeline and thread names may be missing.")
+    return sources, warnings
+
+
+def _gil_figure_sources(gil: GilResult | None, has_cpu: bool) -> dict[str, Method]:
+    if gil is None:
+        return {"gil": Method.MISSING,
+                "thread_states": Method.SAMPLED if has_cpu else Method.MISSING}
+    out = {"gil": gil.method, "thread_states": gil.method}
+    if gil.holder_method != gil.method:
+        out["gil_holder"] = gil.holder_method
+    return out
+
+
+def _target(given: _RunInput) -> Target:
+    described = given.run["target"]
+    return Target(
+        kind=described["kind"],
+        name=described["name"],
+        argv=list(described["argv"]),
+        python=str(given.target_raw.get("python") or given.run.get("python", "")),
+        python_version=str(given.target_raw.get("python_version", "")),
+        exit_code=given.run.get("exit_code"),
+        status=given.status,
+        error=given.target_raw.get("error"),
+    )
+
+
+def _run_metrics(cpu: CpuRecording | None, threads: list[ThreadTimeline], wall_s: float,
+                 cores: int, gil: GilResult | None) -> RunMetrics:
+    cpu_s = cpu.cpu_s if cpu else sum(t.cpu_s for t in threads)
+    peak = max(cpu.parallelism.values) if cpu and cpu.parallelism and cpu.parallelism.values \
+        else None
+    return RunMetrics(
+        cpu_s=round(cpu_s, 6),
+        parallelism=round(cpu_s / wall_s, 4) if wall_s > 0 and cpu else None,
+        cores=cores,
+        threads=len(threads),
+        peak_parallelism=peak,
+        gil=gil.figures if gil is not None else None,
+    )
 
 
 def _first(events: list[dict[str, Any]], kind: str) -> int | None:
@@ -194,20 +236,20 @@ def _first(events: list[dict[str, Any]], kind: str) -> int | None:
 
 
 def _functions(folder: RunFolder, run: dict[str, Any], target_raw: dict[str, Any], t0_ns: int,
-               sources: dict[str, Source]) -> FunctionTrace:
+               sources: dict[SourceName, Source]) -> FunctionTrace:
     options = run.get("options", {})
     if run.get("mode") == "attach":
         return FunctionTrace()
     if not options.get("viztracer", False):
         if options.get("viztracer_by_default") or run.get("mode") == "api":
-            sources["viztracer"] = Source(used=False, reason=VIZTRACER_OFF_BY_DEFAULT,
+            sources[SourceName.VIZTRACER] = Source(used=False, reason=VIZTRACER_OFF_BY_DEFAULT,
                                           off_by_choice=True)
         return FunctionTrace()
     path = folder.raw_file(raw_files.VIZTRACER)
     error = target_raw.get("viztracer_error") or ""
     if not path.exists():
         reason = error or "the target ended before VizTracer could save its trace"
-        sources["viztracer"] = Source(used=False, reason=reason)
+        sources[SourceName.VIZTRACER] = Source(used=False, reason=reason)
         return FunctionTrace()
     entries = target_raw.get("viztracer_entries")
     functions = load_function_trace(path, target_raw.get("viztracer_clock", []), t0_ns,
@@ -215,8 +257,8 @@ def _functions(folder: RunFolder, run: dict[str, Any], target_raw: dict[str, Any
     notes = [f"{functions.entries:,} events, {functions.total_calls:,} of them calls"]
     if functions.overflow:
         notes.append("buffer full: the oldest calls were dropped")
-    sources["viztracer"] = Source(used=True, method="instrumented", samples=functions.entries,
-                                  notes=notes)
+    sources[SourceName.VIZTRACER] = Source(used=True, method=Method.INSTRUMENTED,
+                                           samples=functions.entries, notes=notes)
     return functions
 
 
@@ -224,13 +266,13 @@ def _viztracer_slowdown(functions: FunctionTrace, target_raw: dict[str, Any],
                         model: RunModel, pid: int, warnings: list[str]) -> None:
     """Say up front what VizTracer did to this run: an overflow first, then how much it slowed
     the program (estimated from this run's calls), when that is material."""
-    source = model.sources.get("viztracer")
+    source = model.sources.get(SourceName.VIZTRACER)
     if source is None or not source.used:
         return
     up_front: list[str] = []
-    model.metrics["viztracer_overflow"] = functions.overflow
+    figures = model.metrics.viztracer = VizTracerFigures(overflow=functions.overflow)
     if functions.overflow:
-        model.metrics["viztracer_dropped_share"] = dropped_share(functions, model.wall_s)
+        figures.dropped_share = dropped_share(functions, model.wall_s)
         up_front.append(overflow_sentence(functions, target_raw.get("viztracer_entries"),
                                           model.wall_s))
     costs = [cost for cost in (MeasuredCost.from_raw(target_raw.get(key) or {})
@@ -240,12 +282,12 @@ def _viztracer_slowdown(functions: FunctionTrace, target_raw: dict[str, Any],
         entries = target_raw.get("viztracer_entries")
         estimate = estimate_slowdown(functions, CostRange.of(costs), model.threads, pid,
                                      model.wall_s,
-                                     model.metrics.get("parallelism"),
+                                     model.metrics.parallelism,
                                      buffer_entries=int(entries) if entries else None)
-        contended = sum(int(lock.get("contended") or 0) for lock in model.locks)
+        contended = sum(lock.contended for lock in model.locks)
         sentence = explain_slowdown(estimate, model.target.python_version, contended)
         source.notes.append(sentence)
-        model.metrics.update(estimate.metrics())
+        figures.cost = estimate.figures()
         if estimate.material:
             up_front.append(sentence + " Timings, CPU and GIL shares here are the traced "
                             "program's: re-run without --viztracer for figures closer to an "
@@ -309,7 +351,7 @@ def _threads(pid: int, facts: dict[int, _ThreadFacts], cpu: CpuRecording | None,
             tid=key[1], pid=key[0], name=name, start_s=start_s, end_s=end_s,
             cpu_s=round(cpu_thread.cpu_s, 6) if cpu_thread else 0.0,
             daemon=fact.daemon, is_main=is_main and key[0] == pid,
-            end_reason="finished" if fact.end_ns is not None else None,
+            end_reason=EndReason.FINISHED if fact.end_ns is not None else None,
             intervals=intervals, samples=sampled.samples.get(key, []),
         )
         thread.state_s = state_seconds(thread.intervals)
@@ -325,8 +367,6 @@ def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
     A new thread must take the GIL before it runs its first line of Python, so its life starts
     at its first GIL wait, not at the hook that logs it: that wait belongs to the thread. The
     per-thread figures are computed from the same clipped intervals the timeline shows."""
-    from tracer.model.gil_exact import gil_metrics
-
     for thread in threads:
         if thread.pid != pid:
             continue
@@ -339,13 +379,11 @@ def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
         thread.intervals = overlay(known, thread.intervals, frozenset())
         thread.state_s = state_seconds(thread.intervals)
         life = max(thread.end_s - thread.start_s, 1e-9)
-        figures = gil_metrics({thread.tid: known}, life)["threads"]
-        assert isinstance(figures, dict)
-        mine = figures.get(thread.tid, {})
-        thread.gil_held_s = round(float(mine.get("gil_held_s", 0.0)), 6)
-        thread.gil_wait_s = round(float(mine.get("gil_wait_s", 0.0)), 6)
-        thread.gil_waits = int(mine.get("gil_waits", 0))
-        thread.max_gil_wait_s = round(float(mine.get("max_gil_wait_s", 0.0)), 6)
+        mine = gil_metrics({thread.tid: known}, life).threads.get(thread.tid, ThreadGilFigures())
+        thread.gil_held_s = round(mine.held_s, 6)
+        thread.gil_wait_s = round(mine.wait_s, 6)
+        thread.gil_waits = mine.waits
+        thread.max_gil_wait_s = round(mine.max_wait_s, 6)
         exact = gil.wait_figures.get(thread.tid)
         if exact is not None:  # counted from the events themselves, not from intervals
             thread.gil_waits = exact.waits
@@ -355,9 +393,6 @@ def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
 
 def _sampled_uncertainty(thread: ThreadTimeline, gil: GilResult) -> None:
     """A sampled source says, per thread, how sure its figures are (SampledGilFigures)."""
-    from tracer.model.gil_sampled import SampledGilResult
-    from tracer.model.gil_uncertainty import sampled_figures
-
     evidence = gil.evidence.get(thread.tid) if isinstance(gil, SampledGilResult) else None
     if evidence is None or thread.start_s is None or thread.end_s is None:
         return
@@ -367,31 +402,32 @@ def _sampled_uncertainty(thread: ThreadTimeline, gil: GilResult) -> None:
         max_wait_s=thread.max_gil_wait_s or 0.0)
 
 
-def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: int,
-           end_ns: int, sources: dict[str, Source], warnings: list[str]) -> LockModel | None:
-    if not run.get("options", {}).get("locks", False) or run.get("mode") == "attach":
+def _locks(raw: Path, given: _RunInput, sources: dict[SourceName, Source],
+           warnings: list[str]) -> LockModel | None:
+    if not given.run.get("options", {}).get("locks", False) or given.mode == "attach":
         return None
-    unavailable = [e.get("reason", "") for e in events if e.get("ev") == "locks_unavailable"]
+    unavailable = [e.get("reason", "") for e in given.events
+                   if e.get("ev") == "locks_unavailable"]
     path = raw / raw_files.LOCKS
     if unavailable or not path.exists():
-        sources["locks"] = Source(used=False, reason=(unavailable or [
+        sources[SourceName.LOCKS] = Source(used=False, reason=(unavailable or [
             "the target ended before the lock recorder wrote anything"])[0])
         return None
     lock_events = load_lock_events(path)
-    lock_model = build_lock_model(lock_events, t0_ns, end_ns)
+    lock_model = build_lock_model(lock_events, given.t0_ns, given.end_ns)
     why_python = [e.get("why_python") or "a recording made before the C core existed"
                   for e in lock_events if e.get("ev") == "start" and e.get("core") != "c"]
     python_core = bool(why_python)
-    contended = sum(int(lock.get("contended", 0)) for lock in lock_model.locks)
-    sources["locks"] = Source(
-        used=True, method="instrumented", samples=contended,
+    contended = sum(lock.contended for lock in lock_model.locks)
+    sources[SourceName.LOCKS] = Source(
+        used=True, method=Method.INSTRUMENTED, samples=contended,
         notes=[f"{len(lock_model.locks)} locks and other primitives, {contended} contended "
                "acquisitions (threading.Lock/RLock/Condition/Semaphore/Event/Barrier, queue)",
                f"Lock/RLock fast path in pure Python ({why_python[0]}): lock-heavy code "
                "runs slower and contends more than untraced" if python_core else
                "Lock/RLock fast path in C: switches threads where the real lock does"],
     )
-    acquisitions = sum(int(lock.get("acquisitions", 0)) for lock in lock_model.locks)
+    acquisitions = sum(lock.acquisitions for lock in lock_model.locks)
     if python_core and acquisitions >= BUSY_LOCK_ACQUISITIONS and contended:
         warnings.append(
             f"The program took locks {acquisitions:,} times with the lock recorder's "
@@ -410,12 +446,12 @@ def _locks(raw: Path, run: dict[str, Any], events: list[dict[str, Any]], t0_ns: 
             "than the recorder wrote them).")
     for cycle in lock_model.cycles:
         steps = "; ".join(
-            f"{step.get('thread')} holds {', '.join(h.get('name', '?') for h in step['holds'])} "
-            f"and waits for {step['waits_for'].get('name', '?')}" for step in cycle)
+            f"{step.thread} holds {', '.join(h.name or '?' for h in step.holds)} "
+            f"and waits for {step.waits_for.name or '?'}" for step in cycle)
         warnings.append(f"Deadlock: {steps}.")
     for held in lock_model.held_at_exit:
-        warnings.append(f"{held.get('thread') or held.get('tid')} still held "
-                        f"{held.get('name', 'a lock')} when the program ended.")
+        warnings.append(f"{held.thread or held.tid} still held "
+                        f"{held.name or 'a lock'} when the program ended.")
     return lock_model
 
 
@@ -441,21 +477,21 @@ def _clip(intervals: list[Interval], start: float, end: float) -> list[Interval]
     return out
 
 
-def _mark_thread_ends(threads: list[ThreadTimeline], target_raw: dict[str, Any], status: str,
-                      sampled: SampledThreads, wall_s: float) -> None:
+def _mark_thread_ends(threads: list[ThreadTimeline], target_raw: dict[str, Any],
+                      status: RunStatus, sampled: SampledThreads, wall_s: float) -> None:
     """Say how each thread ended: finished, killed at interpreter exit, or still running."""
     alive = {int(a["tid"]): a for a in target_raw.get("daemon_alive", []) if a.get("tid")}
     for thread in threads:
         if thread.tid in alive and thread.end_reason is None:
-            thread.end_reason = "killed_at_exit" if alive[thread.tid].get("daemon") else (
-                "running_at_stop")
+            thread.end_reason = EndReason.KILLED_AT_EXIT if alive[thread.tid].get("daemon") \
+                else EndReason.RUNNING_AT_STOP
             thread.last_stack = list(alive[thread.tid].get("stack", []))
             thread.end_s = round(wall_s, 6)
         elif thread.end_reason is None and thread.is_main:
-            thread.end_reason = "finished" if RunStatus.of(status) in (
-                RunStatus.OK, RunStatus.ENDED, RunStatus.FAILED) else "running_at_stop"
-        elif thread.end_reason is None and RunStatus.of(status).stopped_early:
-            thread.end_reason = "running_at_stop"
+            thread.end_reason = EndReason.FINISHED if status in (
+                RunStatus.OK, RunStatus.ENDED, RunStatus.FAILED) else EndReason.RUNNING_AT_STOP
+        elif thread.end_reason is None and status.stopped_early:
+            thread.end_reason = EndReason.RUNNING_AT_STOP
         final = sampled.final_stacks.get((thread.pid, thread.tid))
         if final and not thread.last_stack:
             thread.last_stack = final
@@ -485,13 +521,14 @@ def _markers(records: Any, t0_ns: int, end_ns: int) -> list[Marker]:
 def _source(value: dict[str, Any]) -> Source:
     """A recorder's source from run.json. Recordings made before ``off_by_choice`` existed said
     a recorder was left out only by its reason's wording."""
-    source = Source(**value)
+    source = source_from_dict(value)
     if "off_by_choice" not in value and source.reason == TURNED_OFF:
         source.off_by_choice = True
     return source
 
 
-def _source_warnings(sources: dict[str, Source]) -> list[str]:
-    return [f"{name} was not used: {source.reason}" for name, source in sorted(sources.items())
+def _source_warnings(sources: dict[SourceName, Source]) -> list[str]:
+    return [f"{name.value} was not used: {source.reason}"
+            for name, source in sorted(sources.items())
             if not source.used and source.reason and not source.off_by_choice]
 

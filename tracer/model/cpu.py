@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer.model.schema import CPU_WAIT, OFF_CPU, ON_CPU, Interval, Series
+from tracer.model.schema import CPU_WAIT, OFF_CPU, ON_CPU, Interval, ProcessInfo, Series
 
 ON_CPU_THRESHOLD = 0.5
 MAX_BINS = 2000  # parallelism curve resolution: enough for a smooth plot, small in the report
@@ -36,7 +36,7 @@ class ThreadCpu:
 @dataclass
 class CpuRecording:
     threads: dict[tuple[int, int], ThreadCpu]
-    processes: list[dict[str, Any]]
+    processes: list[ProcessInfo]
     parallelism: Series | None
     cpu_s: float
     rate_hz: float | None
@@ -45,7 +45,7 @@ class CpuRecording:
 
 def analyse_cpu(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int) -> CpuRecording:
     threads: dict[tuple[int, int], ThreadCpu] = {}
-    processes: list[dict[str, Any]] = []
+    processes: list[ProcessInfo] = []
     rate_hz: float | None = None
     cores = 1
     for record in records:
@@ -63,8 +63,9 @@ def analyse_cpu(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int) -> C
             thread = threads.setdefault(key, ThreadCpu(*key, first_ns=int(record["t"])))
             thread.comm = str(record.get("comm", ""))
             if key[0] == key[1]:
-                processes.append({"pid": key[0], "ppid": record.get("ppid"),
-                                  "cmdline": record.get("cmdline", [])})
+                ppid = record.get("ppid")
+                processes.append(ProcessInfo(key[0], None if ppid is None else int(ppid),
+                                             [str(arg) for arg in record.get("cmdline", [])]))
         elif kind == "meta":
             rate_hz = float(record.get("rate_hz", 0)) or None
             cores = int(record.get("cores", 1))

@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from tracer import raw_files
-from tracer.model.schema import Interval
+from tracer.errors import CorruptRecording
+from tracer.instrument.gil_probe import FutexWords
+from tracer.model.gil_exact import UprobeRecording, gil_metrics, parse_perf_script, reconstruct
+from tracer.model.gil_fill import fill_from_samples
+from tracer.model.rawfiles import read_json
+from tracer.model.schema import GilRunFigures, Interval, Method
+from tracer.raw_files import BudgetCut, SourceName
 
 
 @dataclass(frozen=True)
@@ -28,21 +34,22 @@ class WaitFigures:
 
 @dataclass
 class GilResult:
-    method: str  # exact | sampled
-    source: str  # the recorder it came from, as named in model.sources
+    method: Method  # exact | sampled
+    source: SourceName  # the recorder it came from
     timelines: dict[int, list[Interval]]  # tid -> states, seconds from t0
-    metrics: dict[str, Any] = field(default_factory=dict)  # run-wide figures
-    threads: dict[int, dict[str, Any]] = field(default_factory=dict)  # tid -> per-thread figures
+    figures: GilRunFigures | None = None  # run-wide figures, once load_gil has computed them
+    acquisitions_per_s: float | None = None  # sampled: GIL turns the counters saw
+    held_sampled_share: float = 0.0  # exact: share of on-CPU time the sampler settled
     wait_figures: dict[int, WaitFigures] = field(default_factory=dict)  # exact only
     notes: list[str] = field(default_factory=list)  # for the source's notes in the model
     warnings: list[str] = field(default_factory=list)  # for the model's warnings
 
     @property
-    def holder_method(self) -> str:
+    def holder_method(self) -> Method:
         """How uncontended holders were told: sampled when exact events left stretches to the
         sampler (waits and contended hand-offs stay exact)."""
-        if self.method == "exact" and self.metrics.get("gil_held_sampled_share", 0) > 0:
-            return "sampled"
+        if self.method == Method.EXACT and self.held_sampled_share > 0:
+            return Method.SAMPLED
         return self.method
 
 
@@ -69,14 +76,13 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
     if result is None:
         return None
     result.warnings[:0] = warnings
-    from tracer.model.gil_exact import gil_metrics
-
     figures = gil_metrics(result.timelines, wall_s)
-    per_thread = figures.pop("threads")
-    assert isinstance(per_thread, dict)
-    result.threads = per_thread
-    result.metrics.update({k: round(float(v), 4) for k, v in figures.items()
-                           if isinstance(v, (int, float))})
+    result.figures = GilRunFigures(
+        method=result.method, utilisation=round(figures.utilisation, 4),
+        mean_waiters=round(figures.mean_waiters, 4),
+        switches_per_s=round(figures.switches_per_s, 4),
+        acquisitions_per_s=result.acquisitions_per_s,
+        held_sampled_share=result.held_sampled_share)
     return result
 
 
@@ -85,11 +91,6 @@ def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
     path = raw_dir / raw_files.PERF_TEXT
     if not path.is_file():
         return None
-    from tracer.errors import CorruptRecording
-    from tracer.instrument.gil_probe import FutexWords
-    from tracer.model.gil_exact import UprobeRecording, parse_perf_script, reconstruct
-    from tracer.model.rawfiles import read_json
-
     layout = read_json(raw_dir / raw_files.GIL_LAYOUT)
     if not isinstance(layout, dict) or "gil_addr" not in layout:
         raise CorruptRecording(f"{path} needs {raw_dir / raw_files.GIL_LAYOUT} (the GIL's "
@@ -106,7 +107,8 @@ def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
     if not events:
         return None
     threads = reconstruct(events, t0_ns, end_ns, pid=pid)
-    result = GilResult("exact", "perf", {tid: t.intervals for tid, t in threads.items()})
+    result = GilResult(Method.EXACT, SourceName.PERF,
+                       {tid: t.intervals for tid, t in threads.items()})
     for tid, thread in threads.items():
         spans = [min(w.end_ns, end_ns) - max(w.start_ns, t0_ns) for w in thread.waits]
         result.wait_figures[tid] = WaitFigures(
@@ -119,8 +121,6 @@ def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
 
 def _budget_cut(raw_dir: Path, t0_ns: int) -> str | None:
     """The sentence saying exact recording stopped early to stay within its cost, if it did."""
-    from tracer.recorders.perf_budget import BudgetCut
-
     cut = BudgetCut.load(raw_dir)
     if cut is None:
         return None
@@ -130,10 +130,8 @@ def _budget_cut(raw_dir: Path, t0_ns: int) -> str | None:
 
 def _fill(exact: GilResult, sampled: GilResult) -> None:
     """Settle the exact timeline's unknown on-CPU stretches from the sampler (see gil_fill)."""
-    from tracer.model.gil_fill import fill_from_samples
-
     exact.timelines, summary = fill_from_samples(exact.timelines, sampled.timelines)
-    exact.metrics["gil_held_sampled_share"] = round(summary.sampled_share, 4)
+    exact.held_sampled_share = round(summary.sampled_share, 4)
     if summary.filled_s > 0:
         exact.notes.append(
             f"GIL waits and contended hand-offs are exact; {summary.sampled_share:.0%} of the "
@@ -146,18 +144,17 @@ def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], t0_ns: int,
     path = raw_dir / raw_files.GIL_SAMPLES
     if not path.is_file():
         return None
-    try:
-        from tracer.model import gil_sampled
-    except ImportError:
-        return None
+    from tracer.model import gil_sampled  # here: gil_sampled imports this module
+
     samples = gil_sampled.load_gil_samples(path)
     if not samples:
         return None
     tstates = gil_sampled.tstate_map(thread_events)
     analysed = gil_sampled.analyse_samples(samples, tstates, t0_ns, end_ns,
                                            gil_sampled.tick_cost_ns(path))
-    result = gil_sampled.SampledGilResult("sampled", "gil-sampler", analysed.timelines,
-                                          evidence=analysed.evidence)
     switches = gil_sampled.sampled_switches(samples, t0_ns, end_ns)
-    result.metrics["gil_acquisitions_per_s"] = round(switches / ((end_ns - t0_ns) / 1e9), 1)
+    result = gil_sampled.SampledGilResult(
+        Method.SAMPLED, SourceName.GIL_SAMPLER, analysed.timelines,
+        acquisitions_per_s=round(switches / ((end_ns - t0_ns) / 1e9), 1),
+        evidence=analysed.evidence)
     return result

@@ -565,30 +565,46 @@ def gil_timelines(events: Iterable[GilEvent], t0_ns: int, end_ns: int, *,
             if thread.intervals}
 
 
-def gil_metrics(timelines: dict[int, list[Interval]], wall_s: float) -> dict[str, object]:
+@dataclass(frozen=True)
+class ThreadGilFigures:
+    """One thread's GIL figures, from its intervals."""
+
+    held_s: float = 0.0
+    wait_s: float = 0.0
+    waits: int = 0
+    max_wait_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class GilMetrics:
+    """Run-wide and per-thread GIL figures of a set of timelines."""
+
+    utilisation: float
+    mean_waiters: float
+    switches_per_s: float
+    threads: dict[int, ThreadGilFigures]
+
+
+def gil_metrics(timelines: dict[int, list[Interval]], wall_s: float) -> GilMetrics:
     """Run-wide and per-thread GIL figures from state timelines (exact or sampled alike).
 
-    ``gil_utilisation`` is the union of held time over the wall time (one GIL per process, so with
-    a single process the union is the sum); ``mean_gil_waiters`` is the time-average number of
-    threads in ``gil_wait``; ``gil_switches_per_s`` counts hand-offs, i.e. consecutive holds by
+    ``utilisation`` is the union of held time over the wall time (one GIL per process, so with
+    a single process the union is the sum); ``mean_waiters`` is the time-average number of
+    threads in ``gil_wait``; ``switches_per_s`` counts hand-offs, i.e. consecutive holds by
     different threads.
     """
     if wall_s <= 0:
         raise ValueError(f"wall_s must be positive, got {wall_s}")
     holds: list[tuple[float, float, int]] = []
-    threads: dict[int, dict[str, float | int]] = {}
+    threads: dict[int, ThreadGilFigures] = {}
     total_wait = 0.0
     for tid, intervals in timelines.items():
         held = [iv for iv in intervals if iv.state == RUNNING]
         waits = [iv.duration for iv in intervals if iv.state == GIL_WAIT]
         holds.extend((iv.start, iv.end, tid) for iv in held)
         total_wait += sum(waits)
-        threads[tid] = {
-            "gil_held_s": sum(iv.duration for iv in held),
-            "gil_wait_s": sum(waits),
-            "gil_waits": len(waits),
-            "max_gil_wait_s": max(waits, default=0.0),
-        }
+        threads[tid] = ThreadGilFigures(sum(iv.duration for iv in held), sum(waits), len(waits),
+                                        max(waits, default=0.0))
     holds.sort()
     union = 0.0
     covered_to = float("-inf")
@@ -601,9 +617,4 @@ def gil_metrics(timelines: dict[int, list[Interval]], wall_s: float) -> dict[str
         if previous_tid is not None and tid != previous_tid:
             switches += 1
         previous_tid = tid
-    return {
-        "gil_utilisation": union / wall_s,
-        "mean_gil_waiters": total_wait / wall_s,
-        "gil_switches_per_s": switches / wall_s,
-        "threads": threads,
-    }
+    return GilMetrics(union / wall_s, total_wait / wall_s, switches / wall_s, threads)

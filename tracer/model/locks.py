@@ -38,11 +38,45 @@ from typing import Any
 
 from tracer.errors import CorruptRecording
 from tracer.model.rawfiles import read_jsonl
-from tracer.model.schema import LOCK_HOLD, LOCK_WAIT, Interval
+from tracer.model.schema import (
+    LOCK_HOLD,
+    LOCK_WAIT,
+    DeadlockStep,
+    HoldDetail,
+    Interval,
+    LockHandoff,
+    LockRef,
+    LockStats,
+    LockWaiter,
+    WaitDetail,
+)
 
 LOCK_KINDS = frozenset({"lock", "rlock"})  # kinds with one owner, so with holders and hand-offs
 
 Key = tuple[int, int]  # (pid, id)
+
+
+@dataclass(frozen=True)
+class HeldLock:
+    """A lock the last state snapshot saw held (at exit: never released)."""
+
+    id: int
+    pid: int
+    kind: str | None
+    name: str | None
+    tid: int | None
+    since_s: float
+    thread: str | None  # the holder's name, when the snapshot knew it
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """One wait of one lock, with what the hand-off search needs beyond the interval."""
+
+    interval: Interval
+    detail: WaitDetail
+    tid: int
+    acquired_ns: int | None  # when it got the lock (None: it did not)
 
 
 @dataclass
@@ -52,9 +86,9 @@ class LockModel:
 
     waits: dict[int, list[Interval]] = field(default_factory=dict)
     holds: dict[int, list[Interval]] = field(default_factory=dict)
-    locks: list[dict[str, Any]] = field(default_factory=list)
-    held_at_exit: list[dict[str, Any]] = field(default_factory=list)
-    cycles: list[list[dict[str, Any]]] = field(default_factory=list)
+    locks: list[LockStats] = field(default_factory=list)
+    held_at_exit: list[HeldLock] = field(default_factory=list)
+    cycles: list[list[DeadlockStep]] = field(default_factory=list)
     state: dict[str, Any] | None = None
 
 
@@ -146,10 +180,11 @@ def build_lock_model(events: list[dict[str, Any]], t0_ns: int, end_ns: int) -> L
     _holds(model, releases, names, t0_ns)
     model.held_at_exit = held_locks(state, t0_ns) if state else []
     for held in model.held_at_exit:
-        if held.get("tid") is not None:
-            model.holds.setdefault(held["tid"], []).append(Interval(
-                held["since_s"], _s(end_ns, t0_ns), LOCK_HOLD,
-                {"lock": held["id"], "name": held["name"], "kind": held["kind"], "open": True}))
+        if held.tid is not None:
+            model.holds.setdefault(held.tid, []).append(Interval(
+                held.since_s, _s(end_ns, t0_ns), LOCK_HOLD,
+                HoldDetail(held.id, held.pid, held.name or f"lock #{held.id}",
+                           held.kind or "lock", open=True)))
     model.locks = _lock_table(records, stats, waits_by_lock, releases, t0_ns)
     model.cycles = deadlock_cycles(state) if state else []
     return model
@@ -177,19 +212,19 @@ def _holder(start: dict[str, Any] | None, end: dict[str, Any],
 def _waits(model: LockModel, ends: list[dict[str, Any]],
            starts: dict[tuple[Key, int, int], dict[str, Any]],
            releases: dict[Key, list[dict[str, Any]]], names: dict[Key, str],
-           t0_ns: int) -> dict[Key, list[tuple[Interval, int]]]:
-    by_lock: dict[Key, list[tuple[Interval, int]]] = defaultdict(list)
+           t0_ns: int) -> dict[Key, list[_Wait]]:
+    by_lock: dict[Key, list[_Wait]] = defaultdict(list)
     release_times = {key: [r["t"] for r in found] for key, found in releases.items()}
     for end in ends:
         key = _key(end)
         start = starts.get((key, end["tid"], end["t0"]))
-        interval = Interval(_s(end["t0"], t0_ns), _s(end["t"], t0_ns), LOCK_WAIT, {
-            "lock": key[1], "pid": key[0], "name": names.get(key, f"lock #{key[1]}"),
-            "holder": _holder(start, end, releases.get(key, []), release_times.get(key, [])),
-            "kind": end["kind"],
-            "ok": bool(end.get("ok", True)), "t_end_ns": end["t"]})
+        ok = bool(end.get("ok", True))
+        detail = WaitDetail(
+            key[1], key[0], names.get(key, f"lock #{key[1]}"), end["kind"],
+            _holder(start, end, releases.get(key, []), release_times.get(key, [])), ok)
+        interval = Interval(_s(end["t0"], t0_ns), _s(end["t"], t0_ns), LOCK_WAIT, detail)
         model.waits.setdefault(end["tid"], []).append(interval)
-        by_lock[key].append((interval, end["tid"]))
+        by_lock[key].append(_Wait(interval, detail, end["tid"], int(end["t"]) if ok else None))
     for intervals in model.waits.values():
         intervals.sort(key=lambda i: i.start)
     return by_lock
@@ -197,19 +232,19 @@ def _waits(model: LockModel, ends: list[dict[str, Any]],
 
 def _open_waits(model: LockModel, starts: dict[tuple[Key, int, int], dict[str, Any]],
                 ends: list[dict[str, Any]], names: dict[Key, str], t0_ns: int, end_ns: int,
-                by_lock: dict[Key, list[tuple[Interval, int]]]) -> None:
+                by_lock: dict[Key, list[_Wait]]) -> None:
     finished = {(_key(e), e["tid"], e["t0"]) for e in ends}
     for ident, start in starts.items():
         if ident in finished:
             continue
         key = ident[0]
+        holder = start.get("holder")
+        detail = WaitDetail(key[1], key[0], names.get(key, f"lock #{key[1]}"), start["kind"],
+                            None if holder is None else int(holder), ok=False, unfinished=True)
         interval = Interval(_s(start["t"], t0_ns), _s(max(end_ns, start["t"]), t0_ns), LOCK_WAIT,
-                            {"lock": key[1], "pid": key[0],
-                             "name": names.get(key, f"lock #{key[1]}"),
-                             "holder": start.get("holder"), "kind": start["kind"], "ok": False,
-                             "unfinished": True})
+                            detail)
         model.waits.setdefault(start["tid"], []).append(interval)
-        by_lock[key].append((interval, start["tid"]))
+        by_lock[key].append(_Wait(interval, detail, start["tid"], None))
 
 
 def _holds(model: LockModel, releases: dict[Key, list[dict[str, Any]]], names: dict[Key, str],
@@ -218,8 +253,7 @@ def _holds(model: LockModel, releases: dict[Key, list[dict[str, Any]]], names: d
         for release in group:
             model.holds.setdefault(release["tid"], []).append(Interval(
                 _s(release["t_acq"], t0_ns), _s(release["t"], t0_ns), LOCK_HOLD,
-                {"lock": key[1], "pid": key[0], "name": names.get(key, f"lock #{key[1]}"),
-                 "kind": release["kind"]}))
+                HoldDetail(key[1], key[0], names.get(key, f"lock #{key[1]}"), release["kind"])))
     for intervals in model.holds.values():
         intervals.sort(key=lambda i: i.start)
 
@@ -233,79 +267,76 @@ def _p95(values: list[float]) -> float:
 
 
 def _lock_table(records: dict[Key, dict[str, Any]], stats: dict[Key, dict[str, Any]],
-                waits: dict[Key, list[tuple[Interval, int]]],
-                releases: dict[Key, list[dict[str, Any]]], t0_ns: int) -> list[dict[str, Any]]:
+                waits: dict[Key, list[_Wait]],
+                releases: dict[Key, list[dict[str, Any]]], t0_ns: int) -> list[LockStats]:
     table = []
     for key in sorted(set(records) | set(stats) | set(waits)):
         record = records.get(key, {})
         counters = stats.get(key, {})
-        first_wait = (waits[key][0][0].detail or {}) if key in waits else {}
-        kind = str(record.get("kind") or first_wait.get("kind") or "lock")
-        durations = [interval.duration for interval, _ in waits.get(key, [])]
+        first_kind = waits[key][0].detail.kind if key in waits else None
+        kind = str(record.get("kind") or first_kind or "lock")
+        durations = [wait.interval.duration for wait in waits.get(key, [])]
         held = releases.get(key, [])
         hold_events_s = [(r["t"] - r["t_acq"]) / 1e9 for r in held]
         contended = max(int(counters.get("contended", 0)), len(durations))
-        table.append({
-            "id": key[1], "pid": key[0], "kind": kind,
-            "name": record.get("name") or f"{kind} #{key[1]}",
-            "site": record.get("site"), "made_by": record.get("made_by"),
-            "per_site": bool(record.get("per_site", False)),
-            "instances": int(counters.get("instances", 1)),
-            "acquisitions": max(int(counters.get("n", 0)), contended),
-            "contended": contended,
-            "wait_s": sum(durations),
-            "mean_wait_s": sum(durations) / len(durations) if durations else 0.0,
-            "p95_wait_s": _p95(durations),
-            "max_wait_s": max(durations, default=0.0),
-            "hold_s": max(counters.get("hold_ns", 0) / 1e9, sum(hold_events_s)),
-            "max_hold_s": max(counters.get("hold_max_ns", 0) / 1e9,
-                              max(hold_events_s, default=0.0)),
-            "waiters": _waiters(waits.get(key, [])),
-            "handoffs": _handoffs(kind, waits.get(key, []), held, t0_ns),
-        })
-    table.sort(key=lambda row: (-row["wait_s"], -row["acquisitions"], row["id"]))
+        table.append(LockStats(
+            id=key[1], pid=key[0], kind=kind,
+            name=str(record.get("name") or f"{kind} #{key[1]}"),
+            site=record.get("site"), made_by=record.get("made_by"),
+            per_site=bool(record.get("per_site", False)),
+            instances=int(counters.get("instances", 1)),
+            acquisitions=max(int(counters.get("n", 0)), contended),
+            contended=contended,
+            wait_s=sum(durations),
+            mean_wait_s=sum(durations) / len(durations) if durations else 0.0,
+            p95_wait_s=_p95(durations),
+            max_wait_s=max(durations, default=0.0),
+            hold_s=max(counters.get("hold_ns", 0) / 1e9, sum(hold_events_s)),
+            max_hold_s=max(counters.get("hold_max_ns", 0) / 1e9, max(hold_events_s, default=0.0)),
+            waiters=_waiters(waits.get(key, [])),
+            handoffs=_handoffs(kind, waits.get(key, []), held, t0_ns),
+        ))
+    table.sort(key=lambda row: (-row.wait_s, -row.acquisitions, row.id))
     return table
 
 
-def _waiters(waits: list[tuple[Interval, int]]) -> list[dict[str, Any]]:
+def _waiters(waits: list[_Wait]) -> list[LockWaiter]:
     """Which thread waited for which holder, how often and how long in total."""
     totals: dict[tuple[int, int | None], list[float]] = defaultdict(lambda: [0, 0.0])
-    for interval, tid in waits:
-        holder = (interval.detail or {}).get("holder")
-        entry = totals[(tid, holder)]
+    for wait in waits:
+        entry = totals[(wait.tid, wait.detail.holder)]
         entry[0] += 1
-        entry[1] += interval.duration
-    return [{"tid": tid, "holder": holder, "count": int(count), "wait_s": wait_s}
+        entry[1] += wait.interval.duration
+    return [LockWaiter(tid, holder, int(count), wait_s)
             for (tid, holder), (count, wait_s) in sorted(totals.items(), key=lambda kv: -kv[1][1])]
 
 
-def _handoffs(kind: str, waits: list[tuple[Interval, int]], releases: list[dict[str, Any]],
-              t0_ns: int) -> list[dict[str, Any]]:
+def _handoffs(kind: str, waits: list[_Wait], releases: list[dict[str, Any]],
+              t0_ns: int) -> list[LockHandoff]:
     """A release followed by a waiter's acquisition: the arrow from one owner to the next."""
     if kind not in LOCK_KINDS or not releases:
         return []
     times = [r["t"] for r in releases]
     out = []
-    for interval, tid in sorted(waits, key=lambda w: w[0].end):
-        detail = interval.detail or {}
-        if not detail.get("ok") or detail.get("unfinished"):
+    for wait in sorted(waits, key=lambda w: w.interval.end):
+        if wait.acquired_ns is None:
             continue
-        acquired_ns = int(detail["t_end_ns"])
-        index = bisect_right(times, acquired_ns) - 1
-        while index >= 0 and releases[index]["tid"] == tid:
+        index = bisect_right(times, wait.acquired_ns) - 1
+        while index >= 0 and releases[index]["tid"] == wait.tid:
             index -= 1
-        if index < 0 or releases[index]["t"] < t0_ns + interval.start * 1e9 - 1:
+        if index < 0 or releases[index]["t"] < t0_ns + wait.interval.start * 1e9 - 1:
             continue  # released before this wait began: not the hand-off that woke it
         release = releases[index]
-        out.append({"from": release["tid"], "to": tid, "released_s": _s(release["t"], t0_ns),
-                    "acquired_s": interval.end})
+        out.append(LockHandoff(int(release["tid"]), wait.tid, _s(release["t"], t0_ns),
+                               wait.interval.end))
     return out
 
 
-def held_locks(state: dict[str, Any], t0_ns: int = 0) -> list[dict[str, Any]]:
+def held_locks(state: dict[str, Any], t0_ns: int = 0) -> list[HeldLock]:
     """Locks held when the snapshot was taken (at exit: never released)."""
-    return [{"id": h["id"], "kind": h.get("kind"), "name": h.get("name"), "tid": h.get("tid"),
-             "since_s": _s(int(h["since"]), t0_ns), "thread": _thread_name(state, h.get("tid"))}
+    pid = int(state.get("pid", 0))
+    return [HeldLock(int(h["id"]), int(h.get("pid", pid)), h.get("kind"), h.get("name"),
+                     h.get("tid"), _s(int(h["since"]), t0_ns), _thread_name(state, h.get("tid")))
             for h in state.get("held", [])]
 
 
@@ -316,18 +347,18 @@ def _thread_name(state: dict[str, Any], tid: int | None) -> str | None:
     return str(name) if name is not None else None
 
 
-def deadlock_cycles(state_snapshot: dict[str, Any]) -> list[list[dict[str, Any]]]:
+def deadlock_cycles(state_snapshot: dict[str, Any]) -> list[list[DeadlockStep]]:
     """Cycles of threads each waiting for a lock the next one holds. Each step names the thread,
     the lock it waits for, who holds that lock, and the locks the thread itself holds."""
     waits_for: dict[int, dict[str, Any]] = {}
     for wait in state_snapshot.get("waiting", []):
         if wait.get("holder") is not None and wait.get("tid") is not None:
             waits_for[int(wait["tid"])] = wait
-    holds: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    holds: dict[int, list[LockRef]] = defaultdict(list)
     for held in state_snapshot.get("held", []):
         if held.get("tid") is not None:
-            holds[int(held["tid"])].append({"id": held["id"], "name": held.get("name")})
-    cycles: list[list[dict[str, Any]]] = []
+            holds[int(held["tid"])].append(LockRef(int(held["id"]), held.get("name")))
+    cycles: list[list[DeadlockStep]] = []
     seen: set[int] = set()
     for first in sorted(waits_for):
         path: list[int] = []
@@ -345,7 +376,7 @@ def deadlock_cycles(state_snapshot: dict[str, Any]) -> list[list[dict[str, Any]]
 
 
 def _cycle_step(state: dict[str, Any], tid: int, wait: dict[str, Any],
-                holds: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"tid": tid, "thread": _thread_name(state, tid), "holds": holds,
-            "waits_for": {"id": wait["id"], "name": wait.get("name"), "kind": wait.get("kind")},
-            "held_by": int(wait["holder"])}
+                holds: list[LockRef]) -> DeadlockStep:
+    return DeadlockStep(tid, _thread_name(state, tid), holds,
+                        LockRef(int(wait["id"]), wait.get("name"), wait.get("kind")),
+                        int(wait["holder"]))

@@ -14,8 +14,13 @@ from typing import Any
 import orjson
 
 from tracer.errors import CorruptRecording, UnknownSchema
+from tracer.raw_files import RunStatus, SourceName, Word
+from tracer.runfolder import atomic_write_bytes
 
-SCHEMA_VERSION = 2  # 2: GIL figures per thread, figure_sources, locks and lock holds
+# 2: GIL figures per thread, figure_sources, locks and lock holds. 3: every part typed (lock
+# statistics, wait and hold details, deadlock steps, run metrics, processes, enums for status,
+# end reason, method and source names); hand-offs say from_tid/to_tid. docs/model.md has it all.
+SCHEMA_VERSION = 3
 
 # Thread states, finest first. ``on_cpu``/``off_cpu`` are what the OS alone can tell; the GIL
 # recorders refine them into ``running``/``native`` and ``gil_wait``/``blocked``/``lock_wait``.
@@ -32,14 +37,55 @@ STATES = (RUNNING, NATIVE, ON_CPU, GIL_WAIT, CPU_WAIT, LOCK_WAIT, BLOCKED, OFF_C
 ON_CPU_STATES = frozenset({RUNNING, NATIVE, ON_CPU})
 
 
-@dataclass
+class Method(Word):
+    """How a figure was obtained, best first."""
+
+    EXACT = "exact"  # every event recorded (perf)
+    SAMPLED = "sampled"  # inferred from periodic samples
+    INSTRUMENTED = "instrumented"  # recorded by code running inside the target
+    MISSING = "missing"  # nothing recorded it
+
+
+class EndReason(Word):
+    """How a thread's life ended, as far as the recording saw it."""
+
+    FINISHED = "finished"  # its run() returned (or raised)
+    KILLED_AT_EXIT = "killed_at_exit"  # a daemon thread still running when the interpreter exited
+    RUNNING_AT_STOP = "running_at_stop"  # still running when the recording stopped
+
+
+@dataclass(slots=True)
+class WaitDetail:
+    """What a ``lock_wait`` interval waited for: the primitive, who held it, how it ended."""
+
+    lock: int  # the primitive's number within its process
+    pid: int
+    name: str
+    kind: str  # lock | rlock | condition | semaphore | event | barrier | queue ...
+    holder: int | None  # the tid that held it, when known
+    ok: bool  # acquired; False: timed out, interrupted or never ended
+    unfinished: bool = False  # still waiting when the recording stopped
+
+
+@dataclass(slots=True)
+class HoldDetail:
+    """Which lock a ``lock_hold`` interval held."""
+
+    lock: int
+    pid: int
+    name: str
+    kind: str
+    open: bool = False  # still held when the program ended
+
+
+@dataclass(slots=True)
 class Interval:
     """A thread was in ``state`` from ``start`` to ``end`` (seconds from t0)."""
 
     start: float
     end: float
     state: str
-    detail: dict[str, Any] | None = None
+    detail: WaitDetail | HoldDetail | None = None
 
     @property
     def duration(self) -> float:
@@ -86,7 +132,7 @@ class ThreadTimeline:
     cpu_s: float
     daemon: bool | None = None
     is_main: bool = False
-    end_reason: str | None = None  # finished | killed_at_exit | running_at_stop
+    end_reason: EndReason | None = None
     intervals: list[Interval] = field(default_factory=list)
     state_s: dict[str, float] = field(default_factory=dict)
     samples: list[StackSample] = field(default_factory=list)
@@ -110,7 +156,7 @@ class Source:
 
     used: bool
     reason: str = ""
-    method: str = ""  # exact | sampled | instrumented
+    method: Method | None = None  # None: not used
     rate_hz: float | None = None
     samples: int | None = None
     notes: list[str] = field(default_factory=list)
@@ -127,7 +173,7 @@ class Target:
     python: str
     python_version: str
     exit_code: int | None
-    status: str  # a tracer.raw_files.RunStatus value (ok, ended, failed, timeout, ...)
+    status: RunStatus
     error: str | None = None
 
 
@@ -160,36 +206,179 @@ class Claim:
 
 
 @dataclass
+class ScenarioInfo:
+    """The scenario a run recorded, as the report introduces it."""
+
+    name: str
+    concept: str
+    section: str
+    summary: str
+    claim: str
+    look_for: str
+
+
+@dataclass(slots=True)
+class LockWaiter:
+    """How often, and how long in total, one thread waited for a lock while another held it."""
+
+    tid: int
+    holder: int | None  # None: the recorder could not tell who held it
+    count: int
+    wait_s: float
+
+
+@dataclass(slots=True)
+class LockHandoff:
+    """A release followed by a waiter's acquisition: the arrow from one owner to the next."""
+
+    from_tid: int
+    to_tid: int
+    released_s: float
+    acquired_s: float
+
+
+@dataclass
+class LockStats:
+    """One primitive's figures over the run, the ones the report ranks locks by."""
+
+    id: int  # the primitive's number within its process
+    pid: int
+    kind: str  # lock | rlock | condition | semaphore | event | barrier | queue ...
+    name: str
+    site: str | None  # file:line that made it
+    made_by: str | None  # the function that made it
+    per_site: bool  # one row for every primitive made at that site (too many to list)
+    instances: int
+    acquisitions: int
+    contended: int  # acquisitions that had to wait
+    wait_s: float
+    mean_wait_s: float
+    p95_wait_s: float
+    max_wait_s: float
+    hold_s: float
+    max_hold_s: float
+    waiters: list[LockWaiter] = field(default_factory=list)
+    handoffs: list[LockHandoff] = field(default_factory=list)
+
+
+@dataclass
+class LockRef:
+    """A primitive named in a deadlock step."""
+
+    id: int
+    name: str | None
+    kind: str | None = None
+
+
+@dataclass
+class DeadlockStep:
+    """One thread of a deadlock cycle: it holds ``holds`` and waits for ``waits_for``, which the
+    next thread of the cycle (``held_by``) holds."""
+
+    tid: int
+    thread: str | None
+    holds: list[LockRef]
+    waits_for: LockRef
+    held_by: int
+
+
+COMMAND_CHARS = 60  # of a process's command line in a track name
+
+
+@dataclass
+class ProcessInfo:
+    """A process of the recording (the target and its children)."""
+
+    pid: int
+    ppid: int | None = None
+    cmdline: list[str] = field(default_factory=list)
+
+    @property
+    def command(self) -> str:
+        """Its command line, shortened to what a track name has room for ("" if unknown)."""
+        if not self.cmdline:
+            return ""
+        text = " ".join([Path(self.cmdline[0]).name, *self.cmdline[1:]])
+        return text if len(text) <= COMMAND_CHARS else text[:COMMAND_CHARS - 1] + "…"
+
+
+@dataclass
+class GilRunFigures:
+    """Run-wide GIL figures (see :func:`tracer.model.gil_exact.gil_metrics`)."""
+
+    method: Method  # exact | sampled
+    utilisation: float  # share of the wall time some thread held the GIL
+    mean_waiters: float  # time-average number of threads waiting for it
+    switches_per_s: float  # hand-offs between different threads
+    acquisitions_per_s: float | None = None  # sampled: GIL turns the counters saw
+    held_sampled_share: float = 0.0  # exact: share of on-CPU time settled by the sampler
+
+
+@dataclass
+class VizTracerCost:
+    """What VizTracer's calls are estimated to have added to this run
+    (:mod:`tracer.model.viztracer_cost`)."""
+
+    calls: int
+    calls_extrapolated: bool
+    call_ns: float
+    added_s: float
+    added_low_s: float
+    added_high_s: float
+    slowdown: float
+    slowdown_low: float
+    slowdown_high: float | None  # None: the calls may account for nearly all of the run
+
+
+@dataclass
+class VizTracerFigures:
+    overflow: bool  # its buffer filled and the oldest calls were dropped
+    dropped_share: float | None = None  # share of the run the dropped calls covered
+    cost: VizTracerCost | None = None  # None: its cost was not measured
+
+
+@dataclass
+class RunMetrics:
+    cpu_s: float
+    parallelism: float | None  # CPU-seconds per wall-second; None without the OS sampler
+    cores: int
+    threads: int
+    peak_parallelism: float | None = None
+    gil: GilRunFigures | None = None  # None: GIL ownership was not recorded
+    viztracer: VizTracerFigures | None = None  # None: VizTracer did not run
+
+
+@dataclass
 class RunModel:
     target: Target
     t0_ns: int
     wall_s: float
     cores: int
-    sources: dict[str, Source]
+    sources: dict[SourceName, Source]
     threads: list[ThreadTimeline]
-    metrics: dict[str, Any] = field(default_factory=dict)
+    metrics: RunMetrics
     parallelism: Series | None = None
     markers: list[Marker] = field(default_factory=list)
     stacks: list[list[str]] = field(default_factory=list)
-    processes: list[dict[str, Any]] = field(default_factory=list)
+    processes: list[ProcessInfo] = field(default_factory=list)
     partial: bool = False
     warnings: list[str] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
-    scenario: dict[str, Any] | None = None
+    scenario: ScenarioInfo | None = None
     # figure -> how it was obtained, e.g. {"gil": "exact", "cpu": "sampled", "locks": ...}
-    figure_sources: dict[str, str] = field(default_factory=dict)
-    locks: list[dict[str, Any]] = field(default_factory=list)  # per-lock statistics
-    deadlocks: list[list[dict[str, Any]]] = field(default_factory=list)  # cycles at stop time
+    figure_sources: dict[str, Method] = field(default_factory=dict)
+    locks: list[LockStats] = field(default_factory=list)  # ranked by wait, then acquisitions
+    deadlocks: list[list[DeadlockStep]] = field(default_factory=list)  # cycles at stop time
     schema_version: int = SCHEMA_VERSION
 
     def to_json_bytes(self) -> bytes:
         # orjson serialises dataclasses itself: dataclasses.asdict deep-copies every interval
-        # first, which took seconds on a run with a few hundred thousand lock holds.
-        return orjson.dumps(self, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY)
+        # first, which took seconds on a run with a few hundred thousand lock holds. Source
+        # names are enum keys, which need OPT_NON_STR_KEYS.
+        return orjson.dumps(self, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY
+                            | orjson.OPT_NON_STR_KEYS)
 
     def save(self, path: Path) -> None:
-        from tracer.runfolder import atomic_write_bytes
-
         atomic_write_bytes(path, self.to_json_bytes())
 
     @classmethod
@@ -210,34 +399,78 @@ class RunModel:
             )
         try:
             return cls(
-                target=Target(**raw["target"]),
+                target=_target(raw["target"]),
                 t0_ns=raw["t0_ns"],
                 wall_s=raw["wall_s"],
                 cores=raw["cores"],
-                sources={k: Source(**v) for k, v in raw["sources"].items()},
+                sources={SourceName(k): source_from_dict(v) for k, v in raw["sources"].items()},
                 threads=[_thread_from_dict(t) for t in raw["threads"]],
-                metrics=raw.get("metrics", {}),
+                metrics=_metrics(raw["metrics"]),
                 parallelism=Series(**raw["parallelism"]) if raw.get("parallelism") else None,
                 markers=[Marker(**m) for m in raw.get("markers", [])],
                 stacks=raw.get("stacks", []),
-                processes=raw.get("processes", []),
+                processes=[ProcessInfo(**p) for p in raw.get("processes", [])],
                 partial=raw.get("partial", False),
                 warnings=raw.get("warnings", []),
                 claims=[Claim(**c) for c in raw.get("claims", [])],
-                scenario=raw.get("scenario"),
-                figure_sources=raw.get("figure_sources", {}),
-                locks=raw.get("locks", []),
-                deadlocks=raw.get("deadlocks", []),
+                scenario=ScenarioInfo(**raw["scenario"]) if raw.get("scenario") else None,
+                figure_sources={k: Method(v) for k, v in raw.get("figure_sources", {}).items()},
+                locks=[_lock_stats(lock) for lock in raw.get("locks", [])],
+                deadlocks=[[_deadlock_step(step) for step in cycle]
+                           for cycle in raw.get("deadlocks", [])],
             )
-        except (KeyError, TypeError) as exc:
+        except (KeyError, TypeError, ValueError) as exc:
             raise CorruptRecording(f"{origin}: malformed model ({exc})") from exc
+
+
+def source_from_dict(raw: dict[str, Any]) -> Source:
+    """A source as JSON has it (run.json or model.json): an unused one has no method."""
+    raw = dict(raw)
+    raw["method"] = Method(raw["method"]) if raw.get("method") else None
+    return Source(**raw)
+
+
+def _target(raw: dict[str, Any]) -> Target:
+    return Target(**{**raw, "status": RunStatus(raw["status"])})
+
+
+def _metrics(raw: dict[str, Any]) -> RunMetrics:
+    raw = dict(raw)
+    if raw.get("gil") is not None:
+        raw["gil"] = GilRunFigures(**{**raw["gil"], "method": Method(raw["gil"]["method"])})
+    if raw.get("viztracer") is not None:
+        viztracer = dict(raw["viztracer"])
+        if viztracer.get("cost") is not None:
+            viztracer["cost"] = VizTracerCost(**viztracer["cost"])
+        raw["viztracer"] = VizTracerFigures(**viztracer)
+    return RunMetrics(**raw)
+
+
+def _lock_stats(raw: dict[str, Any]) -> LockStats:
+    return LockStats(**{**raw, "waiters": [LockWaiter(**w) for w in raw.get("waiters", [])],
+                        "handoffs": [LockHandoff(**h) for h in raw.get("handoffs", [])]})
+
+
+def _deadlock_step(raw: dict[str, Any]) -> DeadlockStep:
+    return DeadlockStep(**{**raw, "holds": [LockRef(**h) for h in raw["holds"]],
+                           "waits_for": LockRef(**raw["waits_for"])})
+
+
+def _interval(raw: dict[str, Any]) -> Interval:
+    detail = raw.get("detail")
+    if detail is not None:
+        kind = WaitDetail if raw["state"] == LOCK_WAIT else HoldDetail
+        raw = {**raw, "detail": kind(**detail)}
+    return Interval(**raw)
 
 
 def _thread_from_dict(raw: dict[str, Any]) -> ThreadTimeline:
     raw = dict(raw)
-    raw["intervals"] = [Interval(**i) for i in raw.get("intervals", [])]
+    raw["intervals"] = [_interval(i) for i in raw.get("intervals", [])]
     raw["samples"] = [StackSample(**s) for s in raw.get("samples", [])]
-    raw["holds"] = [Interval(**i) for i in raw.get("holds", [])]
+    raw["holds"] = [_interval(i) for i in raw.get("holds", [])]
     if raw.get("gil_sampled") is not None:
         raw["gil_sampled"] = SampledGilFigures(**raw["gil_sampled"])
+    if raw.get("end_reason") is not None:
+        raw["end_reason"] = EndReason(raw["end_reason"])
     return ThreadTimeline(**raw)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tracer.model.functions import FunctionTrace, ThreadCalls
-from tracer.model.schema import ThreadTimeline
+from tracer.model.schema import ThreadTimeline, VizTracerCost
 
 # CPU parallelism (CPU-seconds per wall-second) above which threads are taken to have overlapped
 # outside the GIL: a GIL-bound run measures 0.9-1.1 here (design.md), so 1.2 is clear of it.
@@ -149,20 +149,20 @@ class SlowdownEstimate:
     def material(self) -> bool:
         return self.slowdown > MATERIAL_SLOWDOWN
 
-    def metrics(self) -> dict[str, float | int | bool | None]:
-        """The figures model.json keeps (``metrics["viztracer_*"]``)."""
+    def figures(self) -> VizTracerCost:
+        """The figures model.json keeps (``metrics.viztracer.cost``)."""
         high = self.slowdown_high
-        return {
-            "viztracer_calls": self.calls,
-            "viztracer_calls_extrapolated": self.extrapolated,
-            "viztracer_call_ns": round(self.call_ns, 1),
-            "viztracer_added_s": round(self.added_s, 3),
-            "viztracer_added_low_s": round(self.added_low_s, 3),
-            "viztracer_added_high_s": round(self.added_high_s, 3),
-            "viztracer_slowdown": round(self.slowdown, 2),
-            "viztracer_slowdown_low": round(self.slowdown_low, 2),
-            "viztracer_slowdown_high": None if high is None else round(high, 2),
-        }
+        return VizTracerCost(
+            calls=self.calls,
+            calls_extrapolated=self.extrapolated,
+            call_ns=round(self.call_ns, 1),
+            added_s=round(self.added_s, 3),
+            added_low_s=round(self.added_low_s, 3),
+            added_high_s=round(self.added_high_s, 3),
+            slowdown=round(self.slowdown, 2),
+            slowdown_low=round(self.slowdown_low, 2),
+            slowdown_high=None if high is None else round(high, 2),
+        )
 
 
 def _ratio(wall_s: float, added_s: float) -> float:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tracer.model.schema import Source
+from tracer.raw_files import SourceName
 
 
 @dataclass
@@ -29,7 +30,7 @@ class RecordContext:
 
 
 class Recorder(abc.ABC):
-    name: str = ""
+    name: SourceName  # the source it leaves in run.json
 
     @abc.abstractmethod
     def check(self, ctx: RecordContext) -> None:

@@ -63,7 +63,8 @@ import orjson
 
 from tracer import raw_files
 from tracer.errors import RecorderUnavailable
-from tracer.model.schema import Source
+from tracer.model.schema import Method, Source
+from tracer.raw_files import SourceName
 from tracer.recorders.base import RecordContext
 from tracer.recorders.sampling import SamplingRecorder, pace, rate_notes
 
@@ -211,7 +212,7 @@ def read_layout(raw_dir: Path) -> dict[str, Any]:
 class GilSampler(SamplingRecorder):
     """Per-thread GIL state (holder, waiting, runnable, blocked) of one process, sampled."""
 
-    name = "gil-sampler"
+    name = SourceName.GIL_SAMPLER
 
     def __init__(self) -> None:
         super().__init__()
@@ -289,7 +290,7 @@ class GilSampler(SamplingRecorder):
         notes += rate_notes(self._rate_hz, self._ticks / seconds, self._max_threads)
         if self._error:
             notes.append(self._error)
-        return Source(used=True, method="sampled", rate_hz=round(self._ticks / seconds, 1),
+        return Source(used=True, method=Method.SAMPLED, rate_hz=round(self._ticks / seconds, 1),
                       samples=self._ticks, notes=notes)
 
     def progress(self) -> str:

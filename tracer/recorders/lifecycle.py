@@ -18,6 +18,7 @@ from pathlib import Path
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import TURNED_OFF, Source
 from tracer.options import RecordOptions
+from tracer.raw_files import SourceName
 from tracer.recorders.base import RecordContext, Recorder
 from tracer.recorders.gil_sampler import GilSampler
 from tracer.recorders.perf_gil import PerfGilRecorder
@@ -43,7 +44,7 @@ class RecorderSet:
     """The recorders of one recording, and the source each leaves (or why it is missing)."""
 
     def __init__(self, recorders: Iterable[Recorder]) -> None:
-        self.sources: dict[str, Source] = {}
+        self.sources: dict[SourceName, Source] = {}
         self._ready = list(recorders)
         self._running: list[Recorder] = []
 
@@ -60,7 +61,7 @@ class RecorderSet:
                 ready.append(recorder)
         self._ready = ready
 
-    def note_turned_off(self, names: Iterable[str]) -> None:
+    def note_turned_off(self, names: Iterable[SourceName]) -> None:
         """Sources the user (or the default for their target) left out, as such."""
         for name in names:
             self.sources[name] = Source(used=False, reason=TURNED_OFF, off_by_choice=True)

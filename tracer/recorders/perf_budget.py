@@ -26,12 +26,9 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import orjson
-
-from tracer import raw_files
+from tracer.raw_files import BudgetCut
 
 POLL_S = 0.05  # 20 Hz: a stop within ~0.1-0.2 s of a costly phase starting
 SUSTAIN_POLLS = 3  # above budget for 3 polls in a row (0.1 s of rates), not one noisy reading
@@ -40,29 +37,6 @@ BYTES_PER_S = 6_000_000.0
 # Reading every thread's schedstat costs ~3 us each: past this many threads, read a sample of
 # them and scale (the budget is a rate, an estimate is enough).
 MAX_THREADS_READ = 256
-
-
-@dataclass(frozen=True)
-class BudgetCut:
-    """When and why exact recording stopped."""
-
-    t_ns: int  # CLOCK_MONOTONIC
-    switches_per_s: float
-    bytes_per_s: float
-    reason: str
-
-    def save(self, raw_dir: Path) -> None:
-        (raw_dir / raw_files.PERF_BUDGET).write_bytes(orjson.dumps(asdict(self)))
-
-    @classmethod
-    def load(cls, raw_dir: Path) -> BudgetCut | None:
-        path = raw_dir / raw_files.PERF_BUDGET
-        try:
-            raw = orjson.loads(path.read_bytes())
-            return cls(int(raw["t_ns"]), float(raw["switches_per_s"]), float(raw["bytes_per_s"]),
-                       str(raw["reason"]))
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-            return None
 
 
 def context_switches(pid: int) -> int | None:

@@ -51,8 +51,10 @@ from tracer import raw_files
 from tracer.errors import RecorderUnavailable
 from tracer.instrument.gil_probe import FutexWords
 from tracer.leftovers import delete_stale_uprobe_groups, die_with_parent
-from tracer.model.schema import Source
+from tracer.model.schema import Method, Source
+from tracer.raw_files import SourceName
 from tracer.recorders.base import RecordContext, Recorder
+from tracer.recorders.gil_sampler import read_layout
 from tracer.recorders.perf_budget import BudgetCut, BudgetGuard
 from tracer.tracefs import TracefsLease, ensure_tracefs
 
@@ -96,7 +98,7 @@ def futex_filter(words: FutexWords) -> str:
 class PerfGilRecorder(Recorder):
     """Exact GIL waits and hand-offs of one target process."""
 
-    name = "perf"
+    name = SourceName.PERF
 
     def __init__(self) -> None:
         self._proc: subprocess.Popen[bytes] | None = None
@@ -321,7 +323,7 @@ class PerfGilRecorder(Recorder):
         return Source(
             used=self._error is None,
             reason=self._error or "",
-            method="exact",
+            method=Method.EXACT,
             samples=sum(counts.values()),
             notes=notes,
         )
@@ -332,8 +334,6 @@ class PerfGilRecorder(Recorder):
 
 def _futex_words(ctx: RecordContext) -> FutexWords:
     """The GIL's futex words, from the layout the bootstrap found inside the target."""
-    from tracer.recorders.gil_sampler import read_layout
-
     layout = read_layout(ctx.raw_dir)
     libc = str(layout.get("libc", ""))
     if not libc.startswith("glibc"):

@@ -27,8 +27,9 @@ import orjson
 
 from tracer import raw_files
 from tracer.errors import RecorderUnavailable
-from tracer.model.schema import Source
+from tracer.model.schema import Method, Source
 from tracer.procfs import process_alive
+from tracer.raw_files import SourceName
 from tracer.recorders.base import RecordContext, Recorder
 
 # Frames of threadscope itself (the bootstrap, the lock wrappers) are left out of the stacks:
@@ -70,7 +71,7 @@ def frame_label(frame: dict[str, Any]) -> str:
 
 
 class PySpyRecorder(Recorder):
-    name = "py-spy"
+    name = SourceName.PYSPY
 
     def __init__(self, max_hz: float = DEFAULT_MAX_HZ) -> None:
         self._exe: str | None = None
@@ -133,7 +134,7 @@ class PySpyRecorder(Recorder):
                  f"{self._max_hz:g} Hz"]
         if self._failures:
             notes.append(f"{self._failures} dumps failed (last: {self._last_error})")
-        return Source(used=True, method="sampled", rate_hz=round(self._samples / seconds, 1),
+        return Source(used=True, method=Method.SAMPLED, rate_hz=round(self._samples / seconds, 1),
                       samples=self._samples, notes=notes)
 
     def progress(self) -> str:

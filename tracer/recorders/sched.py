@@ -19,8 +19,9 @@ from pathlib import Path
 
 from tracer import raw_files
 from tracer.errors import RecorderUnavailable
-from tracer.model.schema import Source
+from tracer.model.schema import Method, Source
 from tracer.procfs import parent_pid, read_text
+from tracer.raw_files import SourceName
 from tracer.recorders.base import RecordContext
 from tracer.recorders.sampling import SamplingRecorder, pace, rate_notes
 
@@ -78,7 +79,7 @@ class _Task:
 
 
 class SchedSampler(SamplingRecorder):
-    name = "sched"
+    name = SourceName.SCHED
 
     def __init__(self) -> None:
         super().__init__()
@@ -114,7 +115,7 @@ class SchedSampler(SamplingRecorder):
         seconds = max((self._stopped_ns - self._started_ns) / 1e9, 1e-9)
         return Source(
             used=True,
-            method="sampled",
+            method=Method.SAMPLED,
             rate_hz=round(self._ticks / seconds, 1),
             samples=self._ticks,
             notes=[f"/proc schedstat of every thread at {self._rate_hz:g} Hz requested",

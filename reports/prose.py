@@ -1,0 +1,384 @@
+"""Every sentence the renderers say: the explanation of a run, deadlocks, lock waits, how threads
+ended, what VizTracer did to the run, and the run's status.
+
+The wording is chosen from the measurements (parallelism against 1 and against the cores,
+shares of time per state), never from the scenario's name: a user's own program gets the same
+honest reading as a scenario. Sentences read the :class:`~reports.view.ReportView`, so the page,
+the terminal and the figures' hover texts say the same thing about the same threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from reports.format import and_list, fmt_seconds, gil_figure_words, plural
+from reports.threads import ThreadSelection, thread_label, thread_state_seconds
+from reports.view import ReportView, RunNumbers
+from reports.vocabulary import (
+    CUT_OFF,
+    STATUS_HEADLINES,
+    STATUS_WORDS,
+    end_reason_words,
+    state_phrase,
+)
+from tracer.model.schema import (
+    GIL_WAIT,
+    LOCK_WAIT,
+    NATIVE,
+    STATES,
+    DeadlockStep,
+    HoldDetail,
+    Marker,
+    RunModel,
+    ThreadTimeline,
+    WaitDetail,
+)
+from tracer.model.viztracer_cost import MATERIAL_SLOWDOWN as VIZTRACER_MATERIAL_SLOWDOWN
+from tracer.model.viztracer_cost import count_words
+from tracer.raw_files import RunStatus
+
+# Parallelism within this margin of a whole number reads as "about" that number: the OS sampler
+# and bin edges blur the mean by a few percent, so 0.93 on a GIL-bound run is "about one core".
+ABOUT_MARGIN = 0.15
+# Cut-off threads named one sentence each in the explanation; past this many (a daemon pool killed
+# at exit) they are counted instead, with a few names as examples.
+END_SENTENCES = 5
+
+
+def explain(view: ReportView) -> list[str]:
+    """Paragraphs that say, in plain words and with the measured numbers, what the threads did."""
+    model, numbers = view.model, view.numbers
+    if not model.threads:
+        return ["No threads were recorded, so there is nothing to explain about them."]
+    paragraphs = [_headline(numbers)]
+    paragraphs += [f"The program deadlocked: {sentence}." for sentence in deadlock_sentences(view)]
+    paragraphs += _parallelism_reading(numbers)
+    paragraphs.append(_state_shares(numbers))
+    paragraphs += _gil_reading(numbers)
+    paragraphs += sampled_gil_reading(model)
+    paragraphs += _lock_reading(model, numbers)
+    paragraphs += _end_reading(view)
+    if failed(model):
+        paragraphs.append(
+            f"The run did not finish normally (status: {model.target.status}), so these figures "
+            "cover only the part that was recorded."
+        )
+    return paragraphs
+
+
+def failed(model: RunModel) -> bool:
+    """The run was cut short or did not end normally: every renderer says so first."""
+    return model.partial or not RunStatus.of(model.target.status).normal
+
+
+def _headline(n: RunNumbers) -> str:
+    threads = plural(n.threads, "thread")
+    text = f"{threads} used {n.cpu_s:.2f} s of CPU in {n.wall_s:.2f} s of wall time"
+    if n.parallelism is None:
+        return text + "; the wall time is zero, so no CPU parallelism can be computed."
+    return (
+        f"{text}: a CPU parallelism of {n.parallelism:.2f} on a machine with "
+        f"{plural(n.cores, 'core')}."
+    )
+
+
+def _parallelism_reading(n: RunNumbers) -> list[str]:
+    p = n.parallelism
+    if p is None:
+        return []
+    busy = len(n.busy_threads)
+    if busy >= 2 and p < 1 + ABOUT_MARGIN:
+        if n.gil_measured:
+            return [
+                f"{busy} threads wanted a CPU for much of the run, yet together they used about "
+                "one core's worth. Python code in threads of one process runs one thread at a "
+                "time under the GIL, so CPU-bound threads take turns holding it instead of running "
+                "side by side: adding threads did not add speed."
+            ]
+        return [
+            f"{busy} threads were busy for much of the run, yet together they used about one "
+            "core's worth. That is what the GIL does to CPU-bound Python threads (they take "
+            "turns), but GIL ownership was not measured in this run, so the recording alone "
+            "cannot tell a GIL queue from other waiting."
+        ]
+    if p >= 1 + ABOUT_MARGIN:
+        saturated = n.cores > 0 and p >= n.cores - ABOUT_MARGIN
+        where = "all the machine's cores were busy" if saturated else "more than one core was busy"
+        native = n.state_s.get(NATIVE, 0.0)
+        why = (
+            f"; {native:.2f} s were spent in native code that released the GIL, which is how "
+            "threads run in parallel despite it"
+            if native > 0
+            else "; work that runs in parallel must have run outside the GIL (native code that "
+            "releases it, or other processes)"
+        )
+        return [f"On average {where}{why}."]
+    if p < 0.5:
+        return [
+            "Less than half a core was busy on average: the threads spent most of the run off "
+            "the CPU, so the run is limited by waiting (sleep, I/O, locks), not by computation."
+        ]
+    return []
+
+
+def _state_shares(n: RunNumbers) -> str:
+    parts = [
+        f"{n.share(state) * 100:.0f}% {state_phrase(state)} ({n.state_s[state]:.2f} s)"
+        for state in STATES
+        if n.state_s.get(state, 0.0) > 0
+    ]
+    parts += [
+        f"{n.share(state) * 100:.0f}% {state} ({seconds:.2f} s)"
+        for state, seconds in n.state_s.items()
+        if state not in STATES and seconds > 0
+    ]
+    if not parts:
+        return "No per-thread state was recorded, only the totals above."
+    return f"Of the {n.thread_time_s:.2f} s the threads existed in total: " + "; ".join(parts) + "."
+
+
+def _gil_reading(n: RunNumbers) -> list[str]:
+    if not n.gil_measured:
+        return [
+            "GIL ownership was not measured in this run: the timeline shows only whether each "
+            "thread was on a CPU or off it, as the operating system saw it."
+        ]
+    wait = n.state_s.get(GIL_WAIT, 0.0)
+    if wait <= 0:
+        return ["No thread had to wait for the GIL."]
+    text = (
+        f"Threads waited {wait:.2f} s in total for the GIL ({n.share(GIL_WAIT) * 100:.0f}% of "
+        "their time)"
+    )
+    if n.mean_gil_waiters is not None:
+        text += f"; on average {n.mean_gil_waiters:.2f} threads were queued for it"
+    if n.gil_switches_per_s is not None:
+        text += f", and the GIL changed hands {n.gil_switches_per_s:.0f} times per second"
+    return [text + "."]
+
+
+def _lock_reading(model: RunModel, n: RunNumbers) -> list[str]:
+    wait = n.state_s.get(LOCK_WAIT, 0.0)
+    if wait <= 0:
+        return []
+    worst = max(model.threads, key=lambda t: thread_state_seconds(t).get(LOCK_WAIT, 0.0))
+    worst_s = thread_state_seconds(worst).get(LOCK_WAIT, 0.0)
+    return [
+        f"Threads waited {wait:.2f} s in total for locks ({n.share(LOCK_WAIT) * 100:.0f}% of "
+        f"their time); {thread_label(worst)} waited longest, {worst_s:.2f} s. Time spent waiting "
+        "for a lock is time no other core can use for that thread."
+    ]
+
+
+def _end_reading(view: ReportView) -> list[str]:
+    ended = [
+        (thread, text)
+        for thread in view.threads
+        if (text := thread_end_text(thread, view.model.markers)) is not None
+    ]
+    if len(ended) <= END_SENTENCES:
+        return [f"{thread_label(thread)} was {text}." for thread, text in ended]
+    counts: dict[str, int] = {}
+    for thread, _ in ended:
+        reason = end_reason_words(thread.end_reason)
+        counts[reason] = counts.get(reason, 0) + 1
+    said = and_list([f"{count} {reason}" for reason, count in counts.items()])
+    examples = and_list([thread_label(t) for t, _ in ended[:3]])
+    return [
+        f"{len(ended)} threads were cut off: {said} (for example {examples}); the thread table "
+        "says where each one stopped."
+    ]
+
+
+def sampled_gil_reading(model: RunModel) -> list[str]:
+    """With a sampled GIL source: what its figures can and cannot say, on the thread that
+    waited longest for the GIL."""
+    sampled = [t for t in model.threads if t.gil_sampled is not None and t.gil_waits]
+    if not sampled:
+        return []
+    worst = max(sampled, key=lambda t: t.gil_wait_s or 0.0)
+    figures = worst.gil_sampled
+    assert figures is not None
+    words = gil_figure_words(worst)
+    count = (f"in about {worst.gil_waits:,} waits"
+             if figures.gil_waits_low == figures.gil_waits_high
+             else f"in about {worst.gil_waits:,} waits (the samples prove at least "
+                  f"{figures.gil_waits_low:,}" + (
+                      f" and allow at most {figures.gil_waits_high:,})"
+                      if figures.gil_waits_high is not None else ")"))
+    longest = fmt_seconds(worst.max_gil_wait_s)
+    bounds = (f" (at least {fmt_seconds(figures.max_gil_wait_low_s)}, at most "
+              f"{fmt_seconds(figures.max_gil_wait_high_s)})")
+    turns = (f"; {figures.hidden_turns:,} of its GIL turns fell between samples, seen only "
+             "through the GIL's switch counter and its own context switches"
+             if figures.hidden_turns else "")
+    return [
+        f"The GIL was sampled every {figures.period_ms:.1f} ms, so its figures carry their "
+        f"uncertainty (± is a 95% range; counts and longest waits the samples cannot pin down "
+        f"come with the bounds they prove). {thread_label(worst)} waited longest: "
+        f"{words.wait} of its life, {count}{turns}. Its longest wait lasted about {longest}"
+        f"{bounds}."
+    ]
+
+
+def sampled_gil_note(period_ms: float) -> str:
+    """What a sampled source's ± and ranges mean in the thread table's GIL columns."""
+    return (f"GIL figures were sampled every {period_ms:.1f} ms. Shares are of each "
+            "thread's life; ± is a 95% range (the sampling's quantisation and what the "
+            "sampler's own ticks can shift). Where the samples cannot count waits or time "
+            "the longest one, the figure is an estimate and (low–high) the bounds they "
+            "prove: a wait between two samples shows only in the GIL's switch counter and "
+            "the threads' context switches.")
+
+
+def sampled_gil_title(period_ms: float) -> str:
+    """The terminal GIL table's title note for sampled figures."""
+    return (f" (sampled every {period_ms:.1f} ms: ± is a 95% range, (low–high) the bounds "
+            "the samples prove)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Thread ends and marks
+
+
+def marker_words(marker: Marker) -> str:
+    """A mark as a reader says it: ``iteration i=1``."""
+    fields = " ".join(f"{key}={value}" for key, value in marker.fields.items())
+    return f"{marker.name} {fields}".strip()
+
+
+def thread_end_text(thread: ThreadTimeline, markers: Sequence[Marker] = ()) -> str | None:
+    """Why and where a cut-off thread stopped, or None when it ended on its own.
+
+    ``last_stack[0]`` is the innermost frame seen last; the thread's last mark with fields (if any)
+    says how far its own loop got, which the stack alone cannot.
+    """
+    if thread.end_reason not in CUT_OFF:
+        return None
+    text = end_reason_words(thread.end_reason)
+    if thread.last_stack:
+        text += f" while in {thread.last_stack[0]}"
+    end = thread.end_s if thread.end_s is not None else float("inf")
+    marks = [
+        m
+        for m in markers
+        if m.tid == thread.tid and m.kind == "mark" and m.fields and m.start <= end
+    ]
+    if marks:
+        text += f"; its last mark was {marker_words(max(marks, key=lambda m: m.start))}"
+    return text
+
+
+def folded_caption(selection: ThreadSelection, total: int) -> str:
+    """The terminal thread table's caption when it folds threads."""
+    rows = "a row" if len(selection.groups) == 1 else f"{len(selection.groups)} rows"
+    return (
+        f"{selection.folded} of {total} threads are folded into {rows} (their "
+        "sums); report.html lists every thread, and trace.json has all their events."
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Locks and deadlocks
+
+
+def _thread_called(tid: int | None, names: Mapping[int, str]) -> str:
+    if tid is None:
+        return "an unknown thread"
+    return names.get(int(tid), f"thread {tid}")
+
+
+def lock_called(name: str | None, number: int | None) -> str:
+    """A lock's name, or its number when it has none."""
+    if name:
+        return name
+    return f"lock #{'?' if number is None else number}"
+
+
+def deadlock_sentence(cycle: Sequence[DeadlockStep], names: Mapping[int, str]) -> str:
+    """One cycle in words: "first holds lock_a and waits for lock_b, held by second; ..."."""
+    called = dict(names)
+    for step in cycle:
+        if step.thread:
+            called[step.tid] = step.thread
+    parts = []
+    for step in cycle:
+        who = _thread_called(step.tid, called)
+        waits = lock_called(step.waits_for.name, step.waits_for.id)
+        holder = _thread_called(step.held_by, called)
+        holds = [lock_called(h.name, h.id) for h in step.holds]
+        held = f"holds {and_list(holds)} and " if holds else ""
+        parts.append(f"{who} {held}waits for {waits}, held by {holder}")
+    return "; ".join(parts)
+
+
+def deadlock_sentences(view: ReportView) -> list[str]:
+    return [deadlock_sentence(cycle, view.names) for cycle in view.model.deadlocks if cycle]
+
+
+def describe_wait(detail: WaitDetail | HoldDetail | None, labels: Mapping[int, str]) -> str:
+    """A lock wait's detail in words: which primitive, of what kind, held by whom, how it ended.
+
+    ``labels`` maps tids to the name the reader sees elsewhere (thread labels in the report)."""
+    if not isinstance(detail, WaitDetail):
+        return "on a lock (not recorded which)"
+    text = f"on {lock_called(detail.name, detail.lock)} ({detail.kind or 'lock'})"
+    if detail.holder is not None:
+        text += f", held by {labels.get(detail.holder, f'thread {detail.holder}')}"
+    if detail.unfinished:
+        text += "; still waiting when the run ended"
+    elif not detail.ok:
+        text += "; gave up (timed out)"
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# The run's status and VizTracer's effect on it
+
+
+def status_banner(model: RunModel) -> str:
+    """The banner's headline word: the worst thing about the run."""
+    status = model.target.status
+    if not RunStatus.of(status).normal:
+        headline = STATUS_HEADLINES.get(status, status.upper())
+        return headline + (" — partial recording" if model.partial else "")
+    return "PARTIAL recording" if model.partial else ""
+
+
+def failure_text(model: RunModel) -> str:
+    """The banner's sentence: how the target ended and what that means for the figures."""
+    target = model.target
+    text = f"The target {STATUS_WORDS.get(target.status, target.status)}"
+    if target.exit_code is not None:
+        text += f" (exit code {target.exit_code})"
+    if model.partial:
+        text += "; the recording is partial, so figures cover only what was captured"
+    if target.error:
+        text += f": {target.error}"
+    return text + "."
+
+
+def viztracer_headlines(model: RunModel) -> list[str]:
+    """What VizTracer did to this run, said before anything else when it matters: its buffer
+    overflowed (calls are missing), or it slowed the program enough to change what the numbers
+    say. The full sentences, with their inputs, are the first warnings."""
+    figures = model.metrics.viztracer
+    lines: list[str] = []
+    if figures is None:
+        return lines
+    if figures.overflow:
+        share = figures.dropped_share
+        lost = f"about {share:.0%} of the calls" if share else "the oldest calls"
+        lines.append(f"VizTracer's buffer overflowed: {lost} were dropped from trace.json "
+                     "(see the warnings).")
+    cost = figures.cost
+    if cost is not None and cost.slowdown > VIZTRACER_MATERIAL_SLOWDOWN:
+        slowdown, low, high = cost.slowdown, cost.slowdown_low, cost.slowdown_high
+        ratio = (f"at least {low:.1f}x" if high is None
+                 else f"about {slowdown:.1f}x ({low:.1f}-{high:.1f}x)"
+                 if f"{low:.1f}" != f"{high:.1f}" else f"about {slowdown:.1f}x")
+        calls = count_words(cost.calls)
+        lines.append(f"VizTracer slowed this run {ratio}, estimated from its {calls} calls: the "
+                     "timings are the traced program's; without --viztracer they are closer to "
+                     "the real ones.")
+    return lines

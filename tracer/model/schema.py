@@ -20,7 +20,8 @@ from tracer.runfolder import atomic_write_bytes
 # 2: GIL figures per thread, figure_sources, locks and lock holds. 3: every part typed (lock
 # statistics, wait and hold details, deadlock steps, run metrics, processes, enums for status,
 # end reason, method and source names); hand-offs say from_tid/to_tid. docs/model.md has it all.
-SCHEMA_VERSION = 3
+# 4: where the time went (``where``), who kept whom waiting (``gil_blame``, ``lock_blame``).
+SCHEMA_VERSION = 4
 
 # Thread states, finest first. ``on_cpu``/``off_cpu`` are what the OS alone can tell; the GIL
 # recorders refine them into ``running``/``native`` and ``gil_wait``/``blocked``/``lock_wait``.
@@ -348,6 +349,81 @@ class RunMetrics:
     viztracer: VizTracerFigures | None = None  # None: VizTracer did not run
 
 
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """One Python frame: the function (its ``co_qualname`` where the source knew it, e.g.
+    ``Class.method``), the file as the stack source named it, and the line running."""
+
+    function: str
+    file: str
+    line: int
+
+    @property
+    def label(self) -> str:
+        return f"{self.function} ({self.file}:{self.line})"
+
+
+Stack = tuple[Frame, ...]  # outermost first: the thread's entry point, then what it called
+
+
+class StackSource(Word):
+    """Where the stacks that attribute time to code came from."""
+
+    VIZTRACER = "viztracer"  # every call, exact: its function slices
+    PYSPY = "py-spy"  # sampled out of process
+    NONE = "none"  # no stacks were recorded
+
+
+@dataclass(slots=True)
+class WhereRow:
+    """``seconds`` that thread ``tid`` spent in ``state`` while running ``stack`` (identical
+    (tid, state, stack) rows are merged)."""
+
+    tid: int
+    state: str
+    stack: Stack
+    seconds: float
+
+
+@dataclass
+class Where:
+    """Every second of every thread's states attributed to the Python stack it ran. Time a
+    thread spent before its first stack sample, or in a process the stack source did not see,
+    has no row; ``unattributed_s`` says how much that was, per state."""
+
+    source: StackSource
+    rate_hz: float | None  # the stack sampler's rate (None: exact or none)
+    rows: list[WhereRow] = field(default_factory=list)
+    unattributed_s: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class GilBlame:
+    """While ``waiter_tid`` waited for the GIL in ``waiter_stack``, ``holder_tid`` held it
+    running ``holder_stack``, for ``seconds`` in all (holder None: nobody held it, or the
+    recording cannot tell who did)."""
+
+    waiter_tid: int
+    waiter_stack: Stack
+    holder_tid: int | None
+    holder_stack: Stack
+    seconds: float
+
+
+@dataclass(slots=True)
+class LockBlame:
+    """While ``waiter_tid`` waited for lock ``lock`` (named ``name``) in ``waiter_stack``,
+    ``holder_tid`` held it running ``holder_stack`` (empty when the holder was not sampled)."""
+
+    waiter_tid: int
+    waiter_stack: Stack
+    lock: int
+    name: str
+    holder_tid: int | None
+    holder_stack: Stack
+    seconds: float
+
+
 @dataclass
 class RunModel:
     target: Target
@@ -369,6 +445,9 @@ class RunModel:
     figure_sources: dict[str, Method] = field(default_factory=dict)
     locks: list[LockStats] = field(default_factory=list)  # ranked by wait, then acquisitions
     deadlocks: list[list[DeadlockStep]] = field(default_factory=list)  # cycles at stop time
+    where: Where | None = None  # None: not attributed (a model built without stacks)
+    gil_blame: list[GilBlame] = field(default_factory=list)  # largest first
+    lock_blame: list[LockBlame] = field(default_factory=list)  # largest first
     schema_version: int = SCHEMA_VERSION
 
     def to_json_bytes(self) -> bytes:
@@ -418,6 +497,13 @@ class RunModel:
                 locks=[_lock_stats(lock) for lock in raw.get("locks", [])],
                 deadlocks=[[_deadlock_step(step) for step in cycle]
                            for cycle in raw.get("deadlocks", [])],
+                where=_where(raw["where"]) if raw.get("where") else None,
+                gil_blame=[GilBlame(**{**b, "waiter_stack": _stack(b["waiter_stack"]),
+                                       "holder_stack": _stack(b["holder_stack"])})
+                           for b in raw.get("gil_blame", [])],
+                lock_blame=[LockBlame(**{**b, "waiter_stack": _stack(b["waiter_stack"]),
+                                         "holder_stack": _stack(b["holder_stack"])})
+                            for b in raw.get("lock_blame", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptRecording(f"{origin}: malformed model ({exc})") from exc
@@ -444,6 +530,17 @@ def _metrics(raw: dict[str, Any]) -> RunMetrics:
             viztracer["cost"] = VizTracerCost(**viztracer["cost"])
         raw["viztracer"] = VizTracerFigures(**viztracer)
     return RunMetrics(**raw)
+
+
+def _stack(raw: list[dict[str, Any]]) -> Stack:
+    return tuple(Frame(str(f["function"]), str(f["file"]), int(f["line"])) for f in raw)
+
+
+def _where(raw: dict[str, Any]) -> Where:
+    return Where(StackSource(raw["source"]), raw.get("rate_hz"),
+                 [WhereRow(r["tid"], r["state"], _stack(r["stack"]), r["seconds"])
+                  for r in raw.get("rows", [])],
+                 dict(raw.get("unattributed_s", {})))
 
 
 def _lock_stats(raw: dict[str, Any]) -> LockStats:

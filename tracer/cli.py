@@ -12,6 +12,7 @@ from rich.text import Text
 
 from tracer.commands.attach import AttachCommand
 from tracer.commands.doctor import DoctorCommand
+from tracer.commands.export import ExportCommand
 from tracer.commands.list import ListCommand
 from tracer.commands.protocol import Command
 from tracer.commands.report import ReportCommand
@@ -26,6 +27,7 @@ COMMANDS: dict[str, Command] = {
     "report": ReportCommand(),
     "list": ListCommand(),
     "view": ViewCommand(),
+    "export": ExportCommand(),
     "doctor": DoctorCommand(),
 }
 

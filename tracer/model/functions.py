@@ -9,6 +9,11 @@ A long run has millions of events, so the file is read in batches of whole event
 is kept as the JSON bytes ``trace.json`` will carry (about 130 bytes an event), never as one
 Python dict per event for the whole trace (about 600 bytes each: a 5-million-event trace took
 5.6 GB that way).
+
+The calls that wrap the user's program are left out of ``trace.json`` (they are still counted, as
+VizTracer recorded and paid for them): the tracer's bootstrap (``tracer/bootstrap.py``,
+``tracer/inprocess.py``), runpy, and the ``exec`` through which runpy runs the user's code, so the
+user's ``<module>`` is the top of the main thread rather than six frames down.
 """
 
 from __future__ import annotations
@@ -31,6 +36,13 @@ _EVENTS_START = re.compile(rb'^\s*\{\s*"traceEvents"\s*:\s*\[')
 # is escaped), only between objects; a split that lands inside a nested list of objects fails to
 # parse, and the file is then read whole.
 _BETWEEN_EVENTS = b'},{"'
+# The files whose calls wrap the user's program (file as VizTracer names it, after "qualname (").
+_WRAPPER_FILES = ("<frozen runpy>",)
+_WRAPPER_SUFFIXES = ("/runpy.py", "/tracer/bootstrap.py", "/tracer/inprocess.py")
+# runpy's function that calls exec(code) on the user's program, and exec as VizTracer names it
+# (a C function: ``module.name``; older releases wrote its repr).
+_RUN_CODE = "_run_code ("
+_EXEC_NAMES = frozenset({"builtins.exec", "<built-in function exec>"})
 
 
 @dataclass
@@ -71,6 +83,25 @@ class FunctionTrace:
 def is_python_call(name: str) -> bool:
     """VizTracer names a Python function ``qualname (file:line)`` and a C one ``module.name``."""
     return name.endswith(")") and " (" in name
+
+
+def is_wrapper_call(name: str) -> bool:
+    """A call of the tracer's bootstrap or of runpy, which wrap the user's program."""
+    if not (name.endswith(")") and " (" in name):
+        return False
+    where = name[name.rfind(" (") + 2:-1]
+    file = where[:where.rfind(":")] if ":" in where else where
+    return file in _WRAPPER_FILES or file.endswith(_WRAPPER_SUFFIXES)
+
+
+@dataclass(slots=True)
+class _ExecCall:
+    """An ``exec`` call seen while reading: dropped later if runpy's ``_run_code`` made it."""
+
+    chunk: int  # the batch (index into FunctionTrace.chunks) that holds it
+    tid: int
+    ts: float
+    dur: float
 
 
 class _NotSplittable(Exception):
@@ -127,18 +158,50 @@ class _Reader:
         self.trace = FunctionTrace()
         self.earliest_return_us: float | None = None
         self.overflow = False
+        self.wrappers: list[Any] = []  # this batch's wrapper calls (few: a dozen in a run)
+        self.execs: list[_ExecCall] = []
+        self.run_code: list[tuple[int, float, float]] = []  # (tid, ts, end) of runpy's _run_code
 
     def read(self, batches: Iterator[tuple[list[Any], dict[str, Any]]]) -> FunctionTrace:
         for events, meta in batches:
             self.overflow = self.overflow or bool(meta.get("overflow"))
-            # Only the first batch holds metadata to leave out; the rest are dumped as they are
-            # (a filtered copy of every batch cost a third more peak memory, measured).
-            kept = [e for e in events if _carried(e)] if self._batch(events) else events
-            self.trace.entries += len(kept)
+            # Only the first batch holds metadata to leave out, and the last the wrapper calls
+            # (VizTracer writes a call when it returns); the rest are dumped as they are (a
+            # filtered copy of every batch cost a third more peak memory, measured).
+            if self._batch(events) or self.wrappers:
+                drop = {id(e) for e in self.wrappers}
+                kept = [e for e in events if _carried(e) and id(e) not in drop]
+            else:
+                kept = events
+            self.trace.entries += len(kept) + len(self.wrappers)
+            self.wrappers.clear()
             if kept:
                 self.trace.chunks.append(orjson.dumps(kept))
+            else:
+                self.trace.chunks.append(b"[]")  # keeps _ExecCall.chunk an index into chunks
             del events, kept  # before the next batch is parsed
+        self._drop_user_code_exec()
+        self.trace.chunks = [chunk for chunk in self.trace.chunks if chunk != b"[]"]
         return self.trace
+
+    def _drop_user_code_exec(self) -> None:
+        """Leave out the outermost ``exec`` inside each runpy ``_run_code``: the one that runs the
+        user's program (an ``exec`` of the user's own is inside it). It returned before
+        ``_run_code`` did, so it may sit in an earlier batch: that one batch is parsed again."""
+        doomed: dict[int, list[_ExecCall]] = {}
+        for tid, start, end in self.run_code:
+            inside = [call for call in self.execs if call.tid == tid and call.ts >= start
+                      and call.ts + call.dur <= end]
+            if inside:
+                outer = max(inside, key=lambda call: call.dur)
+                doomed.setdefault(outer.chunk, []).append(outer)
+        for index, calls in doomed.items():
+            marks = {(call.tid, call.ts, call.dur) for call in calls}
+            events = orjson.loads(self.trace.chunks[index])
+            kept = [e for e in events if not (e.get("name") in _EXEC_NAMES and e.get("ph") == "X"
+                                              and (e.get("tid", 0), e.get("ts"), e.get("dur"))
+                                              in marks)]
+            self.trace.chunks[index] = orjson.dumps(kept) if kept else b"[]"
 
     def _batch(self, events: list[Any]) -> bool:
         """Shift one batch in place and count its calls; True when it holds events that
@@ -162,14 +225,26 @@ class _Reader:
             dur = event.get("dur")
             if dur is not None:
                 dur = event["dur"] = round(dur * rate, 3)
-            if event.get("ph") != "X":
+            phase = event.get("ph")
+            if phase != "X":
+                # a call still open when VizTracer stopped (rare: the few frames on the stack)
+                if phase in ("B", "E") and is_wrapper_call(str(event.get("name", ""))):
+                    self.wrappers.append(event)
                 continue
             tid = event.get("tid", 0)
             name = event.get("name", "")
             if name.endswith(")") and " (" in name:  # is_python_call, inlined
                 python[tid] = python.get(tid, 0) + 1
+                # cheap tests first (substrings): the exact one parses the file out of the name
+                if ("runpy" in name or "tracer/bootstrap.py:" in name
+                        or "tracer/inprocess.py:" in name) and is_wrapper_call(name):
+                    self.wrappers.append(event)
+                    if name.startswith(_RUN_CODE):
+                        self.run_code.append((tid, ts, ts + (dur or 0.0)))
             else:
                 native[tid] = native.get(tid, 0) + 1
+                if name in _EXEC_NAMES:
+                    self.execs.append(_ExecCall(len(self.trace.chunks), tid, ts, dur or 0.0))
             returned = ts + (dur or 0.0)
             if earliest is None or returned < earliest:
                 earliest = returned

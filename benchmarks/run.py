@@ -3,7 +3,7 @@
     python -m benchmarks.run                 # all: ~35 min on 2 cores (6 without growth)
     python -m benchmarks.run --quick         # one round, fewer cases
     python -m benchmarks.run --only growth   # one of: overhead, gil-cost, gil, gil-waits, locks,
-                                             # scale, growth, viztracer
+                                             # scale, growth, viztracer, pyspy
     python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
 
 The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder),
@@ -19,7 +19,9 @@ instrumented lock pair), ``scale``
 (benchmarks/recording_scale.py: a real threaded program recorded at 1/8/64/512 threads for
 1/10/60 s, with overhead, time after exit, sizes and events per case, and where cost per thread or
 per second stops being linear) and ``viztracer`` (benchmarks/viztracer_cost.py: the report's
-estimate of VizTracer's slowdown against measured runs of three threaded programs, ~10 min).
+estimate of VizTracer's slowdown against measured runs of three threaded programs, ~10 min) and
+``pyspy`` (benchmarks/pyspy_cost.py: the continuous py-spy recorder's cost on gil_cpu, and py-spy
+record's --nonblocking, blocking and --gil by hand, ~3 min).
 ``growth`` is most of the full run's time: 28 minutes on 2
 busy cores, because its cases add up to about 5 minutes of untraced work, each run three ways
 (untraced, full about 2x slower, sampled) and the biggest recordings take 2 minutes to analyse;
@@ -48,13 +50,15 @@ from benchmarks import (
     gil_cost,
     lock_cost,
     overhead,
+    pyspy_cost,
     recording_scale,
     report_scale,
     viztracer_cost,
 )
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ["overhead", "gil-cost", "gil", "gil-waits", "locks", "scale", "growth", "viztracer"]
+SECTIONS = ["overhead", "gil-cost", "gil", "gil-waits", "locks", "scale", "growth", "viztracer",
+            "pyspy"]
 
 
 def _pythons() -> list[str]:
@@ -174,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
             [[s, m, f"{u:.2f}", f"{r:.2f}x"] for s, m, u, r in rows]))
     if "gil-cost" in chosen:
         sections.append(_gil_cost(console, rounds=1 if args.quick else 5))
+    if "pyspy" in chosen:
+        sections.append(_show(
+            console, "py-spy's cost (gil_cpu's work phase traced / untraced, side by side)",
+            pyspy_cost.HEADER, pyspy_cost.measure(rounds=1 if args.quick else 5)))
     if "gil" in chosen:
         rows_gil = gil_accuracy.measure()
         sections.append(_show(

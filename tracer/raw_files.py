@@ -42,7 +42,9 @@ LOCK_RECORDS = "locks.bin"  # the C lock core's binary records (named by the LOC
 # Written by the out-of-process recorders
 GIL_SAMPLES = "gil_samples.jsonl"  # the GIL sampler
 SCHED = "sched.jsonl"  # the OS sampler
-PYSPY = "pyspy.jsonl"  # py-spy dumps
+PYSPY = "pyspy.jsonl"  # py-spy's stacks, as the model reads them
+PYSPY_TRACE = "pyspy_chrometrace.json"  # py-spy record's own output, converted into PYSPY
+PYSPY_LOG = "pyspy_record.log"  # py-spy record's own messages
 PERF_DATA = "perf.data"  # perf record's output
 PERF_TEXT = "perf_gil.txt"  # perf script's text of it, what the exact model reads
 PERF_LOG = "perf_record.log"  # perf record's own messages

@@ -39,6 +39,14 @@ def fmt_fixed(value: float | None, digits: int = 3) -> str:
     return MISSING if value is None else f"{value:.{digits}f}"
 
 
+def short_file(file: str) -> str:
+    """A source file as a sentence names it: its last path component (``convoy.py``); the
+    tables show the whole path."""
+    if file.startswith("<"):  # <built-in>, <frozen ...>, <string>: not a path
+        return file
+    return file.replace("\\", "/").rstrip("/").rsplit("/", 1)[-1] or file
+
+
 def plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 

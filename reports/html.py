@@ -1,8 +1,9 @@
 """The self-contained HTML report: one file that opens offline, years later, on any machine.
 
 Plotly.js is inlined (no CDN, no network), the page shell is a Jinja2 template with autoescape on,
-and figure data travels as JSON in a ``<script type="application/json">`` block with ``<``, ``>``
-and ``&`` written as ``\\u003c`` etc., so no user string can close the script element.
+and figure data (and the flame graph's) travels as JSON in ``<script type="application/json">``
+blocks with ``<``, ``>`` and ``&`` written as ``\\u003c`` etc., so no user string can close the
+script element.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from reports.vocabulary import (
     state_name,
     state_phrase,
 )
+from reports.where_html import WherePanel, flame_payload, where_panel
 from tracer.model.schema import (
     Claim,
     LockStats,
@@ -82,6 +84,7 @@ def render_report_html(source: RunModel | ReportView, budget: int = SEGMENT_BUDG
         .render(
             page=_page(view, figures),
             figures_json=Markup(script_json(payload)),  # escaped by script_json
+            where_json=Markup(script_json(flame_payload(view.where))),  # the same
             plotly_js=Markup(_plotly_js()),  # plotly's own bundle
         )
     )
@@ -246,6 +249,7 @@ class Page:
     figure_source_rows: list[FigureSourceRow]
     method_meanings: dict[Method, str]
     locks: LockPanel | None
+    where: WherePanel
 
 
 def _page(view: ReportView, figures: list[FigureSpec]) -> Page:
@@ -284,6 +288,7 @@ def _page(view: ReportView, figures: list[FigureSpec]) -> Page:
         figure_source_rows=_figure_source_rows(model.figure_sources),
         method_meanings=dict(METHOD_MEANINGS),
         locks=_lock_panel(view),
+        where=where_panel(view),
     )
 
 

@@ -11,22 +11,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from reports.format import and_list, fmt_seconds, gil_figure_words, plural
+from reports.format import and_list, fmt_seconds, gil_figure_words, plural, short_file
 from reports.threads import ThreadSelection, thread_label, thread_state_seconds
 from reports.view import ReportView, RunNumbers
 from reports.vocabulary import (
     CUT_OFF,
+    HOLDER_CODE_UNKNOWN,
     STATUS_HEADLINES,
     STATUS_WORDS,
     end_reason_words,
+    stack_source_words,
+    state_name,
     state_phrase,
 )
+from reports.where_view import Culprit, GilWaiter, WhereView
 from tracer.model.schema import (
     GIL_WAIT,
     LOCK_WAIT,
     NATIVE,
+    RUNNING,
     STATES,
     DeadlockStep,
+    Frame,
     HoldDetail,
     Marker,
     RunModel,
@@ -35,11 +41,16 @@ from tracer.model.schema import (
 )
 from tracer.model.viztracer_cost import MATERIAL_SLOWDOWN as VIZTRACER_MATERIAL_SLOWDOWN
 from tracer.model.viztracer_cost import count_words
-from tracer.raw_files import RunStatus
+from tracer.raw_files import RunStatus, SourceName
+
+# The recorders a stack can come from: the ones the "no stacks" line gives reasons for.
+STACK_SOURCES = (SourceName.PYSPY, SourceName.VIZTRACER)
 
 # Parallelism within this margin of a whole number reads as "about" that number: the OS sampler
 # and bin edges blur the mean by a few percent, so 0.93 on a GIL-bound run is "about one core".
 ABOUT_MARGIN = 0.15
+# Culprits (where the time went) the explanation names; the terminal names the same first ones.
+CULPRIT_SENTENCES = 3
 # Cut-off threads named one sentence each in the explanation; past this many (a daemon pool killed
 # at exit) they are counted instead, with a few names as examples.
 END_SENTENCES = 5
@@ -57,6 +68,7 @@ def explain(view: ReportView) -> list[str]:
     paragraphs += _gil_reading(numbers)
     paragraphs += sampled_gil_reading(model)
     paragraphs += _lock_reading(model, numbers)
+    paragraphs += where_reading(view)
     paragraphs += _end_reading(view)
     if failed(model):
         paragraphs.append(
@@ -235,6 +247,129 @@ def sampled_gil_title(period_ms: float) -> str:
     """The terminal GIL table's title note for sampled figures."""
     return (f" (sampled every {period_ms:.1f} ms: ± is a 95% range, (low–high) the bounds "
             "the samples prove)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Where the time went: which code, and who kept whom waiting
+
+
+def where_reading(view: ReportView) -> list[str]:
+    """The explanation's paragraph on code: the thread that waited longest for the GIL and
+    whose code held it meanwhile, then the biggest culprits, each with its numbers."""
+    where = view.where
+    if where is None or not where.has_rows:
+        return []
+    sentences = [gil_waiter_sentence(where.gil_waiter)] if where.gil_waiter else []
+    sentences += [culprit_sentence(c) for c in where.culprits[:CULPRIT_SENTENCES]]
+    return [" ".join(sentences)] if sentences else []
+
+
+def where_items(where: WhereView | None, count: int = CULPRIT_SENTENCES) -> list[str]:
+    """The biggest culprits, one sentence each (the terminal prints these)."""
+    if where is None:
+        return []
+    return [culprit_sentence(c) for c in where.culprits[:count]]
+
+
+def frame_words(frame: Frame | None) -> str:
+    """A frame inside a sentence: ``client() (convoy.py:19)``."""
+    if frame is None:
+        return "code that was not sampled"
+    return f"{frame.function}() ({short_file(frame.file)}:{frame.line})"
+
+
+def _holder_clause(c: Culprit, what: str) -> str:
+    share = f"{c.share:.0%} of that time"
+    if c.holder is None:
+        return f"for {share} no single thread held {what}, or the recording cannot tell who did"
+    if c.holder_frame is None:
+        return f"{share} {c.holder} held {what} ({HOLDER_CODE_UNKNOWN})"
+    return f"{share} {c.holder} held {what}, in {frame_words(c.holder_frame)}"
+
+
+def culprit_sentence(c: Culprit) -> str:
+    """One culprit with its numbers, e.g. "io-client waited 1.200 s for the GIL in client()
+    (convoy.py:19); 94% of that time cpu-spinner held it, in spin() (convoy.py:25)."."""
+    seconds = fmt_seconds(c.seconds)
+    code = frame_words(c.frame)
+    threads = and_list(list(c.who))
+    if c.blamed:
+        waited = "the GIL" if c.state == GIL_WAIT else (c.lock or "a lock")
+        return f"{threads} waited {seconds} for {waited} in {code}; {_holder_clause(c, 'it')}."
+    share = f"{c.share:.0%} of all the time {state_phrase(c.state)}"
+    if c.state == RUNNING:
+        return (f"The code that held the GIL longest was {code}: {seconds}, {share}, "
+                f"on {threads}.")
+    if c.state == NATIVE:
+        return (f"The native code that ran longest without the GIL was called from {code}: "
+                f"{seconds}, {share}, on {threads}.")
+    return f"Most time {state_phrase(c.state)} was in {code}: {seconds}, {share}, on {threads}."
+
+
+def gil_waiter_sentence(waiter: GilWaiter) -> str:
+    """E.g. "loop (tid 1) spent 54% of its time waiting for the GIL (1.200 s of 2.222 s); it was
+    held by pool-0 (tid 5) for 0.700 s and pool-1 (tid 6) for 0.500 s."."""
+    held = [f"{holder or 'nobody (or an unknown thread)'} for {fmt_seconds(seconds)}"
+            for holder, seconds in waiter.holders]
+    if waiter.other_holders:
+        held.append(f"{plural(waiter.other_holders, 'other thread')} for "
+                    f"{fmt_seconds(waiter.other_s)}")
+    return (f"{waiter.thread} spent {waiter.share:.0%} of its time waiting for the GIL "
+            f"({fmt_seconds(waiter.wait_s)} of {fmt_seconds(waiter.life_s)}); meanwhile it was "
+            f"held by {and_list(held)}.")
+
+
+def where_source_line(where: WhereView) -> str:
+    """Which stack source attributed the time, and how often it looked."""
+    rate = f", at {where.rate_hz:g} Hz" if where.rate_hz else ""
+    return f"Stacks from {stack_source_words(where.source)}{rate}."
+
+
+def where_absent(model: RunModel) -> str:
+    """The one line the section says when no time was attributed to code, and why."""
+    if model.where is None:
+        return ("No Python stacks were attributed to time in this run: the model was built "
+                "without them.")
+    reasons = [f"{name}: {source.reason}" for name, source in model.sources.items()
+               if name in STACK_SOURCES and not source.used and source.reason]
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    return f"No Python stacks were recorded in this run{why}, so no time can be put on code."
+
+
+def where_unattributed(where: WhereView) -> str:
+    """How much of the threads' time no stack covers, per state ("" when none)."""
+    if not where.unattributed_s:
+        return ""
+    total = sum(where.unattributed_s.values())
+    parts = [f"{state_name(state)} {fmt_seconds(seconds)}"
+             for state, seconds in sorted(where.unattributed_s.items(), key=lambda i: -i[1])]
+    return (f"{fmt_seconds(total)} of the threads' time has no stack (before a thread's first "
+            f"stack sample, or in a process the stack source did not see) and is not shown "
+            f"here: {', '.join(parts)}.")
+
+
+def where_left_out(where: WhereView) -> str:
+    """What the flame graph's budget left out ("" when it kept every row)."""
+    flame = where.flame
+    if not flame.left_out_rows:
+        return ""
+    share = flame.left_out_s / where.total_s if where.total_s > 0 else 0.0
+    return (f"The flame graph draws the {len(flame.rows):,} largest of {flame.total_rows:,} "
+            f"(thread, state, stack) rows; the other {flame.left_out_rows:,} covered "
+            f"{fmt_seconds(flame.left_out_s)} ({share:.1%} of the time put on stacks) and are "
+            "in model.json. The function table counts every row.")
+
+
+def flame_words() -> dict[str, str]:
+    """The flame graph's sentences, filled in by the page's script ({braces} are its values)."""
+    return {
+        "hidden": "{count} frames narrower than a pixel are not drawn ({seconds} in all); "
+                  "their time is inside their caller's width. Click a frame to zoom in.",
+        "empty": "No stack was recorded in this state on this thread.",
+        "title": "{function} ({file}:{line})\n{seconds}, {share} of {selection}",
+        "root": "{selection}: {seconds}",
+        "zoomed": "Zoomed into {frame}: {seconds}, {share} of {selection}.",
+    }
 
 
 # ---------------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 It answers, without opening a browser: did the run finish (or deadlock), did VizTracer overflow
 or slow it so much that its figures mislead (said first), how parallel was it, what each thread
-did, which locks cost the most waiting, which recorders ran (and why the others did not), and
+did, which locks cost the most waiting, the three biggest items of where the time went in the code
+(and who kept whom waiting), which recorders ran (and why the others did not), and
 where the report files are. Text from user code is printed with rich markup disabled, so a
 thread named ``[red]x[/red]`` stays literal.
 """
@@ -34,6 +35,8 @@ from tracer.raw_files import SourceName
 FILES = ("report.html", "trace.json", "model.json")
 # Locks listed in the terminal; the report and model.json have them all.
 TOP_LOCKS = 5
+# Culprits of "where the time went" printed; report.html has the tables and the flame graph.
+WHERE_ITEMS = 3
 
 
 def print_summary(source: RunModel | ReportView, run_dir: Path, console: Console) -> None:
@@ -49,6 +52,7 @@ def print_summary(source: RunModel | ReportView, run_dir: Path, console: Console
     if gil is not None:
         console.print(gil)
     _print_locks(model, console)
+    _print_where(view, console)
     console.print(_source_table(model.sources))
     if model.claims:
         console.print(_claims_table(model.claims))
@@ -193,6 +197,19 @@ def _print_locks(model: RunModel, console: Console) -> None:
             fmt_seconds(row.max_wait_s),
         )
     console.print(table)
+
+
+def _print_where(view: ReportView, console: Console) -> None:
+    """The three biggest items of "where the time went", as the report's explanation says
+    them; nothing when no time was put on code."""
+    where = view.where
+    items = prose.where_items(where, WHERE_ITEMS)
+    if where is None or not where.has_rows or not items:
+        return
+    console.print(Text.assemble(("Where the time went", "bold"),
+                                (f"  {prose.where_source_line(where)}", "dim")))
+    for number, item in enumerate(items, 1):
+        console.print(Text(f"{number}. {item}"))
 
 
 def _source_table(sources: dict[SourceName, Source]) -> Table:

@@ -2,7 +2,8 @@
 
 pyinstrument runs its processors once and hands the result to each renderer; this is that step.
 :func:`build_view` orders and selects the threads, names them, derives the run's numbers and the
-series more than one renderer draws (GIL turns, GIL waiters, the time axis end). report.html,
+series more than one renderer draws (GIL turns, GIL waiters, the time axis end), and where the
+time went in the code (:mod:`reports.where_view`). report.html,
 trace.json and the terminal summary all read one :class:`ReportView`, so they show the same
 threads in the same order and state the same numbers, and none of them recomputes it.
 """
@@ -20,6 +21,7 @@ from reports.threads import (
     thread_label,
     thread_state_seconds,
 )
+from reports.where_view import WhereView, build_where_view
 from tracer.model.schema import GIL_WAIT, ON_CPU_STATES, RUNNING, STATES, RunModel, ThreadTimeline
 
 # A thread that spent at least this share of the run on a CPU or waiting for the GIL "wanted a CPU".
@@ -87,6 +89,7 @@ class ReportView:
     gil_recorded: bool
     gil_turns: Sequence[Segment]
     gil_waiters: GilWaiters
+    where: WhereView | None = None  # None: the model attributed no time to stacks
 
 
 def build_view(model: RunModel) -> ReportView:
@@ -94,18 +97,20 @@ def build_view(model: RunModel) -> ReportView:
     ordered = ordered_threads(model)
     selection = select_threads(model, ordered=ordered)
     times, counts = gil_waiter_steps(model)
+    labels = {t.tid: thread_label(t) for t in model.threads}
     return ReportView(
         model=model,
         threads=tuple(ordered),
         selection=selection,
         terminal_selection=selection.narrowed(TERMINAL_THREADS),
-        labels={t.tid: thread_label(t) for t in model.threads},
+        labels=labels,
         names={t.tid: t.name for t in model.threads},
         numbers=run_numbers(model, ordered),
         span_s=run_end(model),
         gil_recorded=has_gil_data(model),
         gil_turns=tuple(gil_turns(ordered)),
         gil_waiters=GilWaiters(times, counts),
+        where=build_where_view(model, ordered, labels),
     )
 
 

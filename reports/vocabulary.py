@@ -23,6 +23,7 @@ from tracer.model.schema import (
     RUNNING,
     EndReason,
     Method,
+    StackSource,
 )
 from tracer.raw_files import RunStatus
 
@@ -175,3 +176,24 @@ STATUS_WORDS: Mapping[RunStatus, str] = {
     RunStatus.KILLED: "was killed",
     RunStatus.ERROR: "ended with an error",
 }
+
+
+# Where the time went: the selectors' "everything" choices, the stack sources, a wait's holder
+# when there was none, and the flame graph's colour when it shows every state at once.
+ALL_STATES_WORD = "every state"
+ALL_THREADS_WORD = "all threads"
+NO_HOLDER = "nobody, or not known who"
+HOLDER_CODE_UNKNOWN = "its code was not sampled"
+ALL_STATES_COLOUR = "#E69F00"
+STACK_SOURCE_WORDS: Mapping[StackSource, str] = {
+    StackSource.VIZTRACER: "VizTracer, which records every call (exact)",
+    StackSource.PYSPY: "py-spy, sampling the program from outside",
+    StackSource.NONE: "no stack source",
+}
+
+
+def stack_source_words(source: str) -> str:
+    try:
+        return STACK_SOURCE_WORDS[StackSource(source)]
+    except (ValueError, KeyError):
+        return source

@@ -1,6 +1,7 @@
 """report.html in headless Chromium: every figure draws, offline, with no errors and no XSS; the
 lock panel, lock hovers, cut-off marks and the deadlock banner show user text literally; a run with
-hundreds of threads draws folded rows."""
+hundreds of threads draws folded rows; the flame graph of where the time went draws, follows its
+state and thread selectors, zooms, and shows function names as text."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from reports.threads import FOLD_ABOVE
 from tests.fixtures.synthetic_model import (
     HOSTILE_FUNCTION,
     HOSTILE_LOCK,
+    HOSTILE_QUALNAME,
     HOSTILE_THREAD,
     build_deadlock_model,
     build_lock_model,
@@ -281,6 +283,103 @@ def test_many_thread_report_draws_folded_rows(browser: Any, tmp_path: Path) -> N
         text = hover_trace(page, "blocked", "the state most of these", on_idle_row)
         assert IDLE_WORDS in text
         assert page.locator("img").count() == 0
+        assert_clean(opened)
+    finally:
+        opened.page.close()
+
+
+def flame_texts(page: Any) -> list[str]:
+    return page.locator("#where-flame .flame-frame").all_text_contents()
+
+
+def wait_for_flame(page: Any, state: str, thread: str) -> None:
+    page.wait_for_function(
+        """([state, thread]) => {
+        const flame = document.getElementById("where-flame");
+        return flame.getAttribute("data-state") === state
+            && flame.getAttribute("data-thread") === thread;
+    }""", arg=[state, thread], timeout=DRAW_TIMEOUT_MS)
+
+
+def test_flame_graph_renders_and_its_selectors_change_it(lock_report: OpenedReport) -> None:
+    page = lock_report.page
+    flame = page.locator("#where-flame")
+    assert flame.get_attribute("data-ready") == "yes"
+    # It opens on the code that held the GIL, over all threads.
+    wait_for_flame(page, "running", "all")
+    running = flame_texts(page)
+    assert "crunch" in running and HOSTILE_QUALNAME in running  # shown literally, as text
+    assert page.locator("#where-caption").inner_text().startswith("running (holds GIL), all "
+                                                                  "threads: ")
+    shown = page.locator("#where-functions tbody tr:not([hidden])")
+    assert shown.first.locator("td").first.inner_text() == "crunch"
+
+    page.select_option("#where-state", "gil_wait")
+    wait_for_flame(page, "gil_wait", "all")
+    waiting = flame_texts(page)
+    assert "crunch" not in waiting and "spin" in waiting and HOSTILE_FUNCTION in waiting
+    assert page.locator("#where-functions tbody tr:not([hidden])").first.locator(
+        "td").first.inner_text() == "spin"
+
+    page.select_option("#where-thread", "1002")  # the hostile thread alone
+    wait_for_flame(page, "gil_wait", "1002")
+    alone = flame_texts(page)
+    assert HOSTILE_FUNCTION in alone and "spin" not in alone
+    title = page.locator("#where-flame .flame-frame", has_text=HOSTILE_FUNCTION).get_attribute(
+        "title")
+    assert title == (f"{HOSTILE_FUNCTION} (evil.py:1)\n1.050 s, 100.0% of waiting for GIL, "
+                     f"{HOSTILE_THREAD} (tid 1002)")
+
+    page.select_option("#where-state", "all")
+    page.select_option("#where-thread", "all")
+    wait_for_flame(page, "all", "all")
+    everything = flame_texts(page)
+    assert {"crunch", "join", "digest_loop", "update"} <= set(everything)
+    assert page.locator("img").count() == 0
+    assert page.evaluate("typeof window.alert") == "function"
+    assert_clean(lock_report)
+
+
+def test_flame_graph_zooms_into_a_frame_and_resets(lock_report: OpenedReport) -> None:
+    page = lock_report.page
+    page.select_option("#where-state", "running")
+    page.select_option("#where-thread", "all")
+    wait_for_flame(page, "running", "all")
+    before = page.locator("#where-flame .flame-frame").count()
+    page.locator("#where-flame .flame-frame", has_text="spin").first.click()
+    flame = page.locator("#where-flame")
+    assert flame.get_attribute("data-zoomed") == "yes"
+    assert page.locator("#where-caption").inner_text().startswith(
+        "Zoomed into spin (scenarios/gil_cpu.py:14): ")
+    zoomed = flame_texts(page)
+    assert zoomed[0] == "spin" and "crunch" in zoomed and "<module>" not in zoomed
+    assert page.locator("#where-flame .flame-frame").count() < before
+    page.click("#where-reset")
+    assert flame.get_attribute("data-zoomed") == "no"
+    assert page.locator("#where-flame .flame-frame").count() == before
+    assert_clean(lock_report)
+
+
+def test_where_tables_sort_by_a_click(lock_report: OpenedReport) -> None:
+    page = lock_report.page
+    heading = page.locator("#where-gil-blame th", has_text="seconds")
+    heading.click()  # largest first
+    values = page.locator("#where-gil-blame tbody tr td:nth-child(5)").evaluate_all(
+        "cells => cells.map(c => Number(c.getAttribute('data-value')))")
+    assert values == sorted(values, reverse=True)
+    heading.click()
+    values = page.locator("#where-gil-blame tbody tr td:nth-child(5)").evaluate_all(
+        "cells => cells.map(c => Number(c.getAttribute('data-value')))")
+    assert values == sorted(values)
+    assert_clean(lock_report)
+
+
+def test_report_without_stacks_says_so(browser: Any, tmp_path: Path) -> None:
+    opened = open_report(browser, build_synthetic_model(gil=False), tmp_path)
+    try:
+        absent = opened.page.locator("#where-absent")
+        assert absent.is_visible() and "ptrace denied" in absent.inner_text()
+        assert opened.page.locator("#where-flame").count() == 0
         assert_clean(opened)
     finally:
         opened.page.close()

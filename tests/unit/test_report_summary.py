@@ -100,3 +100,20 @@ def test_summary_names_the_deadlock_in_red(tmp_path: Path) -> None:
     )
     styled = console.export_text(styles=True)
     assert "\x1b[1;31mDEADLOCK: " in styled
+
+
+def test_summary_prints_the_three_biggest_items_of_where_the_time_went(tmp_path: Path) -> None:
+    printed = summary_text(build_lock_model(), tmp_path)
+    text = " ".join(printed.split())  # rich wraps long lines
+    assert "Where the time went Stacks from py-spy, sampling the program from outside, at 100 Hz." \
+        in text
+    assert ("1. worker-0 (tid 1001) waited 1.050 s for the GIL in spin() (gil_cpu.py:14); 60% of "
+            "that time <img src=x onerror=alert(1)> (tid 1002) held it, in "
+            "Evil.<svg onload=alert(2)>() (<b>evil</b>.py:3).") in text
+    assert "2. <img src=x onerror=alert(1)> (tid 1002) waited 1.050 s for the GIL in" in text
+    assert "3. worker-3 (tid 1004) waited 1.050 s for the GIL in spin()" in text
+    assert not any(line.startswith("4. ") for line in printed.splitlines())
+
+
+def test_summary_says_nothing_of_where_without_stacks(tmp_path: Path) -> None:
+    assert "Where the time went" not in summary_text(build_synthetic_model(gil=False), tmp_path)

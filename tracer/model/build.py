@@ -35,10 +35,17 @@ from tracer.model.schema import (
     RunMetrics,
     RunModel,
     Source,
+    StackSource,
     Target,
     ThreadTimeline,
     VizTracerFigures,
     source_from_dict,
+)
+from tracer.model.stacks import (
+    StackTrie,
+    sampled_timeline,
+    snap_to_states,
+    viztracer_timelines,
 )
 from tracer.model.states import overlay, state_seconds
 from tracer.model.viztracer_cost import (
@@ -49,6 +56,7 @@ from tracer.model.viztracer_cost import (
     explain_slowdown,
     overflow_sentence,
 )
+from tracer.model.where import attribute
 from tracer.raw_files import RunStatus, SourceName
 from tracer.runfolder import RunFolder
 
@@ -155,7 +163,33 @@ def build_run(folder: RunFolder) -> BuiltRun:
         deadlocks=lock_model.cycles if lock_model else [],
     )
     _viztracer_slowdown(functions, given.target_raw, model, pid, model.warnings)
+    _attribute(model, functions, pid)
     return BuiltRun(model=model, functions=functions)
+
+
+def _attribute(model: RunModel, functions: FunctionTrace, pid: int) -> None:
+    """Where the time went and who kept whom waiting, from the threads' final states and the
+    best stack source the run has: VizTracer's calls (exact) when it kept them all, else
+    py-spy's samples."""
+    viztracer = model.sources.get(SourceName.VIZTRACER)
+    trie = StackTrie()
+    if viztracer is not None and viztracer.used and functions.chunks and not functions.overflow:
+        timelines = viztracer_timelines(functions.chunks, pid, trie)
+        source, rate = StackSource.VIZTRACER, None
+    else:
+        cache: dict[int, int] = {}
+        pyspy = model.sources.get(SourceName.PYSPY)
+        rate = pyspy.rate_hz if pyspy is not None else None
+        period = 1.0 / rate if rate else 0.0
+        timelines = {(t.pid, t.tid): snap_to_states(
+                         sampled_timeline(t.samples, model.stacks, trie, cache), t.intervals,
+                         period)
+                     for t in model.threads if t.samples}
+        source = StackSource.PYSPY if timelines else StackSource.NONE
+        rate = rate if timelines else None
+    found = attribute(model.threads, timelines, trie, source, rate)
+    model.where, model.gil_blame, model.lock_blame = (found.where, found.gil_blame,
+                                                      found.lock_blame)
 
 
 def _read_input(folder: RunFolder) -> _RunInput:

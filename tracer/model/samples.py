@@ -1,4 +1,8 @@
-"""py-spy's dumps as per-thread stack samples, with stacks interned once per run."""
+"""py-spy's stacks as per-thread samples, with stacks interned once per run.
+
+The continuous recorder writes a record when a thread's stack changes, so a stack last set
+before the run's start still holds at its start: it becomes a sample at t=0.
+"""
 
 from __future__ import annotations
 
@@ -38,6 +42,7 @@ def load_samples(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int,
                  table: StackTable, exclude_pid: int | None = None) -> SampledThreads:
     """``exclude_pid``: the recorder process itself, when the API records its own parent."""
     out = SampledThreads()
+    before: dict[tuple[int, int], StackSample] = {}  # each thread's last stack before t0
     for record in records:
         t_ns = (int(record["t0"]) + int(record["t1"])) // 2
         for thread in record.get("threads", []):
@@ -49,12 +54,17 @@ def load_samples(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int,
             frames = [str(f) for f in thread.get("frames", [])]
             if record.get("final"):
                 out.final_stacks[key] = frames
-            if t_ns < t0_ns or t_ns > end_ns:
+            if t_ns > end_ns:
                 continue
-            out.samples.setdefault(key, []).append(StackSample(
-                t=round((t_ns - t0_ns) / 1e9, 6),
-                owns_gil=thread.get("owns_gil"),
-                active=thread.get("active"),
-                stack=table.intern(frames),
-            ))
+            sample = StackSample(t=round(max(0, t_ns - t0_ns) / 1e9, 6),
+                                 owns_gil=thread.get("owns_gil"), active=thread.get("active"),
+                                 stack=table.intern(frames))
+            if t_ns < t0_ns:
+                before[key] = sample  # py-spy records a stack when it changes: it still holds
+            else:
+                out.samples.setdefault(key, []).append(sample)
+    for key, sample in before.items():
+        mine = out.samples.setdefault(key, [])
+        if not mine or mine[0].t > 0:
+            mine.insert(0, sample)
     return out

@@ -317,16 +317,34 @@ def _blame_rows(pieces: Iterable[tuple[BlameKey, float]], called: Namer) -> list
     largest first; each row's share is of the waiter's wait in that function (for that lock)."""
     seconds: dict[BlameKey, float] = defaultdict(float)
     waited: dict[tuple[int, Frame | None, str | None], float] = defaultdict(float)
-    for key, s in pieces:
+    lines: dict[FunctionKey, dict[int, float]] = defaultdict(lambda: defaultdict(float))
+
+    def function(frame: Frame | None, s: float) -> Frame | None:
+        """A function whatever its line (py-spy sees a loop on each of its lines)."""
+        if frame is None:
+            return None
+        lines[(frame.function, frame.file)][frame.line] += s
+        return Frame(frame.function, frame.file, 0)
+
+    def shown(frame: Frame | None) -> Frame | None:
+        """The function at its line with the most time."""
+        if frame is None:
+            return None
+        weights = lines[(frame.function, frame.file)]
+        return Frame(frame.function, frame.file,
+                     max(weights, key=lambda n: (weights[n], -n)))
+
+    for (tid, waiter_frame, lock, holder, holder_frame), s in pieces:
         if s > 0:
+            key = (tid, function(waiter_frame, s), lock, holder, function(holder_frame, s))
             seconds[key] += s
             waited[key[:3]] += s
     ordered = sorted(seconds.items(), key=lambda item: -item[1])
     return [
-        BlameRow(waiter_tid=tid, waiter=called(tid), waiter_frame=frame,
+        BlameRow(waiter_tid=tid, waiter=called(tid), waiter_frame=shown(frame),
                  holder_tid=holder, holder=called(holder) if holder is not None else None,
-                 holder_frame=holder_frame, seconds=s, share=s / waited[(tid, frame, lock)],
-                 lock=lock)
+                 holder_frame=shown(holder_frame), seconds=s,
+                 share=s / waited[(tid, frame, lock)], lock=lock)
         for (tid, frame, lock, holder, holder_frame), s in ordered
     ]
 

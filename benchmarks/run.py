@@ -3,7 +3,7 @@
     python -m benchmarks.run                 # all: ~35 min on 2 cores (6 without growth)
     python -m benchmarks.run --quick         # one round, fewer cases
     python -m benchmarks.run --only growth   # one of: overhead, gil-cost, gil, gil-waits, locks,
-                                             # scale, growth, viztracer, pyspy
+                                             # scale, growth, viztracer, pyspy, where
     python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
 
 The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder),
@@ -21,7 +21,8 @@ instrumented lock pair), ``scale``
 per second stops being linear) and ``viztracer`` (benchmarks/viztracer_cost.py: the report's
 estimate of VizTracer's slowdown against measured runs of three threaded programs, ~10 min) and
 ``pyspy`` (benchmarks/pyspy_cost.py: the continuous py-spy recorder's cost on gil_cpu, and py-spy
-record's --nonblocking, blocking and --gil by hand, ~3 min).
+record's --nonblocking, blocking and --gil by hand, ~3 min) and ``where`` (benchmarks/where_cost.py:
+what attributing time to code adds to the analysis of 1M synthetic VizTracer calls, ~1 min).
 ``growth`` is most of the full run's time: 28 minutes on 2
 busy cores, because its cases add up to about 5 minutes of untraced work, each run three ways
 (untraced, full about 2x slower, sampled) and the biggest recordings take 2 minutes to analyse;
@@ -54,11 +55,12 @@ from benchmarks import (
     recording_scale,
     report_scale,
     viztracer_cost,
+    where_cost,
 )
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ["overhead", "gil-cost", "gil", "gil-waits", "locks", "scale", "growth", "viztracer",
-            "pyspy"]
+            "pyspy", "where"]
 
 
 def _pythons() -> list[str]:
@@ -182,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(_show(
             console, "py-spy's cost (gil_cpu's work phase traced / untraced, side by side)",
             pyspy_cost.HEADER, pyspy_cost.measure(rounds=1 if args.quick else 5)))
+    if "where" in chosen:
+        sections.append(_show(
+            console, "Where the time went: analysis added by attributing 1M VizTracer calls",
+            where_cost.HEADER, where_cost.measure(rounds=1 if args.quick else 3)))
     if "gil" in chosen:
         rows_gil = gil_accuracy.measure()
         sections.append(_show(

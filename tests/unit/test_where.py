@@ -3,6 +3,7 @@ answer is known by construction."""
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from tracer.model.schema import (
@@ -28,6 +29,7 @@ from tracer.model.stacks import (
     short_file,
     sliced_timeline,
     user_stack,
+    viztracer_timelines,
 )
 from tracer.model.where import attribute
 
@@ -170,3 +172,20 @@ def test_viztracer_slices_nest_and_one_outliving_its_caller_is_cut() -> None:
         (-0.1, 0.0, None), (0.0, 0.1, (MAIN,)), (0.1, 0.4, (MAIN, SPIN)), (0.4, 0.5, (MAIN,)),
         (0.5, 0.6, (MAIN, HASH)), (0.6, 0.9, (MAIN, HASH, IO)), (0.9, 1.0, (MAIN,)),
         (1.0, 1.2, ())]
+
+
+def test_viztracer_calls_still_running_at_the_end_hold_to_the_end() -> None:
+    events = [
+        {"ph": "B", "name": "<module> (app.py:1)", "ts": 0.0, "tid": 5},  # never ended
+        {"ph": "B", "name": "main (app.py:30)", "ts": 100_000.0, "tid": 5},
+        {"ph": "E", "name": "main (app.py:30)", "ts": 300_000.0, "tid": 5},
+        {"ph": "X", "name": "spin (app.py:5)", "ts": 400_000.0, "dur": 100_000.0, "tid": 5},
+        {"ph": "X", "name": "builtins.len", "ts": 450_000.0, "dur": 10.0, "tid": 5},  # C call
+        {"ph": "X", "name": "_run_code (<frozen runpy>:88)", "ts": 0.0, "dur": 9e9, "tid": 5},
+    ]
+    trie = StackTrie()
+    (timeline,) = viztracer_timelines([orjson.dumps(events)], PID, trie).values()
+    module = Frame("<module>", "app.py", 1)
+    got = [(a, b, None if s == UNKNOWN else trie.stack(s)) for a, b, s in timeline.pieces(0, 1)]
+    assert got == [(0, 0.1, (module,)), (0.1, 0.3, (module, MAIN)), (0.3, 0.4, (module,)),
+                   (0.4, 0.5, (module, SPIN)), (0.5, 1, (module,))]

@@ -12,6 +12,7 @@ becomes a tuple of frames only once, when the model is written.
 
 from __future__ import annotations
 
+import math
 import re
 from bisect import bisect_right
 from collections import defaultdict
@@ -250,30 +251,52 @@ def _sweep(calls: list[tuple[float, float, int]], trie: StackTrie) -> StackTimel
         timeline.step(start, stack)
     while ends:
         stack = trie.parent(stack)
-        timeline.step(ends.pop(), stack)
+        at = ends.pop()
+        if at != math.inf:  # a call never ended runs to the end of the thread
+            timeline.step(at, stack)
     return timeline
 
 
 def viztracer_timelines(chunks: Iterable[bytes], pid: int,
                         trie: StackTrie) -> dict[tuple[int, int], StackTimeline]:
     """Per (pid, tid), the Python stacks VizTracer's calls give (C calls are not frames, as in
-    py-spy's stacks; threadscope's own calls and the launcher's are left out)."""
+    py-spy's stacks; threadscope's own calls and the launcher's are left out). Calls still
+    running when VizTracer saved its trace (a run stopped by --timeout) come as a begin without
+    an end: they run to the end of the thread."""
     frame_ids: dict[str, int] = {}
     per_thread: dict[int, list[tuple[float, float, int]]] = defaultdict(list)
+    begun: dict[int, list[tuple[float, int]]] = defaultdict(list)  # per tid, open "B" calls
+
+    def frame_of(name: str) -> int:
+        frame = frame_ids.get(name)
+        if frame is None:
+            parsed = _viztracer_frame(name)
+            frame = frame_ids[name] = UNKNOWN if parsed is None else trie.frame_id(parsed)
+        return frame
+
     for chunk in chunks:
         for event in orjson.loads(chunk):
-            dur = event.get("dur")
-            if dur is None or dur <= 0 or event.get("ph") != "X":
-                continue
-            name = event.get("name", "")
-            frame = frame_ids.get(name)
-            if frame is None:
-                parsed = _viztracer_frame(name)
-                frame = frame_ids[name] = UNKNOWN if parsed is None else trie.frame_id(parsed)
-            if frame == UNKNOWN:
-                continue
-            start = event["ts"] / 1e6
-            per_thread[int(event.get("tid", 0))].append((start, -(start + dur / 1e6), frame))
+            phase = event.get("ph")
+            if phase == "X":
+                dur = event.get("dur")
+                if dur is None or dur <= 0:
+                    continue
+                frame = frame_of(event.get("name", ""))
+                if frame != UNKNOWN:
+                    start = event["ts"] / 1e6
+                    per_thread[int(event.get("tid", 0))].append(
+                        (start, -(start + dur / 1e6), frame))
+            elif phase == "B":
+                begun[int(event.get("tid", 0))].append((event["ts"] / 1e6,
+                                                         frame_of(event.get("name", ""))))
+            elif phase == "E" and begun[int(event.get("tid", 0))]:
+                start, frame = begun[int(event.get("tid", 0))].pop()
+                if frame != UNKNOWN:
+                    per_thread[int(event.get("tid", 0))].append(
+                        (start, -event["ts"] / 1e6, frame))
+    for tid, calls in begun.items():
+        per_thread[tid].extend((start, -math.inf, frame) for start, frame in calls
+                               if frame != UNKNOWN)
     return {(pid, tid): _sweep(calls, trie) for tid, calls in per_thread.items()}
 
 

@@ -21,7 +21,7 @@ from plotly.offline import get_plotlyjs, get_plotlyjs_version
 
 from reports import prose
 from reports.figures import SEGMENT_BUDGET, FigureSpec, build_figures
-from reports.figures.layout import PlotlyDict, stack_hover_table
+from reports.figures.layout import PlotlyDict, shorten, stack_hover_table
 from reports.format import (
     MISSING,
     daemon_word,
@@ -137,7 +137,8 @@ def _figure_payload(spec: FigureSpec) -> PlotlyDict:
 
 @dataclass
 class ThreadRow:
-    name: str
+    name: str  # in full: the cell's title
+    label: str  # what the cell shows, one line (figures.layout.shorten)
     tid: str
     daemon: str
     start: str
@@ -389,8 +390,10 @@ def _thread_row(
     selection: ThreadSelection | None = None,
 ) -> ThreadRow:
     seconds = thread_state_seconds(thread)
+    main = thread_row_name(thread)[len(thread.name):]  # " (main)" or ""
     return ThreadRow(
         name=thread_row_name(thread),
+        label=shorten(thread.name) + main,
         tid=str(thread.tid),
         daemon=daemon_word(thread),
         start=fmt_fixed(thread.start_s),
@@ -414,6 +417,7 @@ def _group_row(group: ThreadGroup, states: list[str]) -> ThreadRow:
         reasons[words] = reasons.get(words, 0) + 1
     return ThreadRow(
         name=group.label,
+        label=group.label,
         tid=MISSING,
         daemon=MISSING,
         start=fmt_fixed(min(starts, default=None)),

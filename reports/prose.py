@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from reports.format import and_list, fmt_seconds, gil_figure_words, plural, short_file
 from reports.threads import ThreadSelection, thread_label, thread_state_seconds
-from reports.view import ReportView, RunNumbers
+from reports.view import BUSY_SHARE, ReportView, RunNumbers
 from reports.vocabulary import (
     CUT_OFF,
     HOLDER_CODE_UNKNOWN,
@@ -49,6 +49,8 @@ STACK_SOURCES = (SourceName.PYSPY, SourceName.VIZTRACER)
 # Parallelism within this margin of a whole number reads as "about" that number: the OS sampler
 # and bin edges blur the mean by a few percent, so 0.93 on a GIL-bound run is "about one core".
 ABOUT_MARGIN = 0.15
+# The least time a sentence writes as more than zero (fmt_seconds says "0 µs" below it).
+VISIBLE_S = 0.5e-6
 # Culprits (where the time went) the explanation names; the terminal names the same first ones.
 CULPRIT_SENTENCES = 3
 # Cut-off threads named one sentence each in the explanation; past this many (a daemon pool killed
@@ -83,9 +85,23 @@ def failed(model: RunModel) -> bool:
     return model.partial or not RunStatus.of(model.target.status).normal
 
 
+def seconds_words(seconds: float) -> str:
+    """Seconds inside a sentence: two decimals, or a finer unit where two decimals would say
+    "0.00 s" of time that was measured."""
+    if seconds >= 0.005:
+        return f"{seconds:.2f} s"
+    return f"{fmt_seconds(seconds)} s" if seconds == 0 else fmt_seconds(seconds)
+
+
+def share_words(share: float) -> str:
+    """A share of time inside a sentence; "under 1%" rather than a "0%" of measured time."""
+    return f"{share * 100:.0f}%" if share >= 0.005 or share == 0 else "under 1%"
+
+
 def _headline(n: RunNumbers) -> str:
     threads = plural(n.threads, "thread")
-    text = f"{threads} used {n.cpu_s:.2f} s of CPU in {n.wall_s:.2f} s of wall time"
+    text = (f"{threads} used {seconds_words(n.cpu_s)} of CPU in {seconds_words(n.wall_s)} of "
+            "wall time")
     if n.parallelism is None:
         return text + "; the wall time is zero, so no CPU parallelism can be computed."
     return (
@@ -95,58 +111,50 @@ def _headline(n: RunNumbers) -> str:
 
 
 def _parallelism_reading(n: RunNumbers) -> list[str]:
+    """What the run's mean parallelism says, and only that. A counterfactual ("adding threads
+    did not add speed", "processes would help") needs a run that measured the alternative (a
+    scenario that compares, or phases); a single run's mean cannot tell it, so it is not said
+    here: a queue pipeline whose 4 workers ran 3.6x faster than 1 was once told otherwise."""
     p = n.parallelism
     if p is None:
         return []
+    rate = f"{p:.2f} CPU-s per wall second on {plural(n.cores, 'core')}"
     busy = len(n.busy_threads)
     if busy >= 2 and p < 1 + ABOUT_MARGIN:
-        if n.gil_measured:
-            return [
-                f"{busy} threads wanted a CPU for much of the run, yet together they used about "
-                "one core's worth. Python code in threads of one process runs one thread at a "
-                "time under the GIL, so CPU-bound threads take turns holding it instead of running "
-                "side by side: adding threads did not add speed."
-            ]
-        return [
-            f"{busy} threads were busy for much of the run, yet together they used about one "
-            "core's worth. That is what the GIL does to CPU-bound Python threads (they take "
-            "turns), but GIL ownership was not measured in this run, so the recording alone "
-            "cannot tell a GIL queue from other waiting."
-        ]
+        wanted = ("wanted a CPU (were on one or waiting for the GIL)" if n.gil_measured
+                  else "were on a CPU")
+        return [f"{busy} threads {wanted} for at least {BUSY_SHARE:.0%} of the run each, and "
+                f"together they used {rate}."]
     if p >= 1 + ABOUT_MARGIN:
         saturated = n.cores > 0 and p >= n.cores - ABOUT_MARGIN
         where = "all the machine's cores were busy" if saturated else "more than one core was busy"
         native = n.state_s.get(NATIVE, 0.0)
-        why = (
-            f"; {native:.2f} s were spent in native code that released the GIL, which is how "
-            "threads run in parallel despite it"
-            if native > 0
-            else "; work that runs in parallel must have run outside the GIL (native code that "
-            "releases it, or other processes)"
-        )
-        return [f"On average {where}{why}."]
+        text = f"On average {where} ({rate})"
+        if native > 0:
+            text += (f"; the threads spent {seconds_words(native)} on a CPU in native code "
+                     "without the GIL")
+        return [text + "."]
     if p < 0.5:
-        return [
-            "Less than half a core was busy on average: the threads spent most of the run off "
-            "the CPU, so the run is limited by waiting (sleep, I/O, locks), not by computation."
-        ]
+        off = 1.0 - n.on_cpu_share()
+        return [f"Less than half a core was busy on average ({rate}): the threads were off a "
+                f"CPU for {share_words(off)} of the time they existed."]
     return []
 
 
 def _state_shares(n: RunNumbers) -> str:
+    """Each state's share of the threads' time; a state whose share rounds to 0% has nothing
+    to say and is left out."""
+    known = [(state_phrase(s), n.state_s.get(s, 0.0), s) for s in STATES]
+    unknown = [(s, seconds, s) for s, seconds in n.state_s.items() if s not in STATES]
     parts = [
-        f"{n.share(state) * 100:.0f}% {state_phrase(state)} ({n.state_s[state]:.2f} s)"
-        for state in STATES
-        if n.state_s.get(state, 0.0) > 0
-    ]
-    parts += [
-        f"{n.share(state) * 100:.0f}% {state} ({seconds:.2f} s)"
-        for state, seconds in n.state_s.items()
-        if state not in STATES and seconds > 0
+        f"{share_words(n.share(state))} {phrase} ({seconds_words(seconds)})"
+        for phrase, seconds, state in [*known, *unknown]
+        if seconds > 0 and n.share(state) >= 0.005
     ]
     if not parts:
         return "No per-thread state was recorded, only the totals above."
-    return f"Of the {n.thread_time_s:.2f} s the threads existed in total: " + "; ".join(parts) + "."
+    return (f"Of the {seconds_words(n.thread_time_s)} the threads existed in total: "
+            + "; ".join(parts) + ".")
 
 
 def _gil_reading(n: RunNumbers) -> list[str]:
@@ -156,29 +164,35 @@ def _gil_reading(n: RunNumbers) -> list[str]:
             "thread was on a CPU or off it, as the operating system saw it."
         ]
     wait = n.state_s.get(GIL_WAIT, 0.0)
-    if wait <= 0:
+    if wait < VISIBLE_S:
         return ["No thread had to wait for the GIL."]
     text = (
-        f"Threads waited {wait:.2f} s in total for the GIL ({n.share(GIL_WAIT) * 100:.0f}% of "
-        "their time)"
+        f"Threads waited {seconds_words(wait)} in total for the GIL "
+        f"({share_words(n.share(GIL_WAIT))} of their time)"
     )
-    if n.mean_gil_waiters is not None:
+    if n.mean_gil_waiters is not None and n.mean_gil_waiters >= 0.005:
         text += f"; on average {n.mean_gil_waiters:.2f} threads were queued for it"
-    if n.gil_switches_per_s is not None:
+    if n.gil_switches_per_s is not None and n.gil_switches_per_s >= 0.5:
         text += f", and the GIL changed hands {n.gil_switches_per_s:.0f} times per second"
     return [text + "."]
 
 
 def _lock_reading(model: RunModel, n: RunNumbers) -> list[str]:
+    """Lock waits with the figures that show them; no zeros: when no wait shows at the
+    precision a sentence uses, it says that no lock made a thread wait (if locks were
+    recorded at all)."""
     wait = n.state_s.get(LOCK_WAIT, 0.0)
-    if wait <= 0:
-        return []
+    if wait < VISIBLE_S:
+        if wait > 0:
+            return ["Lock waits added up to less than 1 µs in all."]
+        recorded = bool(model.locks) or "locks" in model.figure_sources
+        return ["No lock made a thread wait."] if recorded else []
     worst = max(model.threads, key=lambda t: thread_state_seconds(t).get(LOCK_WAIT, 0.0))
     worst_s = thread_state_seconds(worst).get(LOCK_WAIT, 0.0)
     return [
-        f"Threads waited {wait:.2f} s in total for locks ({n.share(LOCK_WAIT) * 100:.0f}% of "
-        f"their time); {thread_label(worst)} waited longest, {worst_s:.2f} s. Time spent waiting "
-        "for a lock is time no other core can use for that thread."
+        f"Threads waited {seconds_words(wait)} in total for locks "
+        f"({share_words(n.share(LOCK_WAIT))} of their time); {thread_label(worst)} waited "
+        f"longest, {seconds_words(worst_s)}."
     ]
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
+from rich.segment import Segments
 from rich.table import Table
 from rich.text import Text
 
@@ -37,6 +39,8 @@ FILES = ("report.html", "trace.json", "model.json")
 TOP_LOCKS = 5
 # Culprits of "where the time went" printed; report.html has the tables and the flame graph.
 WHERE_ITEMS = 3
+# A width no table reaches: what a table is measured in to find the width its content needs.
+UNBOUNDED = 100_000
 
 
 def print_summary(source: RunModel | ReportView, run_dir: Path, console: Console) -> None:
@@ -47,18 +51,38 @@ def print_summary(source: RunModel | ReportView, run_dir: Path, console: Console
     for line in prose.viztracer_headlines(model):
         console.print(Text(line, style="bold yellow"))
     _print_numbers(view.numbers, console)
-    console.print(_thread_table(view))
+    print_table(_thread_table(view), console)
     gil = _gil_table(view)
     if gil is not None:
-        console.print(gil)
+        print_table(gil, console)
     _print_locks(model, console)
     _print_where(view, console)
-    console.print(_source_table(model.sources))
+    print_table(_source_table(model.sources), console)
     if model.claims:
-        console.print(_claims_table(model.claims))
+        print_table(_claims_table(model.claims), console)
     for warning in model.warnings:
         console.print(Text.assemble(("warning: ", "bold yellow"), warning))
     _print_files(run_dir, console)
+
+
+def print_table(table: Table, console: Console) -> None:
+    """A table on a terminal as rich fits it to the window; anywhere else (piped, redirected) at
+    least as wide as its content needs, so no column is squeezed away or cut to "0.…".
+
+    A file has no window to fit: rich would lay it out at 80 columns and, with a dozen columns,
+    drop the thread names and ellipsise every number. The table's minimum width is what keeps
+    every cell of a no-wrap column whole and every word of a wrapping one, so it is printed at
+    that width when the console is narrower (uncropped: the lines are as long as they need).
+    """
+    if console.is_terminal:
+        console.print(table)
+        return
+    needed = Measurement.get(console, console.options.update_width(UNBOUNDED), table).minimum
+    if needed <= console.width:
+        console.print(table)
+        return
+    lines = console.render(table, console.options.update_width(needed))
+    console.print(Segments(lines), crop=False)
 
 
 def _print_status(view: ReportView, console: Console) -> None:
@@ -196,7 +220,7 @@ def _print_locks(model: RunModel, console: Console) -> None:
             fmt_seconds(row.wait_s),
             fmt_seconds(row.max_wait_s),
         )
-    console.print(table)
+    print_table(table, console)
 
 
 def _print_where(view: ReportView, console: Console) -> None:

@@ -37,6 +37,12 @@ if TYPE_CHECKING:
     from tracer.model.schema import Claim, Marker, RunModel
 
 VARIANTS = ("notebook", "switch_point")
+# The notebook's example (section 6): 5 threads each add 100000, "Expected Output: 500000
+# (100000 × 5)", "Actual Output: Something less than 500000". The scenario's ``threads`` and
+# ``increments`` are these two numbers; its claim compares what a run got with them.
+NOTEBOOK_THREADS = 5
+NOTEBOOK_INCREMENTS = 100_000
+NOTEBOOK_EXPECTED = NOTEBOOK_THREADS * NOTEBOOK_INCREMENTS
 
 counter = 0
 
@@ -124,6 +130,43 @@ def _lost(results: list[Marker]) -> list[int]:
     return [int(m.fields.get("lost", 0)) for m in results]
 
 
+def _words(numbers: list[int]) -> str:
+    """``1``, ``1 and 2``, ``1, 2 and 3``, with thousands separators."""
+    shown = [f"{n:,}" for n in numbers]
+    return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " and " + shown[-1]
+
+
+def _params(model: RunModel) -> tuple[int, int] | None:
+    """The threads and increments the run recorded in its ``params`` mark."""
+    from scenarios.checks import marks
+
+    for found in marks(model, "params"):
+        threads, increments = found.fields.get("threads"), found.fields.get("increments")
+        if threads is not None and increments is not None:
+            return int(threads), int(increments)
+    return None
+
+
+def notebook_detail(model: RunModel, results: list[Marker]) -> str:
+    """The notebook's promised total next to the totals this run's notebook loops got."""
+    finals = [int(m.fields.get("final", 0)) for m in results]
+    lost = [int(m.fields.get("lost", 0)) for m in results]
+    expected = int(results[0].fields.get("expected", 0))
+    text = (f"The notebook expects {NOTEBOOK_EXPECTED:,} ({NOTEBOOK_INCREMENTS:,} × "
+            f"{NOTEBOOK_THREADS} threads) and says the code prints something less")
+    params = _params(model)
+    if params == (NOTEBOOK_THREADS, NOTEBOOK_INCREMENTS):
+        text += "; this run, with the notebook's numbers,"
+    elif params is not None:
+        threads, increments = params
+        text += (f"; this run added {increments:,} × {threads} threads, so it expected "
+                 f"{expected:,}, and")
+    else:
+        text += f"; this run expected {expected:,} and"
+    runs = "in its one run" if len(finals) == 1 else f"in its {len(finals)} runs"
+    return f"{text} got {_words(finals)} {runs} (lost {_words(lost)})."
+
+
 def _version(model: RunModel) -> tuple[int, int]:
     try:
         major, minor = model.target.python_version.split(".")[:2]
@@ -138,7 +181,8 @@ def check(model: RunModel) -> list[Claim]:
 
     claims: list[Claim] = []
     version = _version(model)
-    notebook = _lost(_results(model, "notebook", traced=True))
+    notebook_runs = _results(model, "notebook", traced=True)
+    notebook = _lost(notebook_runs)
     switch = _results(model, "switch_point", traced=True)
     shown = ".".join(map(str, version))
     if not notebook:
@@ -148,13 +192,13 @@ def check(model: RunModel) -> list[Claim]:
             claim=f"On CPython {shown} the notebook's counter += 1 loop loses no updates "
                   "(no switch point between the load and the store)",
             held=all(lost == 0 for lost in notebook),
-            detail=f"lost per run: {notebook}",
+            detail=notebook_detail(model, notebook_runs),
         ))
     else:
         claims.append(Claim(
             claim=f"On CPython {shown} the notebook's counter += 1 loop loses updates",
             held=any(lost > 0 for lost in notebook),
-            detail=f"lost per run: {notebook}",
+            detail=notebook_detail(model, notebook_runs),
         ))
     if not switch:
         claims.append(not_checked("A read-modify-write across a call loses updates",
@@ -166,7 +210,8 @@ def check(model: RunModel) -> list[Claim]:
         claim="A read-modify-write with a function call between the read and the write loses "
               "updates on today's CPython",
         held=any(n > 0 for n in lost),
-        detail=f"lost per run (of {expected:,}): {lost}",
+        detail=f"expected {expected:,} per run; got "
+               f"{_words([int(m.fields.get('final', 0)) for m in switch])} (lost {_words(lost)})",
     ))
     overwrites = marks(model, "overwrite")
     accounted = []

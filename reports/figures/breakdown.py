@@ -6,7 +6,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 from reports.figures.layout import FigureSpec, base_layout, esc, row_axis, rows_height
-from reports.figures.timeline import row_label
+from reports.figures.timeline import row_label, row_tick
 from reports.threads import ThreadGroup, thread_state_seconds
 from reports.view import ReportView
 from reports.vocabulary import state_colour, state_name
@@ -18,7 +18,8 @@ def breakdown_figure(view: ReportView) -> FigureSpec | None:
     rows = view.selection.rows
     if not rows:
         return None
-    labels = [esc(row_label(r)) for r in rows]
+    labels = [esc(row_label(r)) for r in rows]  # the hover's
+    ticks = [esc(row_tick(r)) for r in rows]  # one line each, so the height is per row only
     # A group's bar is the mean of its threads: a sum over hundreds of threads would dwarf the
     # single threads beside it. The hover gives the sum too.
     sizes = [len(r.threads) if isinstance(r, ThreadGroup) else 1 for r in rows]
@@ -57,7 +58,7 @@ def breakdown_figure(view: ReportView) -> FigureSpec | None:
     layout.update(
         barmode="stack",
         xaxis={"title": {"text": "seconds"}, "ticksuffix": " s", "rangemode": "tozero"},
-        yaxis=row_axis(labels),
+        yaxis=row_axis(ticks),
     )
     figure.update_layout(layout)
     return FigureSpec("fig-breakdown", figure, labels)

@@ -21,6 +21,7 @@ from reports.figures.layout import (
     esc,
     time_axis,
 )
+from reports.figures.timeline import row_tick
 from reports.format import fmt_bin
 from reports.intervals import Segment, binned_state_seconds, dominant_per_bin
 from reports.threads import thread_label
@@ -90,7 +91,9 @@ def _holder_traces(figure: go.Figure, view: ReportView,
             "label": label,
             "stacks": [t.stack for t in mine],
         }
-        figure.add_trace(bar_trace(mine, label, HOLDER_COLOURS[index], y=0))
+        # The legend names the holder in one line; the hover box has the full label.
+        legend = esc(row_tick(view.threads[row]))
+        figure.add_trace(bar_trace(mine, legend, HOLDER_COLOURS[index], y=0))
     if others:
         mine = [t for t in turns if t.row in others]
         hover[len(figure.data)] = {

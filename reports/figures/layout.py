@@ -30,6 +30,11 @@ MARKER_LIMIT = 200
 MARKER_TEXT = 24
 # Frames shown in a hover box; the full stack is in trace.json and the raw recordings.
 HOVER_FRAMES = 12
+# A thread's name on a row (figure tick labels, legends, the thread table) keeps at most this many
+# characters: its start and its end, "…" between (names often end in a number that tells them
+# apart). One line per row whatever the name: a 56-thread table with 120-character names was
+# 8,400 px tall. The full name is in the hover box and the table cell's title.
+NAME_CHARS = 48
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"
 # Plotly's own dicts (layout, shapes, annotations, hover specs the page's script reads).
 PlotlyDict = dict[str, Any]
@@ -65,6 +70,15 @@ class FigureSpec:
 def esc(text: object) -> str:
     """Escape user text for Plotly, which would otherwise interpret tags in it."""
     return html.escape(str(text), quote=True)
+
+
+def shorten(text: str, limit: int = NAME_CHARS) -> str:
+    """``text`` in at most ``limit`` characters: its first two thirds and its end around "…"."""
+    if len(text) <= limit:
+        return text
+    head = (limit - 1) * 2 // 3
+    tail = limit - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail > 0 else "")
 
 
 def stack_hover_table(stacks: Sequence[Sequence[str]]) -> list[str]:

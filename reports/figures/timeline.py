@@ -27,6 +27,7 @@ from reports.figures.layout import (
     note_spec,
     row_axis,
     rows_height,
+    shorten,
     time_axis,
 )
 from reports.format import fmt_bin
@@ -97,7 +98,15 @@ def timeline_segments(rows: Sequence[Row], span_s: float, budget: int) -> DrawnR
 
 
 def row_label(row: Row) -> str:
+    """A row's full label, as the hover box says it."""
     return row.label if isinstance(row, ThreadGroup) else thread_label(row)
+
+
+def row_tick(row: Row) -> str:
+    """A row's tick label, one line whatever the name's length (the hover has the full one)."""
+    if isinstance(row, ThreadGroup):
+        return row.label
+    return f"{shorten(row.name)} (tid {row.tid})"
 
 
 def timeline_figure(view: ReportView, budget: int = SEGMENT_BUDGET) -> FigureSpec | None:
@@ -112,13 +121,14 @@ def timeline_figure(view: ReportView, budget: int = SEGMENT_BUDGET) -> FigureSpe
     notes_text = _hold_strip(figure, hover, rows)
     figure.add_traces(cut_off_traces(view.model.markers, rows))
     labels = [esc(row_label(r)) for r in rows]
+    ticks = [esc(row_tick(r)) for r in rows]
     shapes, marker_notes = marker_decorations(view.model.markers)
     layout = base_layout("Threads over time, coloured by state", rows_height(len(rows)))
     layout.update(
         barmode="overlay",
         bargap=0.2,
         xaxis=time_axis(view.span_s),
-        yaxis=row_axis(labels),
+        yaxis=row_axis(ticks),
         shapes=shapes,
         annotations=marker_notes,
     )

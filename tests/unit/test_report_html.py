@@ -165,7 +165,7 @@ def test_explanation_states_the_measured_numbers() -> None:
     assert f"{model.wall_s:.2f} s of wall time" in text
     assert f"CPU parallelism of {model.metrics.parallelism:.2f}" in text
     assert "2 cores" in text
-    assert "take turns" in text
+    assert "4 threads wanted a CPU" in text and "1.08 CPU-s per wall second on 2 cores" in text
     assert "waited" in text and "for the GIL" in text
     assert "for locks" in text
 

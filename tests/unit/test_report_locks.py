@@ -182,7 +182,7 @@ def test_thread_table_says_how_each_thread_ended(page: str) -> None:
     text = table.group(0)
     assert "killed at interpreter exit while in nap (scenarios/gil_cpu.py:30)" in text
     assert "still running when the run was stopped" in text
-    assert "<td>finished</td>" in text
+    assert '<span class="clip">finished</span>' in text
     assert "killed_at_exit" not in text
 
 

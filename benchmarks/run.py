@@ -3,7 +3,7 @@
     python -m benchmarks.run                 # all: ~35 min on 2 cores (6 without growth)
     python -m benchmarks.run --quick         # one round, fewer cases
     python -m benchmarks.run --only growth   # one of: overhead, gil-cost, gil, gil-waits, locks,
-                                             # scale, growth, viztracer, pyspy, where
+                                             # scale, growth, viztracer, pyspy, where, cpython
     python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
 
 The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder),
@@ -22,7 +22,11 @@ per second stops being linear) and ``viztracer`` (benchmarks/viztracer_cost.py: 
 estimate of VizTracer's slowdown against measured runs of three threaded programs, ~10 min) and
 ``pyspy`` (benchmarks/pyspy_cost.py: the continuous py-spy recorder's cost on gil_cpu, and py-spy
 record's --nonblocking, blocking and --gil by hand, ~3 min) and ``where`` (benchmarks/where_cost.py:
-what attributing time to code adds to the analysis of 1M synthetic VizTracer calls, ~1 min).
+what attributing time to code adds to the analysis of 1M synthetic VizTracer calls, ~1 min) and
+``cpython`` (benchmarks/cpython_tests.py: CPython's test_threading, test_thread, test_queue,
+test_asyncio and, on 3.13, test_concurrent_futures, untraced and under ``tracer run``, compared
+test by test on 3.11-3.13, ~15 min; ``--quick`` leaves test_asyncio and
+test_concurrent_futures out).
 ``growth`` is most of the full run's time: 28 minutes on 2
 busy cores, because its cases add up to about 5 minutes of untraced work, each run three ways
 (untraced, full about 2x slower, sampled) and the biggest recordings take 2 minutes to analyse;
@@ -47,6 +51,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import (
+    cpython_tests,
     gil_accuracy,
     gil_cost,
     lock_cost,
@@ -60,7 +65,7 @@ from benchmarks import (
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ["overhead", "gil-cost", "gil", "gil-waits", "locks", "scale", "growth", "viztracer",
-            "pyspy", "where"]
+            "pyspy", "where", "cpython"]
 
 
 def _pythons() -> list[str]:
@@ -233,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(_show(
             console, "VizTracer's slowdown: the report's estimate against measured runs "
                      "(work phase, median)", viztracer_cost.HEADER, viztracer_cost.table(rows_viz)))
+    if "cpython" in chosen:
+        only = ("test_threading", "test_thread", "test_queue") if args.quick else ()
+        sections.append(_show(
+            console, "CPython's thread test suites, untraced and under tracer run "
+                     "(--no-viztracer): pass/fail/skip per test", cpython_tests.HEADER,
+            [result.row() for result in cpython_tests.measure(only=only)]))
     elapsed = time.monotonic() - began
     console.print(f"benchmarks took {elapsed:.0f} s")
     if args.write:

@@ -17,7 +17,8 @@ import traceback
 from types import FrameType
 from typing import Any, NoReturn
 
-from tracer.inprocess import INTERNAL_PREFIX, InProcessRecording
+from tracer.inprocess import InProcessRecording, is_internal
+from tracer.instrument import faults
 
 
 class _Target:
@@ -42,9 +43,12 @@ class _Target:
         def _exit(status: int) -> NoReturn:
             if os.getpid() != recording.pid:
                 real_exit(status)
-            recording.exit_code = status
-            recording.status = "ok" if status == 0 else "failed"
-            recording.finish(reason="os._exit")
+            try:  # the program asked to leave now: whatever we fail to save, it leaves
+                recording.exit_code = status
+                recording.status = "ok" if status == 0 else "failed"
+                recording.finish(reason="os._exit")
+            except Exception:  # nowhere left to write it, and no time
+                pass
             real_exit(status)
 
         os._exit = _exit
@@ -88,7 +92,7 @@ def _wait_for_non_daemon_threads() -> None:
     main = threading.main_thread()
     while True:
         pending = [t for t in threading.enumerate() if t is not main and not t.daemon
-                   and t.is_alive() and not t.name.startswith(INTERNAL_PREFIX)]
+                   and t.is_alive() and not is_internal(t)]
         if not pending:
             return
         for thread in pending:
@@ -96,7 +100,12 @@ def _wait_for_non_daemon_threads() -> None:
 
 
 def _forget_in_child() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    """Runs in every forked child of the program: it must not raise there (a fork from a
+    thread other than the main one cannot set a signal handler on some versions)."""
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except Exception as exc:
+        faults.note("fork_handler", exc)
 
 
 def _exit_code(code: object) -> int:

@@ -18,10 +18,12 @@ wrong address would not fail loudly, it would draw a wrong picture.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import platform
 import re
 import struct
+import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -150,8 +152,7 @@ def find_interpreter(pid: int) -> Interpreter:
         names.append(os.readlink(f"/proc/{pid}/exe"))
     name_version, flags = version_from_names(names)
     if "t" in flags:
-        raise RecorderUnavailable(f"{os.path.basename(entry.path)} is a free-threaded build: "
-                                  "there is no single GIL to sample")
+        raise RecorderUnavailable(f"{os.path.basename(entry.path)}: {FREE_THREADED}")
     hexversion = None
     if "Py_Version" in symbols:
         hexversion = _read_word(memory, symbols["Py_Version"].value + bias)
@@ -163,8 +164,7 @@ def find_interpreter(pid: int) -> Interpreter:
     interpreter = Interpreter(pid, entry.path, version, text, runtime_addr, runtime.size,
                               tuple(maps), libc, memory)
     if _free_threaded_by_debug_offsets(interpreter):
-        raise RecorderUnavailable(f"CPython {text} is a free-threaded build (its debug offsets "
-                                  "say so): there is no single GIL to sample")
+        raise RecorderUnavailable(f"CPython {text} (its debug offsets say so): {FREE_THREADED}")
     return interpreter
 
 
@@ -411,3 +411,58 @@ def _free_threaded_by_debug_offsets(interpreter: Interpreter) -> bool:
     except OSError:
         return False
     return head[:8] == _DEBUG_COOKIE and struct.unpack_from("<Q", head, 16)[0] != 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Free-threaded builds (Py_GIL_DISABLED): GIL figures do not apply
+
+FREE_THREADED = "free-threaded build: there is no GIL to measure"
+# Runs in the target's interpreter: whether it was built without the GIL, and whether the GIL is
+# off as it starts (3.13t turns it back on with PYTHON_GIL=1, or for an extension that needs it).
+GIL_BUILD_PROBE = (
+    "import json, sys, sysconfig\n"
+    "enabled = getattr(sys, '_is_gil_enabled', None)\n"
+    "print(json.dumps({'gil_disabled_build': bool(sysconfig.get_config_var('Py_GIL_DISABLED')),"
+    " 'gil_enabled': enabled() if enabled is not None else True}))\n"
+)
+GIL_PROBE_TIMEOUT_S = 30.0  # one interpreter start-up, importing sysconfig
+
+
+def free_threaded_reason(build: dict[str, Any]) -> str:
+    """Why GIL figures do not apply to an interpreter that answered :data:`GIL_BUILD_PROBE`
+    (``""`` when they do, or when it did not answer: the recorders' own checks then decide)."""
+    if not build.get("gil_disabled_build"):
+        return ""
+    if build.get("gil_enabled") is False:
+        return FREE_THREADED
+    return (f"{FREE_THREADED} (the GIL is turned back on here, PYTHON_GIL=1 or -X gil=1, but "
+            "its free-threaded layout is not one threadscope knows)")
+
+
+def probe_gil_build(python: str) -> dict[str, Any]:
+    """:data:`GIL_BUILD_PROBE`'s answer from ``python``; ``{}`` when it gives none."""
+    try:
+        done = subprocess.run([python, "-c", GIL_BUILD_PROBE], capture_output=True, text=True,
+                              timeout=GIL_PROBE_TIMEOUT_S, check=False, stdin=subprocess.DEVNULL)
+        answer = json.loads(done.stdout.strip().splitlines()[-1])
+    except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+_build_answers: dict[str, dict[str, Any]] = {}
+
+
+def check_has_gil(python: str, probe: Callable[[str], dict[str, Any]] | None = None) -> None:
+    """RecorderUnavailable(:data:`FREE_THREADED`...) when ``python`` is a free-threaded build:
+    the GIL recorders' ``check()`` calls it, so such a run says why it has no GIL figures
+    instead of failing later. The answer is kept per interpreter (one probe per process)."""
+    if probe is None:
+        if python not in _build_answers:
+            _build_answers[python] = probe_gil_build(python)
+        build = _build_answers[python]
+    else:
+        build = probe(python)
+    reason = free_threaded_reason(build)
+    if reason:
+        raise RecorderUnavailable(reason)

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 from tracer import raw_files
+from tracer.instrument import faults
 
 INTERNAL_PREFIX = "threadscope-"
 # VizTracer's circular buffer, in events. It costs about 90 bytes per event in the target while
@@ -31,17 +32,22 @@ DEFAULT_TRACER_ENTRIES = 5_000_000
 
 
 class EventLog:
-    """Append-only JSON lines, flushed per line: thread starts and ends must survive a crash."""
+    """Append-only JSON lines, flushed per line: thread starts and ends must survive a crash.
+    :meth:`write` never raises (it runs in the user's threads): a line it cannot write is
+    counted in :mod:`tracer.instrument.faults` instead."""
 
     def __init__(self, path: str) -> None:
         self._lock = _thread.allocate_lock()
         self._file = open(path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
 
     def write(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, separators=(",", ":")) + "\n"
-        with self._lock:
-            if not self._file.closed:
-                self._file.write(line)
+        try:
+            line = json.dumps(record, separators=(",", ":"), default=faults.json_default) + "\n"
+            with self._lock:
+                if not self._file.closed:
+                    self._file.write(line)
+        except Exception as exc:  # an unencodable value, a full disk, interpreter shutdown
+            faults.note("thread_event_lost", exc)
 
     def close(self) -> None:
         with self._lock:
@@ -72,20 +78,62 @@ def _thread_state_address() -> int | None:
         return None
 
 
+def thread_name(thread: Any) -> str:
+    """A thread's name as text for the record, whatever the program put there (a ``MagicMock``,
+    an object whose ``__str__`` raises, a property that raises): never raises."""
+    try:
+        name = thread.name
+    except Exception as exc:
+        faults.note("thread_name", exc)
+        return faults.PLACEHOLDER
+    return faults.safe_text(name, "thread_name")
+
+
+def _thread_daemon(thread: Any) -> bool | None:
+    try:
+        return bool(thread.daemon)
+    except Exception as exc:
+        faults.note("thread_daemon", exc)
+        return None
+
+
+def is_internal(thread: Any) -> bool:
+    """One of our own helper threads (named with :data:`INTERNAL_PREFIX`)? A name that is not a
+    string is the program's, not ours (``MagicMock().startswith`` would say yes)."""
+    try:
+        name = thread.name
+    except Exception:
+        return False
+    return isinstance(name, str) and str.startswith(name, INTERNAL_PREFIX)
+
+
+def _thread_event(ev: str, thread: Any, started: bool) -> dict[str, Any]:
+    record: dict[str, Any] = {"ev": ev, "t_ns": time.monotonic_ns(),
+                              "tid": threading.get_native_id(), "name": thread_name(thread)}
+    if started:
+        record.update(ident=threading.get_ident(), daemon=_thread_daemon(thread),
+                      tstate=_thread_state_address())
+    return record
+
+
 def hook_threads(log: EventLog) -> Any:
     """Record every threading.Thread's start and end with its native id, name and daemon flag;
-    returns the original method, for :func:`unhook_threads`."""
+    returns the original method, for :func:`unhook_threads`. The hook never raises into the
+    thread: a start it cannot record is counted, and the thread runs its target regardless."""
     original = threading.Thread._bootstrap_inner  # type: ignore[attr-defined]
 
     def _bootstrap_inner(self: threading.Thread) -> None:
-        log.write({"ev": "start", "t_ns": time.monotonic_ns(), "tid": threading.get_native_id(),
-                   "ident": threading.get_ident(), "name": self.name, "daemon": self.daemon,
-                   "tstate": _thread_state_address()})
+        try:
+            log.write(_thread_event("start", self, True))
+        except Exception as exc:
+            faults.note("thread_start_lost", exc)
         try:
             original(self)
         finally:
-            log.write({"ev": "end", "t_ns": time.monotonic_ns(), "tid": threading.get_native_id(),
-                       "name": self.name})
+            try:
+                log.write(_thread_event("end", self, False))
+            except Exception as exc:
+                faults.note("thread_end_lost", exc)
 
     threading.Thread._bootstrap_inner = _bootstrap_inner  # type: ignore[attr-defined]
     return original
@@ -128,6 +176,7 @@ class InProcessRecording:
         self.error: str | None = None
 
     def prepare(self) -> None:
+        faults.reset()
         allow_ptrace_from_anyone()
         self.original_bootstrap = hook_threads(self.log)
         self._calibrate_gil_probe()
@@ -181,12 +230,13 @@ class InProcessRecording:
     def begin(self) -> int:
         """Mark t0 and start tracing; returns t0 (CLOCK_MONOTONIC ns)."""
         self.log.write({"ev": "main", "t_ns": time.monotonic_ns(), "tid": threading.get_native_id(),
-                        "ident": threading.get_ident(), "name": threading.current_thread().name,
+                        "ident": threading.get_ident(),
+                        "name": thread_name(threading.current_thread()),
                         "tstate": _thread_state_address()})
         for thread in threading.enumerate():
             if thread is not threading.current_thread() and thread.native_id is not None:
-                self.log.write({"ev": "existing", "tid": thread.native_id, "name": thread.name,
-                                "daemon": thread.daemon})
+                self.log.write({"ev": "existing", "tid": thread.native_id,
+                                "name": thread_name(thread), "daemon": _thread_daemon(thread)})
         for tid in _own_helper_threads():
             self.log.write({"ev": "internal", "tid": tid})
         self.t0_ns = time.monotonic_ns()
@@ -204,7 +254,11 @@ class InProcessRecording:
             return
         self.finished = True
         end_ns = time.monotonic_ns()
-        alive = threads_alive_at_exit()
+        try:
+            alive = threads_alive_at_exit()
+        except Exception as exc:
+            faults.note("threads_alive_lost", exc)
+            alive = []
         cost_at_exit: dict[str, float] = {}
         if self.viztracer is not None:
             try:
@@ -234,9 +288,12 @@ class InProcessRecording:
             "viztracer_cost": self.viztracer_cost,
             "viztracer_cost_end": cost_at_exit,
             "daemon_alive": alive, "pid": os.getpid(),
+            # What our hooks inside the program could not record as it was (see faults.py).
+            "hook_faults": faults.snapshot(),
         }
+        text = json.dumps(summary, default=faults.json_default)
         with open(os.path.join(self.raw_dir, raw_files.TARGET), "w", encoding="utf-8") as handle:
-            json.dump(summary, handle)
+            handle.write(text)
         self.log.close()
 
     def undo(self) -> None:
@@ -390,11 +447,11 @@ def threads_alive_at_exit() -> list[dict[str, Any]]:
     for thread in threading.enumerate():
         if thread is threading.main_thread() or not thread.is_alive():
             continue
-        if thread.name.startswith(INTERNAL_PREFIX):
+        if is_internal(thread):
             continue
         frame = frames.get(thread.ident or -1)
-        alive.append({"tid": thread.native_id, "name": thread.name, "daemon": thread.daemon,
-                      "stack": _stack_labels(frame)})
+        alive.append({"tid": thread.native_id, "name": thread_name(thread),
+                      "daemon": _thread_daemon(thread), "stack": _stack_labels(frame)})
     return alive
 
 

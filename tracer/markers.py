@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
+from tracer.instrument import faults
+
 MARKERS_ENV = "THREADSCOPE_MARKERS"
 
 _sink_lock = _thread.allocate_lock()  # a raw lock: our own lock instrumentation must not see it
@@ -42,14 +44,24 @@ def set_sink(path: str | None) -> str | None:
 
 
 def _write(record: dict[str, Any]) -> None:
+    """Never raises into the program: a marker that cannot be written is counted (see
+    :mod:`tracer.instrument.faults`) and the program goes on."""
     global _sink
     if not _sink_path:
         return
-    with _sink_lock:
-        if _sink is None:
-            _sink = open(_sink_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
-        _sink.write(json.dumps(record, separators=(",", ":")) + "\n")
-    _log_to_viztracer(record)
+    try:
+        line = json.dumps(record, separators=(",", ":"), default=faults.json_default) + "\n"
+        with _sink_lock:
+            if _sink is None:
+                _sink = open(_sink_path, "a", encoding="utf-8", buffering=1)  # noqa: SIM115
+            _sink.write(line)
+    except Exception as exc:
+        faults.note("marker_lost", exc)
+        return
+    try:
+        _log_to_viztracer(record)
+    except Exception as exc:
+        faults.note("marker_viztracer", exc)
 
 
 def _log_to_viztracer(record: dict[str, Any]) -> None:
@@ -68,10 +80,10 @@ def mark(name: str, **fields: Any) -> None:
     _write(
         {
             "kind": "mark",
-            "name": str(name),
+            "name": _name(name),
             "t_ns": time.monotonic_ns(),
             "tid": threading.get_native_id(),
-            "fields": {k: _plain(v) for k, v in fields.items()},
+            "fields": _plain_fields(fields),
         }
     )
 
@@ -82,10 +94,10 @@ def phase(name: str, **fields: Any) -> Iterator[None]:
     _write(
         {
             "kind": "phase_start",
-            "name": str(name),
+            "name": _name(name),
             "t_ns": time.monotonic_ns(),
             "tid": threading.get_native_id(),
-            "fields": {k: _plain(v) for k, v in fields.items()},
+            "fields": _plain_fields(fields),
         }
     )
     try:
@@ -94,7 +106,7 @@ def phase(name: str, **fields: Any) -> Iterator[None]:
         _write(
             {
                 "kind": "phase_end",
-                "name": str(name),
+                "name": _name(name),
                 "t_ns": time.monotonic_ns(),
                 "tid": threading.get_native_id(),
                 "fields": {},
@@ -102,5 +114,37 @@ def phase(name: str, **fields: Any) -> Iterator[None]:
         )
 
 
+def _name(name: Any) -> str:
+    """``str(name)``, as before; a name whose ``str()`` raises is a counted placeholder."""
+    try:
+        text = str(name)
+        if isinstance(text, str):
+            return str.__str__(text)
+    except Exception as exc:
+        faults.note("marker_name", exc)
+    return faults.PLACEHOLDER
+
+
+def _plain_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: _plain(value) for key, value in fields.items()}
+
+
 def _plain(value: Any) -> Any:
-    return value if isinstance(value, (int, float, str, bool, type(None))) else repr(value)
+    """A JSON value: numbers, strings, booleans and None as they are, anything else as its
+    ``repr`` (or a counted placeholder when even that raises)."""
+    if type(value) in (int, float, str, bool, type(None)):
+        return value
+    if isinstance(value, (int, float, str)):  # a subclass: its plain value, not its repr
+        for plain in (bool, int, float, str):
+            if isinstance(value, plain):
+                try:
+                    return plain(value)
+                except Exception:
+                    break
+    try:
+        text = repr(value)
+        if isinstance(text, str):
+            return str.__str__(text)
+    except Exception as exc:
+        faults.note("marker_field", exc)
+    return faults.PLACEHOLDER

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import tracer
+from tracer.gil_locate import free_threaded_reason
 from tracer.recorders.pyspy import find_pyspy, ptrace_scope
 from tracer.tracefs import MOUNT_POINT, find_tracefs, mount_command
 
@@ -32,8 +33,11 @@ FUTEX_MACHINES = ("x86_64", "aarch64")
 
 # Runs in the --python interpreter, with this package on PYTHONPATH, as the bootstrap does.
 INTERPRETER_PROBE = """
-import json, os, sys
+import json, os, sys, sysconfig
 out = {"version": sys.version.split()[0], "executable": sys.executable}
+_enabled = getattr(sys, "_is_gil_enabled", None)
+out["gil_build"] = {"gil_disabled_build": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+                    "gil_enabled": _enabled() if _enabled is not None else True}
 try:
     out["libc"] = os.confstr("CS_GNU_LIBC_VERSION")
 except (AttributeError, ValueError, OSError):
@@ -72,6 +76,8 @@ class InterpreterFacts:
     version: str = ""
     libc: str | None = None  # os.confstr('CS_GNU_LIBC_VERSION'): "glibc 2.36"; None elsewhere
     gil: dict[str, Any] = field(default_factory=dict)  # gil_probe.calibrate()
+    # gil_locate.GIL_BUILD_PROBE's answer: a free-threaded build has no GIL figures
+    gil_build: dict[str, Any] = field(default_factory=dict)
     lock_core: str = ""  # "" when the C core loads, else why not
     viztracer: str | None = None  # its version, None when it does not import
     viztracer_error: str = ""
@@ -140,7 +146,8 @@ def probe_interpreter(python: str) -> InterpreterFacts:
         return InterpreterFacts(python=python, error=f"{python} could not run the probe: {last}")
     return InterpreterFacts(
         python=python, version=str(out.get("version", "")), libc=out.get("libc"),
-        gil=dict(out.get("gil") or {}), lock_core=str(out.get("lock_core", "")),
+        gil=dict(out.get("gil") or {}), gil_build=dict(out.get("gil_build") or {}),
+        lock_core=str(out.get("lock_core", "")),
         viztracer=out.get("viztracer"), viztracer_error=str(out.get("viztracer_error", "")),
     )
 
@@ -219,6 +226,13 @@ def _interpreter_gil(facts: HostFacts, verdict: Verdict) -> None:
     py = facts.interpreter
     if py.error:
         verdict.problems.append(Problem(py.error, "pass --python a CPython 3.10-3.13 that runs"))
+        return
+    free_threaded = free_threaded_reason(py.gil_build)
+    if free_threaded:
+        verdict.problems.append(Problem(
+            f"{py.python} (CPython {py.version}) is a {free_threaded}",
+            "GIL figures do not apply to it; to measure the GIL, run the target with a CPython "
+            "built with it (--python)"))
         return
     where = py.gil.get("gil_addr")
     if where is None:

@@ -78,7 +78,7 @@ def _calibrate() -> dict[str, Any]:
         return {"error": f"the GIL sampler needs Linux /proc (this is {sys.platform})"}
     is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
     if is_gil_enabled is not None and not is_gil_enabled():
-        return {"error": "free-threaded build with the GIL disabled: there is no GIL to sample"}
+        return {"error": "free-threaded build: there is no GIL to measure"}
     try:
         base = ctypes.addressof(ctypes.c_char.in_dll(ctypes.pythonapi, "_PyRuntime"))
     except ValueError:

@@ -46,6 +46,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
+from tracer.instrument import faults
 from tracer.instrument.lock_core import (
     LONG_HOLD_NS,
     NATIVE,
@@ -212,6 +213,15 @@ def _wait_end(rec: tuple[Any, ...], ok: bool) -> None:
                "ok": ok})
 
 
+def _wait_end_quietly(rec: tuple[Any, ...], ok: bool) -> None:
+    """:func:`_wait_end` in a ``finally``: never replaces the program's own exception (or its
+    result) with one of ours."""
+    try:
+        _wait_end(rec, ok)
+    except Exception as exc:
+        faults.note("lock_wait_lost", exc)
+
+
 def _valid_timeout(blocking: Any, timeout: Any) -> bool:
     """True when the real lock would accept these arguments; otherwise we let it raise."""
     try:
@@ -235,6 +245,17 @@ class _TracedMeta(type):
         return type.__instancecheck__(cls, obj) or isinstance(obj, cls._plain)
 
 
+def _refuses(action: Callable[[], Any]) -> bool:
+    """Does the real lock type refuse this (raise TypeError)? Asked once, at import."""
+    try:
+        action()
+    except TypeError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
 class _Traced:
     """What a traced Lock and RLock share beyond the core: the slow paths the core calls back,
     identity, and the rest of the lock protocol. Its attributes live in the core."""
@@ -243,6 +264,10 @@ class _Traced:
         __slots__ = ()
     _kind = "lock"
     _factory: Callable[..., Any] = staticmethod(_orig_lock)
+    # What the real type refuses, refused alike (see _pose_as): ``type(lock)()`` (3.10-3.12's
+    # ``_thread.lock``), and subclassing (``_thread.lock`` everywhere).
+    _no_direct = False
+    _final = False
     _lock: Any
     _try: Callable[..., bool]
     _free: Callable[[], None]
@@ -261,15 +286,34 @@ class _Traced:
     _set_lock: Callable[[Any], None]
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
-        raw = cls._factory(*args, **kwargs)
-        origin = _creation_origin()
-        if origin is None:
+        if cls._no_direct:
+            raise TypeError(f"cannot create '{cls.__module__}.{cls.__name__}' instances")
+        return cls._make(args, kwargs)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        for base in cls.__bases__:
+            if base.__dict__.get("_final"):
+                raise TypeError(f"type '{base.__module__}.{base.__name__}' is not an acceptable "
+                                "base type")
+        super().__init_subclass__(**kwargs)
+
+    @classmethod
+    def _make(cls, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """A traced lock, or the real one when it is not worth recording (threading.Thread's
+        own) or recording it failed: the program gets a working lock whatever happens here."""
+        raw = cls._factory(*args, **kwargs)  # wrong arguments raise here, like the original
+        try:
+            origin = _creation_origin()
+            if origin is None:
+                return raw
+            self = object.__new__(cls)
+            self._set_lock(raw)
+            self._id = next(_ids)
+            self._origin = origin
+            _registry[self._id] = weakref.ref(self, _forget(self._id))
+        except Exception as exc:  # e.g. RecursionError: our frames on top of a deep stack
+            faults.note("lock_untraced", exc)
             return raw
-        self = object.__new__(cls)
-        self._set_lock(raw)
-        self._id = next(_ids)
-        self._origin = origin
-        _registry[self._id] = weakref.ref(self, _forget(self._id))
         return self
 
     # -- slow paths (the core calls these) ------------------------------------------------------
@@ -294,8 +338,12 @@ class _Traced:
         return self._wait(timeout)
 
     def _wait(self, timeout: float) -> bool:
-        _mark_seen(self._id, self._kind, self._origin, self)
-        rec = _wait_begin(self._id, self._kind, self._owner)
+        rec: tuple[Any, ...] | None = None
+        try:
+            _mark_seen(self._id, self._kind, self._origin, self)
+            rec = _wait_begin(self._id, self._kind, self._owner)
+        except Exception as exc:  # the wait goes on unrecorded
+            faults.note("lock_wait_lost", exc)
         with _book:
             self._waiters += 1
         ok = False
@@ -304,7 +352,8 @@ class _Traced:
         finally:
             with _book:
                 self._waiters -= 1
-            _wait_end(rec, ok)
+            if rec is not None:
+                _wait_end_quietly(rec, ok)
         if ok:
             self._took(_mono(), True)
         return ok
@@ -420,6 +469,42 @@ class TracedRLock(RLockCore, _Traced, metaclass=_TracedMeta):
         self._depth = depth
 
 
+def _pose_as(traced: type, real: type) -> None:
+    """Give the traced type the real one's names (tests that look, such as CPython's
+    ``test__all__``, find ``_thread.lock`` where they expect it) and refuse what the real type
+    refuses: direct instantiation, subclassing."""
+    for attr in ("__module__", "__name__", "__qualname__"):
+        setattr(traced, attr, getattr(real, attr))
+    traced._no_direct = _refuses(lambda: real())  # type: ignore[attr-defined]
+    traced._final = _refuses(lambda: type("probe", (real,), {}))  # type: ignore[attr-defined]
+
+
+def _posing_function(original: Callable[..., Any],
+                     make: Callable[[tuple[Any, ...], dict[str, Any]], Any]) -> Callable[..., Any]:
+    """A function that makes traced locks and carries the original function's names."""
+
+    def factory(*args: Any, **kwargs: Any) -> Any:
+        return make(args, kwargs)
+
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(factory, attr, getattr(original, attr))
+    factory.__wrapped__ = original  # type: ignore[attr-defined]  # inspect.signature: the original's
+    return factory
+
+
+_pose_as(TracedLock, type(_orig_lock()))
+_pose_as(TracedRLock, type(_orig_rlock()))
+# What install() puts in ``threading``: a class where the original is a class (``threading.Lock``
+# on 3.13+ is ``_thread.lock``), else a function with the original's names (on 3.10-3.12 it was
+# ``_thread.allocate_lock``; ``threading.RLock`` is a function on every version).
+TRACED_LOCK: Callable[..., Any] = (
+    TracedLock if isinstance(_orig_lock, type) else _posing_function(_orig_lock, TracedLock._make))
+TRACED_RLOCK: Callable[..., Any] = (
+    TracedRLock if isinstance(_orig_rlock, type)
+    else _posing_function(_orig_rlock, TracedRLock._make))
+
+
 def _forget(lock_id: int) -> Callable[[Any], None]:
     def callback(_ref: Any) -> None:
         _registry.pop(lock_id, None)
@@ -465,9 +550,12 @@ def _identity_of(obj: Any) -> int:
 def _wrap_init(orig: Callable[..., None]) -> Callable[..., None]:
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         orig(self, *args, **kwargs)
-        origin = _creation_origin()
-        self.__dict__[_ATTR] = _INTERNAL if origin is None else next(_ids)
-        self.__dict__["_threadscope_origin"] = origin
+        try:
+            origin = _creation_origin()
+            self.__dict__[_ATTR] = _INTERNAL if origin is None else next(_ids)
+            self.__dict__["_threadscope_origin"] = origin
+        except Exception as exc:  # an object without a __dict__, a deep stack: not recorded
+            faults.note("primitive_untraced", exc)
 
     __init__.__wrapped__ = orig  # type: ignore[attr-defined]
     return __init__
@@ -478,14 +566,18 @@ def _wrap_condition_wait(orig: Callable[..., bool]) -> Callable[..., bool]:
     an Event, Semaphore, Barrier or Queue is the caller, the wait is named after that object."""
 
     def wait(self: Any, timeout: float | None = None) -> bool:
-        owner = getattr(_tls, "ctx", None)
-        kind, obj = owner if owner is not None else ("condition", self)
-        prim_id = _identity_of(obj)
-        if prim_id == _INTERNAL or (timeout is not None and timeout <= 0):
-            return orig(self, timeout)  # a zero timeout is a try (e.g. acquire(timeout=0))
-        if prim_id not in _seen:
-            _mark_seen(prim_id, kind, obj.__dict__.get("_threadscope_origin"), obj)
-        rec = _wait_begin(prim_id, kind, None)
+        try:
+            owner = getattr(_tls, "ctx", None)
+            kind, obj = owner if owner is not None else ("condition", self)
+            prim_id = _identity_of(obj)
+            if prim_id == _INTERNAL or (timeout is not None and timeout <= 0):
+                return orig(self, timeout)  # a zero timeout is a try (e.g. acquire(timeout=0))
+            if prim_id not in _seen:
+                _mark_seen(prim_id, kind, obj.__dict__.get("_threadscope_origin"), obj)
+            rec = _wait_begin(prim_id, kind, None)
+        except Exception as exc:  # an odd timeout or object: the original decides, unrecorded
+            faults.note("wait_untraced", exc)
+            return orig(self, timeout)
         _tls.depth = getattr(_tls, "depth", 0) + 1
         ok: Any = False
         try:
@@ -493,7 +585,7 @@ def _wrap_condition_wait(orig: Callable[..., bool]) -> Callable[..., bool]:
             return ok
         finally:
             _tls.depth -= 1
-            _wait_end(rec, bool(ok))
+            _wait_end_quietly(rec, bool(ok))
 
     wait.__wrapped__ = orig  # type: ignore[attr-defined]
     return wait
@@ -717,11 +809,17 @@ def flush(with_stats: bool = True) -> None:
             lines += _stats_lines()
         if not lines:
             return
-        text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+        text = "".join(_json_line(line) for line in lines)
         with open(sink, "a", encoding="utf-8") as out:
             out.write(text)  # one write: lines from a forked child never interleave mid-line
     finally:
         _flush_lock.release()
+
+
+def _json_line(record: dict[str, Any]) -> str:
+    """One JSON line; a value JSON cannot encode (a name that is a MagicMock) is written as
+    text (counted), so the line is kept."""
+    return json.dumps(record, separators=(",", ":"), default=faults.json_default) + "\n"
 
 
 def write_state() -> None:
@@ -731,10 +829,19 @@ def write_state() -> None:
         return
     record = {"ev": "state", **snapshot_state()}
     with open(sink, "a", encoding="utf-8") as out:
-        out.write(json.dumps(record, separators=(",", ":")) + "\n")
+        out.write(_json_line(record))
 
 
 def _writer_loop(generation: int) -> None:
+    """Never raises: an exception leaving a ``_thread`` thread is printed in the program's
+    output (at interpreter shutdown, even ``time.sleep`` may fail)."""
+    try:  # noqa: SIM105 - contextlib may already be torn down when this runs
+        _write_every_tick(generation)
+    except Exception:  # shutting down: nowhere left to say so
+        pass
+
+
+def _write_every_tick(generation: int) -> None:
     tick = 0
     last_state = 0
     while _state["installed"] and _state.get("generation") == generation:
@@ -747,8 +854,8 @@ def _writer_loop(generation: int) -> None:
             if stuck and now - last_state >= STUCK_WAIT_NS:
                 last_state = now
                 write_state()
-        except Exception:  # never let the recorder take the target down
-            pass
+        except Exception as exc:  # never let the recorder take the target down
+            faults.note("lock_events_lost", exc)
 
 
 def _start_writer() -> None:
@@ -757,13 +864,25 @@ def _start_writer() -> None:
 
 
 def _at_exit() -> None:
+    """Never raises: an atexit handler's exception would be printed in the program's output."""
     if not _state["installed"]:
         return
-    flush()
-    write_state()
+    try:
+        flush()
+        write_state()
+    except Exception as exc:
+        faults.note("lock_events_lost", exc)
 
 
 def _after_fork_in_child() -> None:
+    """Never raises: it runs in every forked child of the program (see _start_afresh)."""
+    try:
+        _start_afresh()
+    except Exception as exc:
+        faults.note("fork_handler", exc)
+
+
+def _start_afresh() -> None:
     """The child inherits the parent's unwritten events and counters: drop them, start afresh."""
     global _book, _flush_lock
     if not _state["installed"]:
@@ -807,7 +926,7 @@ def snapshot_state() -> dict[str, Any]:
     threads = {}
     for thread in list(_ACTIVE.values()):
         if getattr(thread, "native_id", None) is not None:
-            threads[str(thread.native_id)] = thread.name
+            threads[str(thread.native_id)] = _thread_name(thread)
     held = []
     for lock in live.values():
         owner = lock._owner
@@ -823,6 +942,14 @@ def snapshot_state() -> dict[str, Any]:
                         "since": since, "holder": _native_of(now_holder)})
     return {"pid": _state["pid"], "t": _mono(), "threads": threads, "held": held,
             "waiting": waiting}
+
+
+def _thread_name(thread: Any) -> str:
+    try:
+        return faults.safe_text(thread.name, "thread_name")
+    except Exception as exc:
+        faults.note("thread_name", exc)
+        return faults.PLACEHOLDER
 
 
 def _name_now(prim_id: int) -> str:
@@ -875,8 +1002,8 @@ def install(sink_path: str) -> None:
         setattr(owner, name, wrap(original))
     saved[(threading, "Lock")] = threading.Lock
     saved[(threading, "RLock")] = threading.RLock
-    threading.Lock = TracedLock
-    threading.RLock = TracedRLock
+    threading.Lock = TRACED_LOCK  # type: ignore[assignment]
+    threading.RLock = TRACED_RLOCK  # type: ignore[assignment]
     _state.update(sink=os.path.abspath(sink_path), installed=True, saved=saved,
                   pid=os.getpid())
     if RECORDER is not None:

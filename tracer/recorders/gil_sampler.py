@@ -63,6 +63,7 @@ import orjson
 
 from tracer import raw_files
 from tracer.errors import RecorderUnavailable
+from tracer.gil_locate import check_has_gil
 from tracer.model.schema import Method, Source
 from tracer.raw_files import SourceName
 from tracer.recorders.base import RecordContext
@@ -233,6 +234,7 @@ class GilSampler(SamplingRecorder):
     def check(self, ctx: RecordContext) -> None:
         if not sys.platform.startswith("linux"):
             raise RecorderUnavailable(f"needs Linux /proc and process_vm_readv ({sys.platform})")
+        check_has_gil(ctx.python)  # a free-threaded build: no GIL, so no GIL figures
         machine = platform.machine()
         if machine not in FUTEX_NR:
             raise RecorderUnavailable(

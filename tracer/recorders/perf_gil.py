@@ -49,6 +49,7 @@ from pathlib import Path
 
 from tracer import raw_files
 from tracer.errors import RecorderUnavailable
+from tracer.gil_locate import check_has_gil
 from tracer.instrument.gil_probe import FutexWords
 from tracer.leftovers import delete_stale_uprobe_groups, die_with_parent
 from tracer.model.schema import Method, Source
@@ -119,6 +120,7 @@ class PerfGilRecorder(Recorder):
     def check(self, ctx: RecordContext) -> None:
         if not sys.platform.startswith("linux"):
             raise RecorderUnavailable(f"perf tracepoints need Linux (this is {sys.platform})")
+        check_has_gil(ctx.python)  # a free-threaded build: no GIL, so no GIL figures
         if shutil.which("perf") is None:
             raise RecorderUnavailable(
                 "`perf` is not on PATH; install it (Debian/Ubuntu: apt install linux-perf)"

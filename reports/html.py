@@ -35,6 +35,8 @@ from reports.view import ReportView, RunNumbers, as_view
 from reports.vocabulary import (
     FIGURE_NAMES,
     METHOD_MEANINGS,
+    blocked_cause_phrase,
+    blocked_cause_short,
     end_reason_words,
     method_meaning,
     state_colour,
@@ -148,6 +150,8 @@ class ThreadRow:
     end_reason: str
     why: str = ""  # why a thread has its own row when the report folds threads
     gil: list[str] = field(default_factory=list)  # held, waiting, waits, longest wait
+    blocked_by: str = ""  # the top cause of its blocked time and its share: "file lock 93%"
+    blocked_by_title: str = ""  # every cause with its seconds
 
 
 @dataclass
@@ -165,6 +169,7 @@ class LockRow:
     max_hold: str
     made_by: str
     contended_any: bool
+    signal: bool = False  # waited on for a signal (Event, Condition, Barrier, queue): not a lock
 
 
 @dataclass
@@ -212,9 +217,10 @@ class LockPanel:
     rows: list[LockRow]
     total: int
     hidden: int
-    contended: int
+    contended: int  # locks that made a thread wait while another thread held them
     waiters: list[WaiterRow]
     waiters_hidden: int
+    signalled: int = 0  # primitives a thread waited on for a signal (not contention)
 
 
 @dataclass(frozen=True)
@@ -339,14 +345,18 @@ def _lock_panel(view: ReportView) -> LockPanel | None:
     model = view.model
     if not model.locks and "locks" not in model.figure_sources:
         return None
-    ordered = sorted(model.locks, key=lambda row: (-row.wait_s, -row.acquisitions))
+    # Contention heads the table (and who waited on whom): a thread that slept in Event.wait
+    # for seconds must not rank above a lock other threads queued for.
+    ordered = sorted(model.locks,
+                     key=lambda row: (not row.contention, -row.wait_s, -row.acquisitions))
     waiters = [(row, waiter) for row in model.locks for waiter in row.waiters]
-    waiters.sort(key=lambda pair: -pair[1].wait_s)
+    waiters.sort(key=lambda pair: (not pair[0].contention, -pair[1].wait_s))
     return LockPanel(
         rows=[_lock_row(row) for row in ordered[:LOCK_ROWS]],
         total=len(ordered),
         hidden=max(0, len(ordered) - LOCK_ROWS),
-        contended=sum(1 for row in ordered if row.contended > 0),
+        contended=sum(1 for row in ordered if row.contention and row.contended > 0),
+        signalled=sum(1 for row in ordered if not row.contention and row.contended > 0),
         waiters=[_waiter_row(row, w, view.labels) for row, w in waiters[:WAITER_ROWS]],
         waiters_hidden=max(0, len(waiters) - WAITER_ROWS),
     )
@@ -369,6 +379,7 @@ def _lock_row(row: LockStats) -> LockRow:
         max_hold=fmt_seconds(row.max_hold_s),
         made_by=row.made_by or "your code",
         contended_any=row.contended > 0,
+        signal=not row.contention,
     )
 
 
@@ -378,7 +389,8 @@ def _waiter_row(row: LockStats, waiter: LockWaiter, labels: Mapping[int, str]) -
 
     return WaiterRow(
         waiter=called(waiter.tid),
-        holder=called(waiter.holder) if waiter.holder is not None else "— (no single owner)",
+        holder=called(waiter.holder) if waiter.holder is not None else (
+            "— (no single owner)" if row.contention else "— (a signal: no holder)"),
         lock=f"{row.name} ({row.kind})",
         count=waiter.count,
         wait=fmt_seconds(waiter.wait_s),
@@ -390,6 +402,7 @@ def _thread_row(
     selection: ThreadSelection | None = None,
 ) -> ThreadRow:
     seconds = thread_state_seconds(thread)
+    blocked = _blocked_cells(thread.blocked_by)
     main = thread_row_name(thread)[len(thread.name):]  # " (main)" or ""
     return ThreadRow(
         name=thread_row_name(thread),
@@ -403,12 +416,28 @@ def _thread_row(
         end_reason=prose.thread_end_text(thread, markers) or end_reason_words(thread.end_reason),
         why=selection.why(thread) if selection is not None else "",
         gil=list(astuple(gil_figure_words(thread))),
+        blocked_by=blocked[0],
+        blocked_by_title=blocked[1],
     )
+
+
+def _blocked_cells(blocked_by: Mapping[str, float]) -> tuple[str, str]:
+    """The "blocked by" cell: the top cause and its share of the blocked time, with every cause
+    and its seconds in the cell's title."""
+    total = sum(blocked_by.values())
+    if total <= 0:
+        return MISSING, ""
+    ranked = sorted(blocked_by.items(), key=lambda item: -item[1])
+    cause, seconds = ranked[0]
+    share = seconds / total
+    return (f"{blocked_cause_short(cause)} {prose.share_words(share)}",
+            "; ".join(f"{blocked_cause_phrase(c)}: {fmt_seconds(t)}" for c, t in ranked))
 
 
 def _group_row(group: ThreadGroup, states: list[str]) -> ThreadRow:
     """A folded group's line: its threads' seconds summed, from the first start to the last end."""
     seconds = group.state_seconds()
+    blocked = _blocked_cells(_summed_causes(group.threads))
     starts = [t.start_s for t in group.threads if t.start_s is not None]
     ends = [t.end_s for t in group.threads if t.end_s is not None]
     reasons: dict[str, int] = {}
@@ -426,7 +455,17 @@ def _group_row(group: ThreadGroup, states: list[str]) -> ThreadRow:
         states=[f"{seconds.get(s, 0.0):.3f}" for s in states],
         end_reason=", ".join(f"{count} {words}" for words, count in reasons.items()),
         why="folded: the sum over these threads",
+        blocked_by=blocked[0],
+        blocked_by_title=blocked[1],
     )
+
+
+def _summed_causes(threads: Sequence[ThreadTimeline]) -> dict[str, float]:
+    summed: dict[str, float] = {}
+    for thread in threads:
+        for cause, seconds in thread.blocked_by.items():
+            summed[cause] = summed.get(cause, 0.0) + seconds
+    return summed
 
 
 def _source_row(name: str, source: Source) -> SourceRow:

@@ -13,7 +13,9 @@ Lock waits and holds get a track of their own under each thread's state track ("
 and each hand-off (a holder releases, a waiter acquires) is a flow arrow from the holder's hold
 slice to the waiter's wait slice. Slices on one track must nest or be disjoint for the viewer to
 stack them, so a hold that overlaps another without nesting (hand-over-hand locking) moves to a
-second lane ("locks: <thread> (2)").
+second lane ("locks: <thread> (2)"). A wait for a signal (Event, Condition, Barrier, queue) is
+on the same track, named "wait for a signal on <name>" (category ``signal_wait``) beside the
+contended "wait <lock>" (``lock_wait``): it has no holder and no hand-off.
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ import orjson
 from reports.intervals import merge_intervals
 from reports.threads import thread_label
 from reports.view import ReportView, as_view
+from reports.vocabulary import wait_kind_words
 from tracer.model.schema import (
     LOCK_WAIT,
+    SIGNAL_WAIT,
     HoldDetail,
     Interval,
     LockStats,
@@ -268,14 +272,15 @@ class LockSlice:
     thread: ThreadTimeline
     row: int  # the thread's row (ordered_threads), which names its tracks
     interval: Interval
-    what: str  # wait | hold
+    what: str  # wait (contention) | signal (a wait for a signal) | hold
     lane: int = 0
     ts: float = 0.0
     dur: float = 0.0
 
     @property
     def detail(self) -> WaitDetail | HoldDetail:
-        return self.interval.detail or UNKNOWN_LOCK
+        detail = self.interval.detail
+        return detail if isinstance(detail, (WaitDetail, HoldDetail)) else UNKNOWN_LOCK
 
 
 # What a wait or hold says when its interval does not name the lock (no real lock has id -1,
@@ -321,7 +326,8 @@ def _lock_slices(
     result = []
     for row, thread in enumerate(threads):
         slices = [
-            LockSlice(thread, row, i, "wait") for i in thread.intervals if i.state == LOCK_WAIT
+            LockSlice(thread, row, i, "wait" if i.state == LOCK_WAIT else "signal")
+            for i in thread.intervals if i.state in (LOCK_WAIT, SIGNAL_WAIT)
         ]
         slices += [LockSlice(thread, row, i, "hold") for i in thread.holds]
         if not slices:
@@ -354,18 +360,23 @@ def _lock_events(view: ReportView) -> list[TraceEvent]:
 def _lock_slice(item: LockSlice, tid: int, names: Mapping[int, str]) -> TraceEvent:
     detail = item.detail
     args: TraceEvent = {"lock": detail.lock, "kind": detail.kind}
+    signal = item.what == "signal"
     if isinstance(detail, WaitDetail):
-        holder = detail.holder
-        args["holder"] = None if holder is None else names.get(holder, f"tid {holder}")
-        args["acquired"] = detail.ok and not detail.unfinished
+        if signal:  # nobody holds a signal: say which call waited instead
+            args["call"] = wait_kind_words(detail.kind)
+            args["signalled"] = detail.ok and not detail.unfinished
+        else:
+            holder = detail.holder
+            args["holder"] = None if holder is None else names.get(holder, f"tid {holder}")
+            args["acquired"] = detail.ok and not detail.unfinished
         if detail.unfinished:
             args["still waiting at the end"] = True
     elif detail.open:
         args["still held at the end"] = True
     return {
         "ph": "X",
-        "name": f"{item.what} {detail.name}",
-        "cat": f"lock_{item.what}",
+        "name": f"wait for a signal on {detail.name}" if signal else f"{item.what} {detail.name}",
+        "cat": SIGNAL_WAIT if signal else f"lock_{item.what}",
         "pid": STATES_PID,
         "tid": tid,
         "ts": item.ts,

@@ -9,6 +9,7 @@ the terminal and the figures' hover texts say the same thing about the same thre
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
 from reports.format import and_list, fmt_seconds, gil_figure_words, plural, short_file
@@ -19,17 +20,21 @@ from reports.vocabulary import (
     HOLDER_CODE_UNKNOWN,
     STATUS_HEADLINES,
     STATUS_WORDS,
+    blocked_cause_phrase,
     end_reason_words,
     stack_source_words,
     state_name,
     state_phrase,
+    wait_kind_words,
 )
 from reports.where_view import Culprit, GilWaiter, WhereView
 from tracer.model.schema import (
+    BLOCKED,
     GIL_WAIT,
     LOCK_WAIT,
     NATIVE,
     RUNNING,
+    SIGNAL_WAIT,
     STATES,
     DeadlockStep,
     Frame,
@@ -53,6 +58,15 @@ ABOUT_MARGIN = 0.15
 VISIBLE_S = 0.5e-6
 # Culprits (where the time went) the explanation names; the terminal names the same first ones.
 CULPRIT_SENTENCES = 3
+# Waiting for a signal gets its own sentence from this share of the threads' time: below it, the
+# state shares' sentence has said it. A signal wait is time a thread was told to spend idle (a
+# worker's Event.wait(0.05) poll, a queue get), not something another thread kept from it.
+SIGNAL_SHARE = 0.05
+# A culprit or the longest GIL waiter is named when it accounts for this share of the wall time
+# (culprits) or of the waiter's life: below it, nothing anyone would change.
+WHERE_MATERIAL_SHARE = 0.05
+# Kinds of signal wait named in that sentence, biggest first.
+SIGNAL_KINDS_NAMED = 3
 # Cut-off threads named one sentence each in the explanation; past this many (a daemon pool killed
 # at exit) they are counted instead, with a few names as examples.
 END_SENTENCES = 5
@@ -70,6 +84,8 @@ def explain(view: ReportView) -> list[str]:
     paragraphs += _gil_reading(numbers)
     paragraphs += sampled_gil_reading(model)
     paragraphs += _lock_reading(model, numbers)
+    paragraphs += _signal_reading(model, numbers)
+    paragraphs += blocked_reading(model, numbers)
     paragraphs += where_reading(view)
     paragraphs += _end_reading(view)
     if failed(model):
@@ -78,6 +94,46 @@ def explain(view: ReportView) -> list[str]:
             "cover only the part that was recorded."
         )
     return paragraphs
+
+
+# Blocked time gets its own sentence from this share of the threads' time; it names the
+# biggest cause of this many groups of threads (threads named alike, "writer-1", "writer-2").
+BLOCKED_SHARE = 0.05
+BLOCKED_GROUPS_NAMED = 4
+_NUMBERED = re.compile(r"[-_ .:#]*\d+$")
+
+
+def thread_family(name: str) -> str:
+    """The name threads made alike share: "writer-3" -> "writer", "pool_0" -> "pool"."""
+    return _NUMBERED.sub("", name) or name
+
+
+def blocked_reading(model: RunModel, n: RunNumbers) -> list[str]:
+    """What blocked the threads, when blocked time is a real part of their time: per group of
+    threads named alike, the biggest cause and its measured seconds (model ``blocked_by``)."""
+    if n.state_s.get(BLOCKED, 0.0) < VISIBLE_S or n.share(BLOCKED) < BLOCKED_SHARE:
+        return []
+    groups: dict[str, tuple[list[ThreadTimeline], dict[str, float]]] = {}
+    for thread in model.threads:
+        if not thread.blocked_by:
+            continue
+        members, causes = groups.setdefault(thread_family(thread.name), ([], {}))
+        members.append(thread)
+        for cause, seconds in thread.blocked_by.items():
+            causes[cause] = causes.get(cause, 0.0) + seconds
+    tops = sorted(((members, family, *max(causes.items(), key=lambda c: c[1]))
+                   for family, (members, causes) in groups.items()), key=lambda g: -g[3])
+    parts = []
+    for members, family, cause, seconds in tops[:BLOCKED_GROUPS_NAMED]:
+        if seconds < VISIBLE_S:
+            continue
+        who = (thread_label(members[0]) if len(members) == 1
+               else f"the {len(members)} {family} threads")
+        parts.append(f"{who} spent {seconds_words(seconds)} blocked "
+                     f"{blocked_cause_phrase(cause)}")
+    if not parts:
+        return []
+    return [f"What blocked the threads, from the syscall each slept in: {'; '.join(parts)}."]
 
 
 def failed(model: RunModel) -> bool:
@@ -189,10 +245,51 @@ def _lock_reading(model: RunModel, n: RunNumbers) -> list[str]:
         return ["No lock made a thread wait."] if recorded else []
     worst = max(model.threads, key=lambda t: thread_state_seconds(t).get(LOCK_WAIT, 0.0))
     worst_s = thread_state_seconds(worst).get(LOCK_WAIT, 0.0)
+    waited = _waited_on(worst, LOCK_WAIT)
+    on = f", on {waited[0][0]}" if waited else ""
+    top = next((row for row in model.locks if row.contention and row.wait_s > 0), None)
+    most = (f", most on {top.name} ({top.contended:,} contended "
+            f"acquisition{'' if top.contended == 1 else 's'}, {seconds_words(top.wait_s)})"
+            if top is not None else "")
     return [
-        f"Threads waited {seconds_words(wait)} in total for locks "
-        f"({share_words(n.share(LOCK_WAIT))} of their time); {thread_label(worst)} waited "
-        f"longest, {seconds_words(worst_s)}."
+        f"Threads waited {seconds_words(wait)} in total for locks held by other threads "
+        f"({share_words(n.share(LOCK_WAIT))} of their time){most}; {thread_label(worst)} "
+        f"waited longest, {seconds_words(worst_s)}{on}."
+    ]
+
+
+def _waited_on(thread: ThreadTimeline, state: str) -> list[tuple[str, str, float]]:
+    """What ``thread`` waited on in ``state``: (primitive's name, kind, seconds), biggest first,
+    from its intervals' details (empty when they have none)."""
+    totals: dict[tuple[str, str], float] = {}
+    for interval in thread.intervals:
+        detail = interval.detail
+        if interval.state == state and isinstance(detail, WaitDetail):
+            key = (lock_called(detail.name, detail.lock), detail.kind)
+            totals[key] = totals.get(key, 0.0) + interval.duration
+    ranked = sorted(totals.items(), key=lambda item: -item[1])
+    return [(name, kind, seconds) for (name, kind), seconds in ranked]
+
+
+def _signal_reading(model: RunModel, n: RunNumbers) -> list[str]:
+    """Waiting for a signal (Event, Condition, Barrier, queue), apart from lock contention and
+    only when it is a real part of the threads' time: the thread that waited most, and on what."""
+    wait = n.state_s.get(SIGNAL_WAIT, 0.0)
+    if wait < VISIBLE_S or n.share(SIGNAL_WAIT) < SIGNAL_SHARE:
+        return []
+    worst = max(model.threads, key=lambda t: thread_state_seconds(t).get(SIGNAL_WAIT, 0.0))
+    worst_s = thread_state_seconds(worst).get(SIGNAL_WAIT, 0.0)
+    named = [f"{wait_kind_words(kind)} on {name}, {seconds_words(seconds)}"
+             for name, kind, seconds in _waited_on(worst, SIGNAL_WAIT)[:SIGNAL_KINDS_NAMED]
+             if seconds >= VISIBLE_S]
+    what = f" ({'; '.join(named)})" if named else ""
+    others = sum(1 for t in model.threads if thread_state_seconds(t).get(SIGNAL_WAIT, 0.0) > 0)
+    total = (f"; all threads together {seconds_words(wait)} "
+             f"({share_words(n.share(SIGNAL_WAIT))} of their time)"
+             if others > 1 and seconds_words(wait) != seconds_words(worst_s) else "")
+    return [
+        f"{thread_label(worst)} spent {seconds_words(worst_s)} waiting for a signal{what}"
+        f"{total}. That is not lock contention: no thread held what it waited for."
     ]
 
 
@@ -273,16 +370,26 @@ def where_reading(view: ReportView) -> list[str]:
     where = view.where
     if where is None or not where.has_rows:
         return []
-    sentences = [gil_waiter_sentence(where.gil_waiter)] if where.gil_waiter else []
-    sentences += [culprit_sentence(c) for c in where.culprits[:CULPRIT_SENTENCES]]
+    waiter = where.gil_waiter
+    sentences = [gil_waiter_sentence(waiter)] if waiter is not None and waiter.life_s > 0 and (
+        waiter.wait_s >= WHERE_MATERIAL_SHARE * waiter.life_s) else []
+    sentences += [culprit_sentence(c)
+                  for c in _material(where, view.model.wall_s)[:CULPRIT_SENTENCES]]
     return [" ".join(sentences)] if sentences else []
 
 
-def where_items(where: WhereView | None, count: int = CULPRIT_SENTENCES) -> list[str]:
+def where_items(where: WhereView | None, wall_s: float,
+                count: int = CULPRIT_SENTENCES) -> list[str]:
     """The biggest culprits, one sentence each (the terminal prints these)."""
     if where is None:
         return []
-    return [culprit_sentence(c) for c in where.culprits[:count]]
+    return [culprit_sentence(c) for c in _material(where, wall_s)[:count]]
+
+
+def _material(where: WhereView, wall_s: float) -> list[Culprit]:
+    """Culprits worth a sentence: each accounts for a share of the run's wall time (a 2 ms
+    wait in a 2 s run of sleeping threads names nothing anyone would change)."""
+    return [c for c in where.culprits if c.seconds >= WHERE_MATERIAL_SHARE * wall_s]
 
 
 def frame_words(frame: Frame | None) -> str:

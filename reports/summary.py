@@ -31,12 +31,14 @@ from reports.format import (
 from reports.threads import ThreadGroup, thread_state_seconds
 from reports.view import ReportView, RunNumbers, as_view
 from reports.vocabulary import end_reason_short, state_heading
-from tracer.model.schema import Claim, RunModel, Source, ThreadTimeline
+from tracer.model.schema import Claim, LockStats, RunModel, Source, ThreadTimeline
 from tracer.raw_files import SourceName
 
 FILES = ("report.html", "trace.json", "model.json")
 # Locks listed in the terminal; the report and model.json have them all.
 TOP_LOCKS = 5
+# Primitives waited on for a signal (Event, Condition, Barrier, queue), listed under the locks.
+TOP_SIGNALS = 3
 # Culprits of "where the time went" printed; report.html has the tables and the flame graph.
 WHERE_ITEMS = 3
 # A width no table reaches: what a table is measured in to find the width its content needs.
@@ -195,39 +197,61 @@ def _gil_table(view: ReportView) -> Table | None:
 
 
 def _print_locks(model: RunModel, console: Console) -> None:
-    """The locks threads waited longest for, or one line saying none made anyone wait."""
+    """The locks threads waited longest for while another thread held them (contention), then
+    the primitives they waited on for a signal, apart; or one line saying none made anyone wait."""
     if not model.locks:
         return
-    waited = sorted((row for row in model.locks if row.wait_s > 0), key=lambda row: -row.wait_s)
-    if not waited:
+    contended = _waited(model.locks, contention=True)
+    signals = _waited(model.locks, contention=False)
+    if not contended and not signals:
         console.print(
             Text(f"Locks: {len(model.locks)} recorded; none made a thread wait.", style="dim")
         )
         return
-    title = f"Locks by time waited (top {min(TOP_LOCKS, len(waited))} of {len(model.locks)})"
+    locks = sum(1 for row in model.locks if row.contention)
+    if contended:
+        title = (f"Locks by time threads waited for another's hold (top "
+                 f"{min(TOP_LOCKS, len(contended))} of {locks})")
+        print_table(_lock_table(title, contended[:TOP_LOCKS], contention=True), console)
+    else:
+        console.print(Text(f"Locks: {locks} recorded; no thread waited for one another held.",
+                           style="dim"))
+    title = (f"Waits for a signal, not contention (top {min(TOP_SIGNALS, len(signals))} of "
+             f"{len(signals)})")
+    if signals:
+        print_table(_lock_table(title, signals[:TOP_SIGNALS], contention=False), console)
+
+
+def _waited(locks: list[LockStats], contention: bool) -> list[LockStats]:
+    return sorted((row for row in locks if row.contention == contention and row.wait_s > 0),
+                  key=lambda row: -row.wait_s)
+
+
+def _lock_table(title: str, rows: list[LockStats], contention: bool) -> Table:
+    """Locks (waits: contended of all acquisitions) or signal primitives (waits: how many)."""
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("lock", overflow="fold")
+    table.add_column("lock" if contention else "primitive", overflow="fold")
     table.add_column("kind", no_wrap=True)
     table.add_column("made at", overflow="fold")
     for heading in ("waits", "total wait", "max wait"):
         table.add_column(heading, justify="right", no_wrap=True)
-    for row in waited[:TOP_LOCKS]:
+    for row in rows:
         table.add_row(
             Text(row.name),
             Text(row.kind),
             Text(row.site or MISSING),
-            f"{row.contended}/{row.acquisitions}",
+            f"{row.contended}/{row.acquisitions}" if contention else f"{row.contended}",
             fmt_seconds(row.wait_s),
             fmt_seconds(row.max_wait_s),
         )
-    print_table(table, console)
+    return table
 
 
 def _print_where(view: ReportView, console: Console) -> None:
     """The three biggest items of "where the time went", as the report's explanation says
     them; nothing when no time was put on code."""
     where = view.where
-    items = prose.where_items(where, WHERE_ITEMS)
+    items = prose.where_items(where, view.model.wall_s, WHERE_ITEMS)
     if where is None or not where.has_rows or not items:
         return
     console.print(Text.assemble(("Where the time went", "bold"),

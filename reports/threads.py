@@ -138,6 +138,8 @@ def _seconds_in(state: str) -> Callable[[ThreadTimeline], float]:
 
 # How a thread earns its own row in a folded report, in turn: the busiest by each measure first.
 # Each entry is (reason shown to the reader, measure; a thread with 0 is never chosen for it).
+# "Waited longest for locks" is contention (lock_wait) only: a thread polling Event.wait(0.05)
+# or idle in a queue get waited for a signal (signal_wait), which is not a lock it was kept from.
 INTEREST: tuple[tuple[str, Callable[[ThreadTimeline], float]], ...] = (
     ("held the GIL longest", _seconds_in(RUNNING)),
     ("waited longest for the GIL", _seconds_in(GIL_WAIT)),

@@ -21,6 +21,8 @@ from tracer.model.schema import (
     OFF_CPU,
     ON_CPU,
     RUNNING,
+    SIGNAL_WAIT,
+    BlockedCause,
     EndReason,
     Method,
     StackSource,
@@ -50,8 +52,14 @@ STATE_WORDS: Mapping[str, StateWords] = {
     CPU_WAIT: StateWords("waiting for a core", "core\nwait",
                          "ready to run but waiting for a free core (preempted by other work)",
                          "mostly waiting for a core", "#E69F00"),
-    LOCK_WAIT: StateWords("waiting for lock", "lock\nwait", "waiting for a lock",
+    LOCK_WAIT: StateWords("waiting for lock", "lock\nwait",
+                          "waiting for a lock another thread held",
                           "mostly waiting for locks", "#CC79A7"),
+    # Okabe-Ito's yellow: the one colour of the set no other state uses, told apart from the
+    # lock's pink by every kind of colour vision. Not contention: nobody held what it waited for.
+    SIGNAL_WAIT: StateWords("waiting for a signal", "signal\nwait",
+                            "waiting for a signal (an event, condition, barrier or queue)",
+                            "mostly waiting for a signal", "#F0E442"),
     BLOCKED: StateWords("blocked", "blocked", "blocked (sleep, I/O, join, queue)",
                         "mostly idle or blocked", "#999999"),
     OFF_CPU: StateWords("off CPU", "off\nCPU", "off the CPU (reason not recorded)",
@@ -61,6 +69,29 @@ STATE_WORDS: Mapping[str, StateWords] = {
 UNKNOWN_COLOUR = "#666666"
 # A folded group whose threads recorded no state at all.
 NO_STATE_GROUP = "no state recorded"
+
+
+# What a wait on each kind of primitive was, in the words of the call that made it (the model's
+# WaitDetail.kind and LockStats.kind); a kind the table does not know is said as its code.
+WAIT_KIND_WORDS: Mapping[str, str] = {
+    "lock": "Lock.acquire",
+    "rlock": "RLock.acquire",
+    "semaphore": "Semaphore.acquire",
+    "condition": "Condition.wait",
+    "event": "Event.wait",
+    "barrier": "Barrier.wait",
+    "queue_get": "queue get",
+    "queue_put": "queue put",
+}
+# A lock table row for a primitive whose waits are for a signal (LockStats.contention False).
+SIGNAL_MARK = "signal"
+
+
+def wait_kind_words(kind: str | None) -> str:
+    """A wait's call as a reader knows it: ``Event.wait``, ``queue get``."""
+    if not kind:
+        return "Lock.acquire"
+    return WAIT_KIND_WORDS.get(kind, kind.replace("_", " "))
 
 
 def state_name(state: str) -> str:
@@ -88,6 +119,46 @@ def state_group(state: str) -> str:
 def state_colour(state: str) -> str:
     words = STATE_WORDS.get(state)
     return words.colour if words else UNKNOWN_COLOUR
+
+
+@dataclass(frozen=True)
+class BlockedCauseWords:
+    """How one cause of blocked time is said: ``phrase`` after "blocked" (the timeline's hover
+    says "blocked: sleeping", a sentence "spent 2.10 s blocked in file locks"), ``short`` in a
+    table cell."""
+
+    phrase: str
+    short: str
+
+
+BLOCKED_CAUSE_WORDS: Mapping[BlockedCause, BlockedCauseWords] = {
+    BlockedCause.SLEEP: BlockedCauseWords("sleeping", "sleep"),
+    BlockedCause.IO: BlockedCauseWords("in socket, pipe or file I/O", "I/O"),
+    BlockedCause.POLL: BlockedCauseWords("waiting in select/poll/epoll", "poll"),
+    BlockedCause.CHILD: BlockedCauseWords("waiting for a child process", "child process"),
+    BlockedCause.LOCK: BlockedCauseWords("on a contended lock", "lock"),
+    BlockedCause.SIGNAL: BlockedCauseWords(
+        "waiting to be signalled (a condition, event, queue or join)", "signal"),
+    BlockedCause.FILE_LOCK: BlockedCauseWords("in file locks (fcntl/flock)", "file lock"),
+    BlockedCause.OTHER: BlockedCauseWords("in a wait whose cause was not recorded", "other"),
+}
+
+
+def _cause_words(cause: str) -> BlockedCauseWords:
+    try:
+        return BLOCKED_CAUSE_WORDS[BlockedCause(cause)]
+    except (ValueError, KeyError):
+        return BlockedCauseWords(f"in {cause.replace('_', ' ')}", cause.replace("_", " "))
+
+
+def blocked_cause_phrase(cause: str) -> str:
+    """What "blocked" was, after the word: "sleeping", "in file locks (fcntl/flock)"."""
+    return _cause_words(cause).phrase
+
+
+def blocked_cause_short(cause: str) -> str:
+    """A cause in a table cell: "sleep", "I/O", "file lock"."""
+    return _cause_words(cause).short
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,24 @@ from reports.figures.layout import (
     shorten,
     time_axis,
 )
-from reports.format import fmt_bin
+from reports.format import fmt_bin, fmt_seconds
 from reports.intervals import TOUCH_S, Segment, dominant_per_bin, merge_intervals, sample_stack
 from reports.prose import describe_wait, thread_end_text
 from reports.threads import Row, ThreadGroup, thread_label
 from reports.view import ReportView
-from reports.vocabulary import CUT_OFF, end_reason_short, state_colour, state_name
+from reports.vocabulary import (
+    CUT_OFF,
+    blocked_cause_phrase,
+    end_reason_short,
+    state_colour,
+    state_name,
+)
 from tracer.model.schema import (
+    BLOCKED,
     LOCK_WAIT,
+    SIGNAL_WAIT,
     STATES,
+    BlockedDetail,
     EndReason,
     HoldDetail,
     Marker,
@@ -153,9 +162,12 @@ def _state_traces(figure: go.Figure, rows: Sequence[Row], drawn: DrawnRows,
         name = esc(state_name(state))
         spec: PlotlyDict = {"state": name, "stacks": [s.stack for s in mine]}
         notes = group_notes(rows, mine, bin_s)
-        if state == LOCK_WAIT:
-            lock_notes = lock_wait_notes(rows, mine, who)
+        if state in (LOCK_WAIT, SIGNAL_WAIT):  # what was waited for, and (contention) who held it
+            lock_notes = lock_wait_notes(rows, mine, who, state)
             notes = [group or lock for group, lock in zip(notes, lock_notes, strict=True)]
+        if state == BLOCKED:  # what it was blocked by
+            causes = blocked_notes(rows, mine)
+            notes = [group or cause for group, cause in zip(notes, causes, strict=True)]
         if any(notes):
             spec.update(note_spec(notes))
         hover[len(figure.data)] = spec
@@ -211,16 +223,18 @@ def group_notes(rows: Sequence[Row], segments: Sequence[Segment], bin_s: float |
 
 
 def lock_wait_notes(
-    rows: Sequence[Row], segments: Sequence[Segment], who: Mapping[int, str]
+    rows: Sequence[Row], segments: Sequence[Segment], who: Mapping[int, str],
+    state: str = LOCK_WAIT,
 ) -> list[str]:
-    """For each drawn ``lock_wait`` bar, which lock(s) the thread waited for and who held them.
+    """For each drawn ``lock_wait`` bar, which lock(s) the thread waited for and who held them;
+    for a ``signal_wait`` bar (``state``), which Event, Condition, Barrier or queue.
 
     Bars are merged (and, past the budget, binned), so one bar can cover several waits: the
     model's wait intervals overlapping the bar are looked up and described, distinct ones once.
     A folded group's bar gets no note: it stands for many threads' waits.
     """
     waits = [
-        sorted((i for i in t.intervals if i.state == LOCK_WAIT), key=lambda i: i.start)
+        sorted((i for i in t.intervals if i.state == state), key=lambda i: i.start)
         if isinstance(t, ThreadTimeline)
         else []
         for t in rows
@@ -232,7 +246,8 @@ def lock_wait_notes(
         index = bisect_left(starts[segment.row], segment.end) - 1
         found: list[str] = []
         while index >= 0 and row[index].end > segment.start:
-            text = describe_wait(row[index].detail, who)
+            detail = row[index].detail
+            text = describe_wait(None if isinstance(detail, BlockedDetail) else detail, who)
             if text not in found:
                 found.append(text)
             index -= 1
@@ -241,6 +256,43 @@ def lock_wait_notes(
         if len(found) > HOVER_LOCKS:
             shown.append(f"… and {len(found) - HOVER_LOCKS} more")
         notes.append("<br>".join(shown))
+    return notes
+
+
+def blocked_notes(rows: Sequence[Row], segments: Sequence[Segment]) -> list[str]:
+    """For each drawn ``blocked`` bar, what the thread was blocked by ("blocked: sleeping"),
+    from the model's blocked intervals under the bar; a bar over several causes names them
+    biggest first with their seconds. A folded group's bar gets no note."""
+    blocked = [
+        sorted((i for i in t.intervals if i.state == BLOCKED), key=lambda i: i.start)
+        if isinstance(t, ThreadTimeline)
+        else []
+        for t in rows
+    ]
+    starts = [[i.start for i in row] for row in blocked]
+    notes = []
+    for segment in segments:
+        row = blocked[segment.row]
+        index = bisect_left(starts[segment.row], segment.end) - 1
+        seconds: dict[str, float] = {}
+        while index >= 0 and row[index].end > segment.start:
+            piece = row[index]
+            detail = piece.detail
+            cause = str(detail.cause) if isinstance(detail, BlockedDetail) else "other"
+            overlap = min(piece.end, segment.end) - max(piece.start, segment.start)
+            seconds[cause] = seconds.get(cause, 0.0) + max(overlap, 0.0)
+            index -= 1
+        ranked = sorted(seconds.items(), key=lambda item: -item[1])
+        if len(ranked) == 1:
+            notes.append(esc(f"blocked: {blocked_cause_phrase(ranked[0][0])}"))
+        elif ranked:
+            parts = [f"{blocked_cause_phrase(c)} {fmt_seconds(t)}"
+                     for c, t in ranked[:HOVER_LOCKS]]
+            if len(ranked) > HOVER_LOCKS:
+                parts.append(f"and {len(ranked) - HOVER_LOCKS} more")
+            notes.append(esc("blocked: " + "; ".join(parts)))
+        else:
+            notes.append("")
     return notes
 
 
@@ -267,8 +319,8 @@ def hold_segments(rows: Sequence[Row]) -> list[tuple[Segment, list[str]]]:
     return result
 
 
-def _hold_name(detail: WaitDetail | HoldDetail | None) -> str:
-    if detail is None:
+def _hold_name(detail: WaitDetail | HoldDetail | BlockedDetail | None) -> str:
+    if not isinstance(detail, (WaitDetail, HoldDetail)):
         return "a lock"
     still_held = isinstance(detail, HoldDetail) and detail.open
     return detail.name + (" (still held at the end)" if still_held else "")

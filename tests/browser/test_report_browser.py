@@ -217,9 +217,12 @@ def test_lock_panel_renders_with_a_hostile_lock_name(lock_report: OpenedReport) 
     page = lock_report.page
     for div_id in [*GIL_FIGURES, "fig-locks"]:
         assert page.locator(f"#{div_id} .main-svg").count() > 0, div_id
-    rows = page.locator("#lock-table tbody tr")
+    rows = page.locator("#lock-table tbody tr:not(.signal-head)")
     assert rows.count() == 3
     assert rows.first.locator("td").first.inner_text() == HOSTILE_LOCK
+    # The barrier, waited on for a signal, is below the locks under a heading of its own.
+    assert page.locator("#lock-table tbody tr.signal-head").count() == 1
+    assert rows.last.locator("td").first.inner_text() == "start line"
     assert HOSTILE_LOCK in page.locator("#waiter-table").inner_text()
     ticks = page.locator("#fig-locks .ytick text").all_text_contents()
     assert any(tick.startswith(HOSTILE_LOCK) for tick in ticks)
@@ -233,6 +236,13 @@ def test_lock_wait_hover_names_lock_kind_and_holder(lock_report: OpenedReport) -
     hasher_row = "(gd, c, i) => gd.data[c].y[i] === 6"
     text = hover_trace(lock_report.page, "waiting for lock", expected, hasher_row)
     assert text.startswith("hasher (tid 1101)waiting for lock")
+    assert_clean(lock_report)
+
+
+def test_signal_wait_hover_names_what_was_waited_for(lock_report: OpenedReport) -> None:
+    text = hover_trace(lock_report.page, "waiting for a signal", "on start line (barrier)")
+    assert text.startswith("worker-2 (tid 1003)waiting for a signal")
+    assert "held by" not in text
     assert_clean(lock_report)
 
 

@@ -24,11 +24,15 @@ def test_contention_wait_matches_construction(tmp_path: Path) -> None:
               "critical_section" in lock["name"]]
     assert abs(row["wait_s"] - expected) <= 0.1 * expected
     assert row["contended"] == rounds * (threads - 1)
-    # On the timeline too (the barrier's waits are lock_wait intervals of their own).
+    # On the timeline too (the barrier's waits are signal_wait intervals of their own: a wait
+    # for the others to arrive, not contention).
     waited = sum(i["end"] - i["start"] for t in thread_named(model, "contender-")
                  for i in t["intervals"] if i["state"] == "lock_wait"
                  and "critical_section" in str((i["detail"] or {}).get("name")))
     assert abs(waited - expected) <= 0.1 * expected
+    barrier = [i for t in thread_named(model, "contender-") for i in t["intervals"]
+               if (i["detail"] or {}).get("kind") == "barrier"]
+    assert all(i["state"] == "signal_wait" for i in barrier)
     assert row["handoffs"], "each release hands the lock to the next thread in line"
 
 

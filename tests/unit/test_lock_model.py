@@ -20,6 +20,7 @@ from tracer.model.locks import (
 )
 from tracer.model.schema import (
     LOCK_WAIT,
+    SIGNAL_WAIT,
     DeadlockStep,
     HoldDetail,
     LockHandoff,
@@ -165,6 +166,21 @@ def test_queue_waits_have_no_holder_and_no_handoffs() -> None:
     assert (row.kind, row.acquisitions, row.handoffs) == ("queue_get", 1, [])
     detail = model.waits[WORKER][0].detail
     assert isinstance(detail, WaitDetail) and detail.holder is None
+    # A queue get waits for a put, which nobody owes: a signal wait, not contention.
+    assert model.waits[WORKER][0].state == SIGNAL_WAIT and row.contention is False
+
+
+def test_the_lock_table_ranks_contention_before_longer_signal_waits() -> None:
+    events = [*contended_run(),
+              ev("lock", id=6, kind="condition", site="app.py:12", func=None, made_by=None,
+                 name="ready"),
+              ev("wait_end", id=6, kind="condition", tid=OTHER, t0=T0, t=T0 + 90 * MS, ok=True)]
+    model = build_lock_model(events, T0, T0 + 100 * MS)
+    assert [(row.name, row.contention) for row in model.locks] == [("lock", True),
+                                                                   ("ready", False)]
+    assert model.locks[1].wait_s > model.locks[0].wait_s
+    assert model.waits[WORKER][0].state == LOCK_WAIT
+    assert model.waits[OTHER][0].state == SIGNAL_WAIT
 
 
 def test_p95_is_a_value_that_occurred() -> None:

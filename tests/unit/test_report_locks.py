@@ -61,8 +61,15 @@ def hover_text(spec: dict[str, Any], index: int) -> str:
 
 def test_lock_table_lists_every_lock_worst_wait_first(page: str) -> None:
     locks = section(page, "locks")
-    rows = re.findall(r"<tr class=\"(?:contended|quiet)\">\s*<td class=\"name\">(.*?)</td>", locks)
-    assert rows == [ESCAPED_LOCK, "start line", "inner"]
+    rows = re.findall(r"<tr class=\"(contended|quiet|signal)\">\s*<td class=\"name\">(.*?)</td>",
+                      locks)
+    # Locks first (contention), worst wait first; the barrier, waited on for a signal, below
+    # them under its own heading, though it waited longer than "inner" (which never waited).
+    assert rows == [("contended", ESCAPED_LOCK), ("quiet", "inner"), ("signal", "start line")]
+    assert locks.index("inner") < locks.index("Waited on for a signal, not contention") < \
+        locks.index("start line")
+    assert "1 made a thread wait while another thread held it, and threads waited on 1 for a " \
+        "signal" in " ".join(locks.split())
     assert "&lt;/script&gt;&lt;b&gt;" in locks  # the hostile site, escaped
     assert "logging.Handler.lock" in locks and "your code" in locks  # made_by, or the user's
     assert "100.0 ms" in locks  # total / max wait of the hostile lock
@@ -74,7 +81,7 @@ def test_lock_panel_says_who_waited_for_whom(page: str) -> None:
     assert waiters
     text = waiters.group(0)
     assert "hasher (tid 1101)" in text and "worker-0 (tid 1001)" in text
-    assert "— (no single owner)" in text  # the barrier
+    assert "— (a signal: no holder)" in text  # the barrier
     assert f"{ESCAPED_LOCK} (lock)" in text
 
 
@@ -127,8 +134,17 @@ def test_lock_wait_hover_names_the_lock_its_kind_and_the_holder(page: str) -> No
     spec = timeline["hover"][str(index)]
     texts = [hover_text(spec, i) for i in range(len(spec["notes"]))]
     assert f"on {ESCAPED_LOCK} (lock), held by worker-0 (tid 1001)" in texts
-    assert "on start line (barrier)" in texts
+    assert "on start line (barrier)" not in texts  # not a lock: a wait for a signal
     assert all("<img" not in text for text in texts)
+
+
+def test_signal_wait_hover_names_what_was_waited_for(page: str) -> None:
+    timeline, traces = timeline_traces(page)
+    signal = traces["waiting for a signal"]
+    assert signal["marker"]["color"] != traces["waiting for lock"]["marker"]["color"]
+    spec = timeline["hover"][str(timeline["data"].index(signal))]
+    texts = [hover_text(spec, i) for i in range(len(spec["notes"]))]
+    assert texts == ["on start line (barrier)"]
 
 
 def test_lock_holds_are_a_thin_strip_in_their_row(page: str) -> None:
@@ -307,7 +323,7 @@ def test_hostile_lock_names_never_appear_raw(page: str) -> None:
 
 def test_uncontended_locks_are_folded_away() -> None:
     model = build_lock_model()
-    model.locks = [model.locks[2]]
+    model.locks = [row for row in model.locks if row.name == "inner"]
     page = render_report_html(model)
     assert 'id="lock-details"' in page and "No lock made a thread wait" in page
     assert 'id="lock-details"' not in render_report_html(build_lock_model())

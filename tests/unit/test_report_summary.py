@@ -75,17 +75,38 @@ def test_summary_of_an_empty_model(tmp_path: Path) -> None:
 
 def test_summary_lists_the_worst_locks(tmp_path: Path) -> None:
     text = summary_text(build_lock_model(), tmp_path)
-    assert "Locks by time waited (top 2 of 3)" in text
-    assert HOSTILE_LOCK in text  # printed literally, not as markup
-    assert "start line" in text and "barrier" in text
-    assert "100.0 ms" in text and "1/1" in text
-    assert "inner" not in text.split("Locks by time waited")[1].split("Sources")[0]
+    # Contention heads the lock table: of the two locks (the barrier is not one), the one that
+    # made a thread wait; the barrier's wait for a signal is listed below it, apart.
+    assert "Locks by time threads waited for another's hold (top 1 of 2)" in text
+    tables = text.split("Locks by time threads waited")[1].split("Where the time went")[0]
+    locks, signals = tables.split("Waits for a signal, not contention (top 1 of 1)")
+    assert HOSTILE_LOCK in locks  # printed literally, not as markup
+    assert "100.0 ms" in locks and "1/1" in locks
+    assert "start line" not in locks and "inner" not in locks
+    assert "start line" in signals and "barrier" in signals and "15.0 ms" in signals
+    assert HOSTILE_LOCK not in signals
     assert "running when stopped" in text and "killed at exit" in text
+
+
+def test_summary_heads_with_contention_however_long_the_signal_waits(tmp_path: Path) -> None:
+    model = build_lock_model()
+    barrier = next(row for row in model.locks if row.name == "start line")
+    barrier.wait_s = barrier.max_wait_s = 3.0  # a sleeper's Event.wait: far longer than the lock
+    text = summary_text(model, tmp_path)
+    assert text.index(HOSTILE_LOCK) < text.index("Waits for a signal") < text.index("start line")
+
+
+def test_summary_with_only_signal_waits_says_no_lock_was_contended(tmp_path: Path) -> None:
+    model = build_lock_model()
+    model.locks = [row for row in model.locks if row.name in ("inner", "start line")]
+    text = summary_text(model, tmp_path)
+    assert "Locks: 1 recorded; no thread waited for one another held." in text
+    assert "Waits for a signal, not contention (top 1 of 1)" in text
 
 
 def test_summary_with_only_uncontended_locks(tmp_path: Path) -> None:
     model = build_lock_model()
-    model.locks = [model.locks[2]]
+    model.locks = [row for row in model.locks if row.name == "inner"]
     assert "Locks: 1 recorded; none made a thread wait." in summary_text(model, tmp_path)
     assert "Locks" not in summary_text(build_synthetic_model(), tmp_path)
 

@@ -50,7 +50,7 @@ def test_a_piped_summary_keeps_every_column_and_number_whole(tmp_path: Path) -> 
             assert f" {cell} " in line + " ", (cell, line)
         assert thread.name.split()[0] in line  # the name starts on the thread's own line
     assert "…" not in text
-    for heading in ("Locks by time waited", "Sources", "Claims"):
+    for heading in ("Locks by time threads waited", "Waits for a signal", "Sources", "Claims"):
         assert heading in text
 
 

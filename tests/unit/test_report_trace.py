@@ -264,8 +264,12 @@ def test_lock_waits_and_holds_become_named_slices(lock_events: list[dict[str, An
         f"hold {HOSTILE_LOCK}",
         "hold inner",
     ]
-    barrier = [e for e in lock_events if e.get("cat") == "lock_wait" and "start line" in e["name"]]
-    assert barrier and barrier[0]["args"]["holder"] is None
+    # A barrier is waited on for a signal, not contended: its own category, and no holder.
+    assert not [e for e in lock_events if e.get("cat") == "lock_wait" and "start line" in e["name"]]
+    (barrier,) = [e for e in lock_events if e.get("cat") == "signal_wait"]
+    assert barrier["name"] == "wait for a signal on start line"
+    assert barrier["args"] == {"lock": 2, "kind": "barrier", "call": "Barrier.wait",
+                               "signalled": True}
 
 
 def test_hand_offs_are_flows_from_the_release_to_the_acquisition(

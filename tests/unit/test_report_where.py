@@ -173,7 +173,7 @@ def test_a_lock_wait_names_the_lock_and_a_holder_whose_code_was_not_sampled() ->
     assert view.where is not None
     (row,) = view.where.lock_blame.rows
     assert row.lock == "lock #7"
-    assert prose.where_items(view.where)[0] == (
+    assert prose.where_items(view.where, view.model.wall_s)[0] == (
         "reader (tid 1) waited 500.0 ms for lock #7 in client() (convoy.py:19); 100% of that time "
         "writer (tid 2) held it (its code was not sampled).")
 
@@ -242,10 +242,12 @@ def test_the_section_has_selectors_tables_and_the_stack_source(lock_page: str) -
     for element in ('id="where-state"', 'id="where-thread"', 'id="where-flame"',
                     'id="where-functions"', 'id="where-gil-blame"', 'id="where-lock-blame"'):
         assert element in lock_page
-    for state in ("running", "gil_wait", "lock_wait", "native", "blocked", "all"):
+    for state in ("running", "gil_wait", "lock_wait", "signal_wait", "native", "blocked", "all"):
         assert f'<option value="{state}"' in lock_page
     payload = where_payload(lock_page)
-    assert payload["states"] == ["running", "native", "gil_wait", "lock_wait", "blocked"]
+    # The barrier's wait is for a signal: a state of its own, next to lock contention.
+    assert payload["states"] == ["running", "native", "gil_wait", "lock_wait", "signal_wait",
+                                 "blocked"]
     # Every embedded row points at a stack, every stack at frames.
     assert all(0 <= row[2] < len(payload["stacks"]) for row in payload["rows"])
     assert all(0 <= f < len(payload["frames"]) for stack in payload["stacks"] for f in stack)
@@ -275,3 +277,15 @@ def test_the_flame_graph_draws_a_function_once_whatever_its_line() -> None:
     assert flame.flame.frames == [A, Frame("loop", "prog.py", 15)]
     assert flame.flame.stacks == [[0, 1]]
     assert [row[2] for row in flame.flame.rows] == [0, 0]
+
+
+def test_waits_too_small_to_matter_are_not_named() -> None:
+    """A 2 ms GIL wait in a run of sleeping threads names no culprit and no longest waiter."""
+    threads = [_thread(1, "sleeper", {GIL_WAIT: 0.002, BLOCKED: 1.998}),
+               _thread(2, "worker", {RUNNING: 0.002, BLOCKED: 1.998})]
+    rows = [WhereRow(1, GIL_WAIT, (MAIN, CLIENT), 0.002), WhereRow(2, RUNNING, (MAIN, SPIN), 0.002)]
+    blame = [GilBlame(1, (MAIN, CLIENT), 2, (MAIN, SPIN), 0.002)]
+    view = build_view(_model(threads, rows, gil_blame=blame))
+    assert view.where is not None and view.where.culprits
+    assert prose.where_reading(view) == []
+    assert prose.where_items(view.where, view.model.wall_s) == []

@@ -97,7 +97,8 @@ def _set_lock_wait(model: RunModel, seconds: float) -> RunModel:
 def test_a_small_lock_wait_is_said_in_a_unit_that_shows_it() -> None:
     model = _set_lock_wait(build_lock_model(), 0.0004)
     text = _text(model)
-    assert "Threads waited 400 µs in total for locks (under 1% of their time)" in text
+    assert ("Threads waited 400 µs in total for locks held by other threads (under 1% of their "
+            "time)") in text
     assert f"{model.threads[-1].name} (tid {model.threads[-1].tid}) waited longest, 400 µs" in text
     assert "0.00 s" not in text and " 0% " not in text
 

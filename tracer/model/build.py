@@ -12,6 +12,7 @@ from typing import Any
 
 from tracer import raw_files
 from tracer.errors import CorruptRecording
+from tracer.model.blocked import apply_blocked, evidence_note
 from tracer.model.cpu import CpuRecording, analyse_cpu
 from tracer.model.functions import FunctionTrace, load_function_trace
 from tracer.model.gil import GilResult, load_gil
@@ -26,6 +27,7 @@ from tracer.model.schema import (
     LOCK_WAIT,
     NATIVE,
     OFF_CPU,
+    SIGNAL_WAIT,
     TURNED_OFF,
     EndReason,
     Interval,
@@ -143,6 +145,7 @@ def build_run(folder: RunFolder) -> BuiltRun:
     if lock_model is not None:
         _apply_locks(threads, lock_model, pid)
         figure_sources["locks"] = Method.INSTRUMENTED
+    _blocked_causes(threads, gil, sources, table.stacks, t0_ns, pid)
     cores = int(given.run.get("cores") or (cpu.cores if cpu else 1))
     model = RunModel(
         target=_target(given),
@@ -318,7 +321,7 @@ def _viztracer_slowdown(functions: FunctionTrace, target_raw: dict[str, Any],
                                      model.wall_s,
                                      model.metrics.parallelism,
                                      buffer_entries=int(entries) if entries else None)
-        contended = sum(lock.contended for lock in model.locks)
+        contended = sum(lock.contended for lock in model.locks if lock.contention)
         sentence = explain_slowdown(estimate, model.target.python_version, contended)
         source.notes.append(sentence)
         figures.cost = estimate.figures()
@@ -452,11 +455,13 @@ def _locks(raw: Path, given: _RunInput, sources: dict[SourceName, Source],
     why_python = [e.get("why_python") or "a recording made before the C core existed"
                   for e in lock_events if e.get("ev") == "start" and e.get("core") != "c"]
     python_core = bool(why_python)
-    contended = sum(lock.contended for lock in lock_model.locks)
+    contended = sum(lock.contended for lock in lock_model.locks if lock.contention)
+    signalled = sum(lock.contended for lock in lock_model.locks if not lock.contention)
     sources[SourceName.LOCKS] = Source(
-        used=True, method=Method.INSTRUMENTED, samples=contended,
+        used=True, method=Method.INSTRUMENTED, samples=contended + signalled,
         notes=[f"{len(lock_model.locks)} locks and other primitives, {contended} contended "
-               "acquisitions (threading.Lock/RLock/Condition/Semaphore/Event/Barrier, queue)",
+               f"acquisitions (threading.Lock/RLock/Semaphore) and {signalled} waits for a "
+               "signal (Condition/Event/Barrier, queue)",
                f"Lock/RLock fast path in pure Python ({why_python[0]}): lock-heavy code "
                "runs slower and contends more than untraced" if python_core else
                "Lock/RLock fast path in C: switches threads where the real lock does"],
@@ -490,7 +495,9 @@ def _locks(raw: Path, given: _RunInput, sources: dict[SourceName, Source],
 
 
 def _apply_locks(threads: list[ThreadTimeline], lock_model: LockModel, pid: int) -> None:
-    """Instrumented lock waits turn the blocked time they cover into ``lock_wait``."""
+    """Instrumented waits turn the blocked time they cover into ``lock_wait`` (contention: a
+    Lock, RLock or Semaphore another thread held) or ``signal_wait`` (a Condition, Event,
+    Barrier or queue: a signal nobody owes), as the lock model classed each wait."""
     for thread in threads:
         if thread.pid != pid or thread.start_s is None or thread.end_s is None:
             continue
@@ -500,6 +507,21 @@ def _apply_locks(threads: list[ThreadTimeline], lock_model: LockModel, pid: int)
             thread.intervals = overlay(thread.intervals, waits, BLOCKING_STATES)
             thread.state_s = state_seconds(thread.intervals)
         thread.lock_wait_s = round(thread.state_s.get(LOCK_WAIT, 0.0), 6)
+        thread.signal_wait_s = round(thread.state_s.get(SIGNAL_WAIT, 0.0), 6)
+
+
+def _blocked_causes(threads: list[ThreadTimeline], gil: GilResult | None,
+                    sources: dict[SourceName, Source], stacks: list[list[str]], t0_ns: int,
+                    pid: int) -> None:
+    """Each thread's blocked time by cause (:mod:`tracer.model.blocked`), from the GIL
+    sampler's syscalls; the GIL source's notes say how."""
+    syscalls = gil.syscalls if gil is not None else None
+    pyspy = sources.get(SourceName.PYSPY)
+    period = 1.0 / pyspy.rate_hz if pyspy is not None and pyspy.rate_hz else 0.0
+    for thread in threads:
+        apply_blocked(thread, syscalls if thread.pid == pid else None, t0_ns, stacks, period)
+    if gil is not None and gil.source in sources and any(t.blocked_by for t in threads):
+        sources[gil.source].notes.append(evidence_note(gil.method == Method.EXACT, syscalls))
 
 
 def _clip(intervals: list[Interval], start: float, end: float) -> list[Interval]:

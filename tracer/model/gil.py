@@ -16,6 +16,7 @@ from typing import Any
 from tracer import raw_files
 from tracer.errors import CorruptRecording
 from tracer.instrument.gil_probe import FutexWords
+from tracer.model.blocked import SyscallSamples, syscall_samples
 from tracer.model.gil_exact import UprobeRecording, gil_metrics, parse_perf_script, reconstruct
 from tracer.model.gil_fill import fill_from_samples
 from tracer.model.rawfiles import read_json
@@ -42,6 +43,8 @@ class GilResult:
     held_sampled_share: float = 0.0  # exact: share of on-CPU time the sampler settled
     wait_figures: dict[int, WaitFigures] = field(default_factory=dict)  # exact only
     notes: list[str] = field(default_factory=list)  # for the source's notes in the model
+    # The GIL sampler's syscall samples, what blocked threads slept in (None: it did not run)
+    syscalls: SyscallSamples | None = None
     warnings: list[str] = field(default_factory=list)  # for the model's warnings
 
     @property
@@ -73,6 +76,7 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
         result = sampled
     elif sampled is not None:
         _fill(result, sampled)
+        result.syscalls = sampled.syscalls
     if result is None:
         return None
     result.warnings[:0] = warnings
@@ -156,5 +160,6 @@ def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], t0_ns: int,
     result = gil_sampled.SampledGilResult(
         Method.SAMPLED, SourceName.GIL_SAMPLER, analysed.timelines,
         acquisitions_per_s=round(switches / ((end_ns - t0_ns) / 1e9), 1),
-        evidence=analysed.evidence)
+        evidence=analysed.evidence,
+        syscalls=syscall_samples(samples, gil_sampled.sampler_machine(path)))
     return result

@@ -94,8 +94,11 @@ TstateSpan = tuple[int, int, int | None, int | None]
 
 def load_gil_samples(path: Path) -> list[dict[str, Any]]:
     """The ticks of a ``gil_samples.jsonl``, in time order, as ``{"t_ns", "holder", "locked",
-    "switch_number", "threads": [(tid, code, rq_ns or None[, runs, cpu_ns]), ...]}``; ``runs`` and
-    ``cpu_ns`` (schedstat's times scheduled and on-CPU time) are there when the recording has them.
+    "switch_number", "threads": [(tid, code, rq_ns or None[, runs, cpu_ns]), ...], "syscalls":
+    {tid: number}}``; ``runs`` and ``cpu_ns`` (schedstat's times scheduled and on-CPU time) are
+    there when the recording has them, and ``syscalls`` (only when some thread was blocked) has
+    the syscall each blocked thread slept in (:mod:`tracer.model.blocked` reads it), for
+    recordings that wrote it.
     A truncated last line (the controller died mid-write) is dropped; anything else malformed
     raises CorruptRecording."""
     if not path.is_file():
@@ -110,6 +113,17 @@ def load_gil_samples(path: Path) -> list[dict[str, Any]]:
             raise CorruptRecording(f"{path}: record {number} is not a GIL sample ({exc})") from exc
     samples.sort(key=lambda s: s["t_ns"])
     return samples
+
+
+def sampler_machine(path: Path) -> str | None:
+    """The machine (``uname -m``) the samples' syscall numbers are for, from the meta line."""
+    try:
+        with path.open("rb") as raw:
+            record = orjson.loads(raw.readline())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    machine = record.get("machine") if isinstance(record, dict) else None
+    return str(machine) if machine else None
 
 
 def tick_cost_ns(path: Path) -> int | None:
@@ -135,22 +149,28 @@ def tick_cost_ns(path: Path) -> int | None:
 
 def _sample_from(record: Mapping[str, Any]) -> dict[str, Any]:
     threads: list[tuple[Any, ...]] = []
+    syscalls: dict[int, int] = {}
     for entry in record["th"]:
         tid, code = entry[0], entry[1]
         if code not in _CODE_STATES:
             raise ValueError(f"unknown thread code {code!r}")
+        if len(entry) > 5:
+            syscalls[int(tid)] = int(entry[5])
         if len(entry) > 4:  # the counters' own type: the analysis needs no copy of it
             threads.append(_make_counters(ThreadCounters, (
                 int(tid), str(code), int(entry[2]), int(entry[3]), int(entry[4]))))
         else:
             threads.append((int(tid), str(code), int(entry[2]) if len(entry) > 2 else None))
-    return {
+    sample = {
         "t_ns": int(record["t"]),
         "holder": int(record["h"]),
         "locked": int(record["l"]),
         "switch_number": int(record["n"]),
         "threads": threads,
     }
+    if syscalls:
+        sample["syscalls"] = syscalls
+    return sample
 
 
 def tstate_map(thread_events: Iterable[Mapping[str, Any]]) -> list[TstateSpan]:

@@ -41,6 +41,7 @@ from tracer.model.rawfiles import read_jsonl
 from tracer.model.schema import (
     LOCK_HOLD,
     LOCK_WAIT,
+    SIGNAL_WAIT,
     DeadlockStep,
     HoldDetail,
     Interval,
@@ -52,6 +53,13 @@ from tracer.model.schema import (
 )
 
 LOCK_KINDS = frozenset({"lock", "rlock"})  # kinds with one owner, so with holders and hand-offs
+# Kinds whose blocked acquire is contention: another thread had what this one asked for (a
+# Semaphore's last permit has holders too, just no single owner). Every other kind (condition,
+# event, barrier, queue_get, queue_put) waits for a signal: another thread's notify, set, arrival
+# or put, which nobody who holds anything owes. A Condition's re-acquire of its own lock after
+# the signal is not recorded apart (the recorder folds it into the condition's wait), so it
+# counts as the signal wait; the same lock taken with ``with cond:`` is the Lock/RLock's own.
+CONTENTION_KINDS = frozenset({"lock", "rlock", "semaphore"})
 
 Key = tuple[int, int]  # (pid, id)
 
@@ -140,6 +148,16 @@ def _core_records(path: Path, fmt: str, kinds: dict[Key, str]) -> list[dict[str,
     return out
 
 
+def is_contention(kind: str | None) -> bool:
+    """A wait on this kind of primitive is contention (``lock_wait``), not a signal wait."""
+    return kind in CONTENTION_KINDS
+
+
+def wait_state(kind: str | None) -> str:
+    """The thread state a wait on this kind of primitive is."""
+    return LOCK_WAIT if is_contention(kind) else SIGNAL_WAIT
+
+
 def _key(event: dict[str, Any]) -> Key:
     return (int(event.get("pid", 0)), int(event["id"]))
 
@@ -222,7 +240,8 @@ def _waits(model: LockModel, ends: list[dict[str, Any]],
         detail = WaitDetail(
             key[1], key[0], names.get(key, f"lock #{key[1]}"), end["kind"],
             _holder(start, end, releases.get(key, []), release_times.get(key, [])), ok)
-        interval = Interval(_s(end["t0"], t0_ns), _s(end["t"], t0_ns), LOCK_WAIT, detail)
+        interval = Interval(_s(end["t0"], t0_ns), _s(end["t"], t0_ns), wait_state(detail.kind),
+                            detail)
         model.waits.setdefault(end["tid"], []).append(interval)
         by_lock[key].append(_Wait(interval, detail, end["tid"], int(end["t"]) if ok else None))
     for intervals in model.waits.values():
@@ -241,8 +260,8 @@ def _open_waits(model: LockModel, starts: dict[tuple[Key, int, int], dict[str, A
         holder = start.get("holder")
         detail = WaitDetail(key[1], key[0], names.get(key, f"lock #{key[1]}"), start["kind"],
                             None if holder is None else int(holder), ok=False, unfinished=True)
-        interval = Interval(_s(start["t"], t0_ns), _s(max(end_ns, start["t"]), t0_ns), LOCK_WAIT,
-                            detail)
+        interval = Interval(_s(start["t"], t0_ns), _s(max(end_ns, start["t"]), t0_ns),
+                            wait_state(detail.kind), detail)
         model.waits.setdefault(start["tid"], []).append(interval)
         by_lock[key].append(_Wait(interval, detail, start["tid"], None))
 
@@ -295,8 +314,9 @@ def _lock_table(records: dict[Key, dict[str, Any]], stats: dict[Key, dict[str, A
             max_hold_s=max(counters.get("hold_max_ns", 0) / 1e9, max(hold_events_s, default=0.0)),
             waiters=_waiters(waits.get(key, [])),
             handoffs=_handoffs(kind, waits.get(key, []), held, t0_ns),
+            contention=is_contention(kind),
         ))
-    table.sort(key=lambda row: (-row.wait_s, -row.acquisitions, row.id))
+    table.sort(key=lambda row: (not row.contention, -row.wait_s, -row.acquisitions, row.id))
     return table
 
 

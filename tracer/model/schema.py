@@ -20,21 +20,24 @@ from tracer.runfolder import atomic_write_bytes
 # 2: GIL figures per thread, figure_sources, locks and lock holds. 3: every part typed (lock
 # statistics, wait and hold details, deadlock steps, run metrics, processes, enums for status,
 # end reason, method and source names); hand-offs say from_tid/to_tid. docs/model.md has it all.
-# 4: where the time went (``where``), who kept whom waiting (``gil_blame``, ``lock_blame``).
+# 4: where the time went (``where``), who kept whom waiting (``gil_blame``, ``lock_blame``),
+# what blocked each thread (``blocked_by``, ``BlockedDetail``).
 SCHEMA_VERSION = 4
 
 # Thread states, finest first. ``on_cpu``/``off_cpu`` are what the OS alone can tell; the GIL
-# recorders refine them into ``running``/``native`` and ``gil_wait``/``blocked``/``lock_wait``.
+# recorders refine them into ``running``/``native`` and ``gil_wait``/``blocked``; the lock
+# recorder into ``lock_wait`` (contention) and ``signal_wait`` (a signal no holder owes).
 RUNNING = "running"  # holds the GIL and executes Python
 NATIVE = "native"  # on a CPU without the GIL (C code that released it)
 GIL_WAIT = "gil_wait"  # ready to run Python, waiting for the GIL
-LOCK_WAIT = "lock_wait"  # blocked on a known threading lock
+LOCK_WAIT = "lock_wait"  # contention: a Lock/RLock/Semaphore acquire blocked by another thread
+SIGNAL_WAIT = "signal_wait"  # waiting for a signal: Condition/Event/Barrier wait, queue get/put
 BLOCKED = "blocked"  # sleep, I/O, join, queue, condition: not wanting the GIL
 CPU_WAIT = "cpu_wait"  # ready to run but no free core: preempted or queued by the OS
 ON_CPU = "on_cpu"  # on a CPU, GIL ownership unknown
 OFF_CPU = "off_cpu"  # off CPU, reason unknown
 LOCK_HOLD = "lock_hold"  # not a thread state: a lock held (ThreadTimeline.holds)
-STATES = (RUNNING, NATIVE, ON_CPU, GIL_WAIT, CPU_WAIT, LOCK_WAIT, BLOCKED, OFF_CPU)
+STATES = (RUNNING, NATIVE, ON_CPU, GIL_WAIT, CPU_WAIT, LOCK_WAIT, SIGNAL_WAIT, BLOCKED, OFF_CPU)
 ON_CPU_STATES = frozenset({RUNNING, NATIVE, ON_CPU})
 
 
@@ -57,7 +60,8 @@ class EndReason(Word):
 
 @dataclass(slots=True)
 class WaitDetail:
-    """What a ``lock_wait`` interval waited for: the primitive, who held it, how it ended."""
+    """What a ``lock_wait`` or ``signal_wait`` interval waited for: the primitive, who held it
+    (contention only: a signal has no holder), how it ended."""
 
     lock: int  # the primitive's number within its process
     pid: int
@@ -79,6 +83,27 @@ class HoldDetail:
     open: bool = False  # still held when the program ended
 
 
+class BlockedCause(Word):
+    """What a ``blocked`` thread was blocked by, from the syscall it slept in and its Python
+    stack (:mod:`tracer.model.blocked` decides; docs/model.md lists them)."""
+
+    SLEEP = "sleep"  # nanosleep/clock_nanosleep: time.sleep and the like
+    IO = "io"  # read/write/send/recv/accept/connect...: socket, pipe or file I/O
+    POLL = "poll"  # select/poll/epoll: waiting for any of several files or sockets
+    CHILD = "child"  # wait4/waitid: waiting for a child process
+    LOCK = "lock"  # a futex while the lock recorder saw it wait for a contended lock
+    SIGNAL = "signal"  # waiting to be signalled: a condition, event, queue, join, or a signal
+    FILE_LOCK = "file_lock"  # fcntl/flock: a file lock (SQLite's, fcntl.lockf...)
+    OTHER = "other"  # any other wait, or one nothing recorded the cause of
+
+
+@dataclass(slots=True)
+class BlockedDetail:
+    """Why a ``blocked`` interval was blocked."""
+
+    cause: BlockedCause
+
+
 @dataclass(slots=True)
 class Interval:
     """A thread was in ``state`` from ``start`` to ``end`` (seconds from t0)."""
@@ -86,7 +111,7 @@ class Interval:
     start: float
     end: float
     state: str
-    detail: WaitDetail | HoldDetail | None = None
+    detail: WaitDetail | HoldDetail | BlockedDetail | None = None
 
     @property
     def duration(self) -> float:
@@ -143,9 +168,13 @@ class ThreadTimeline:
     gil_wait_s: float | None = None
     gil_waits: int | None = None
     max_gil_wait_s: float | None = None
-    lock_wait_s: float | None = None
+    lock_wait_s: float | None = None  # contention only (lock_wait)
+    signal_wait_s: float | None = None  # waiting for a signal (signal_wait)
     holds: list[Interval] = field(default_factory=list)  # lock hold intervals (state lock_hold)
     gil_sampled: SampledGilFigures | None = None  # the uncertainty of sampled GIL figures
+    # Blocked seconds per BlockedCause, summing to state_s["blocked"] (time with no evidence of
+    # its cause is "other"); empty when the thread was never blocked.
+    blocked_by: dict[str, float] = field(default_factory=dict)
 
 
 TURNED_OFF = "turned off on the command line"  # the reason of a recorder the user left out
@@ -260,6 +289,9 @@ class LockStats:
     max_hold_s: float
     waiters: list[LockWaiter] = field(default_factory=list)
     handoffs: list[LockHandoff] = field(default_factory=list)
+    # Its waits are contention (Lock, RLock, Semaphore: another thread held it); False: waits
+    # for a signal (Condition, Event, Barrier, queue), which no holder owes.
+    contention: bool = True
 
 
 @dataclass
@@ -443,7 +475,8 @@ class RunModel:
     scenario: ScenarioInfo | None = None
     # figure -> how it was obtained, e.g. {"gil": "exact", "cpu": "sampled", "locks": ...}
     figure_sources: dict[str, Method] = field(default_factory=dict)
-    locks: list[LockStats] = field(default_factory=list)  # ranked by wait, then acquisitions
+    # ranked contention first, then by wait, then acquisitions
+    locks: list[LockStats] = field(default_factory=list)
     deadlocks: list[list[DeadlockStep]] = field(default_factory=list)  # cycles at stop time
     where: Where | None = None  # None: not attributed (a model built without stacks)
     gil_blame: list[GilBlame] = field(default_factory=list)  # largest first
@@ -555,8 +588,10 @@ def _deadlock_step(raw: dict[str, Any]) -> DeadlockStep:
 
 def _interval(raw: dict[str, Any]) -> Interval:
     detail = raw.get("detail")
-    if detail is not None:
-        kind = WaitDetail if raw["state"] == LOCK_WAIT else HoldDetail
+    if detail is not None and raw["state"] == BLOCKED:
+        raw = {**raw, "detail": BlockedDetail(BlockedCause(detail["cause"]))}
+    elif detail is not None:
+        kind = WaitDetail if raw["state"] in (LOCK_WAIT, SIGNAL_WAIT) else HoldDetail
         raw = {**raw, "detail": kind(**detail)}
     return Interval(**raw)
 
@@ -564,6 +599,7 @@ def _interval(raw: dict[str, Any]) -> Interval:
 def _thread_from_dict(raw: dict[str, Any]) -> ThreadTimeline:
     raw = dict(raw)
     raw["intervals"] = [_interval(i) for i in raw.get("intervals", [])]
+    raw["blocked_by"] = {BlockedCause(k): v for k, v in raw.get("blocked_by", {}).items()}
     raw["samples"] = [StackSample(**s) for s in raw.get("samples", [])]
     raw["holds"] = [_interval(i) for i in raw.get("holds", [])]
     if raw.get("gil_sampled") is not None:

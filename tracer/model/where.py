@@ -5,9 +5,9 @@ The states (exact from perf, or sampled) say *what* a thread was doing; a stack 
 (:mod:`tracer.model.stacks`) says *in which code*. Intersecting the two attributes every second
 of every state to a stack. For a GIL wait, the GIL's holder at each moment is the thread whose
 ``running`` interval covers it (one GIL per process), so the same intersection with the holder's
-stack says whose code kept the waiter waiting; for a lock wait, the lock recorder names the
-holder. Everything here is a pure function of the model's threads and a stack timeline per
-thread.
+stack says whose code kept the waiter waiting; for a lock wait (contention), the lock recorder
+names the holder. A wait for a signal is attributed to code like any state, and blamed on no
+one. Everything here is a pure function of the model's threads and a stack timeline per thread.
 """
 
 from __future__ import annotations
@@ -164,6 +164,8 @@ def _gil_blame(threads: Sequence[ThreadTimeline], timelines: Mapping[Key, StackT
 
 def _lock_blame(threads: Sequence[ThreadTimeline], timelines: Mapping[Key, StackTimeline],
                 trie: StackTrie) -> list[LockBlame]:
+    """Contention (``lock_wait``) only: a ``signal_wait`` (Event, Condition, queue...) has no
+    holder whose code kept the waiter waiting."""
     totals: dict[tuple[int, int, int, str, int | None, int], float] = defaultdict(float)
     for waiter in threads:
         me = (waiter.pid, waiter.tid)

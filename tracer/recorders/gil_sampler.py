@@ -20,13 +20,16 @@ Each tick it reads, in this order:
 
 Raw file ``raw/gil_samples.jsonl``: a ``{"kind": "meta", ...}`` line, then one line per tick
 ``{"t": t_ns, "h": last_holder, "l": locked, "n": switch_number,
-"th": [[tid, code, rq_ns, runs, cpu_ns], ...]}`` with ``code`` one of :data:`CODES` and the
+"th": [[tid, code, rq_ns, runs, cpu_ns(, syscall)], ...]}`` with ``code`` one of :data:`CODES`,
+for a ``B`` row the number of the syscall it sleeps in (what it is blocked by:
+:mod:`tracer.model.blocked` names it, with the meta line's ``machine``), and the
 thread's ``schedstat`` totals: ``rq_ns`` (field 2) its time spent runnable but waiting for a CPU
 (it tells a thread running native code from one merely ready to), ``runs`` (field 3) how many
 times it was scheduled onto a CPU, ``cpu_ns`` (field 1) its time on one. Then
 ``{"kind": "end", "t", "ticks", "cpu_ns", "error"}``: ``cpu_ns / ticks`` is what one tick cost.
-Recordings made before ``runs`` and ``cpu_ns`` were written have three-element rows and still
-load. The sampler writes what it saw; which thread held the GIL (``h`` is a PyThreadState
+Recordings made before ``runs`` and ``cpu_ns`` were written have three-element rows, and ones
+made before the syscall number was written have no sixth element; both still load. The
+sampler writes what it saw; which thread held the GIL (``h`` is a PyThreadState
 address, mapped to a tid through the bootstrap's ``threads.jsonl``) and what that makes each
 thread's state is decided by :mod:`tracer.model.gil_sampled`.
 
@@ -131,7 +134,7 @@ class _ThreadWatch:
     yet it still waits for the GIL.
     """
 
-    __slots__ = ("code", "sched", "sched_fd", "syscall_fd", "tid")
+    __slots__ = ("code", "nr", "sched", "sched_fd", "syscall_fd", "tid")
 
     def __init__(self, pid: int, tid: int) -> None:
         base = f"/proc/{pid}/task/{tid}"
@@ -144,20 +147,23 @@ class _ThreadWatch:
             raise
         self.sched = b""
         self.code = ""
+        self.nr = -1  # the syscall a BLOCKED thread sleeps in
 
-    def read(self, classify: Callable[[bytes], str]) -> tuple[str, int, int, int] | None:
+    def read(self, classify: Callable[[bytes], tuple[str, int]]
+             ) -> tuple[str, int, int, int, int] | None:
         """This tick's code and the thread's ``schedstat`` totals: run-queue wait (ns), times
-        scheduled, on-CPU time (ns); None once it exited."""
+        scheduled, on-CPU time (ns); then the syscall number (-1 unless blocked); None once it
+        exited."""
         try:
             sched = os.pread(self.sched_fd, 96, 0)
             if sched != self.sched or not self.code:
                 line = os.pread(self.syscall_fd, 64, 0)
                 if not line:
                     return None
-                self.code = classify(line)
+                self.code, self.nr = classify(line)
                 self.sched = sched
             on_cpu, run_queue, scheduled = sched.split()[:3]
-            return self.code, int(run_queue), int(scheduled), int(on_cpu)
+            return self.code, int(run_queue), int(scheduled), int(on_cpu), self.nr
         except (OSError, IndexError, ValueError):
             return None
 
@@ -168,7 +174,8 @@ class _ThreadWatch:
 
 
 class _Classifier:
-    """Turns one ``syscall`` line into a code; knows the futex number and the GIL's addresses."""
+    """Turns one ``syscall`` line into a code and, for ``BLOCKED``, the syscall's number (-1
+    otherwise); knows the futex number and the GIL's addresses."""
 
     def __init__(self, futex_nr: int, layout: dict[str, Any]) -> None:
         gil = int(layout["gil_addr"])
@@ -176,18 +183,19 @@ class _Classifier:
         self._wait = (gil + layout["wait_range"][0], gil + layout["wait_range"][1])
         self._handoff = (gil + layout["handoff_range"][0], gil + layout["handoff_range"][1])
 
-    def code(self, line: bytes) -> str:
+    def code(self, line: bytes) -> tuple[str, int]:
         if line.startswith(b"running"):
-            return RUNNABLE
+            return RUNNABLE, -1
         fields = line.split(None, 2)
         if len(fields) < 2 or fields[0] != self._futex:
-            return BLOCKED
+            # "-1 sp pc": blocked outside a syscall (e.g. a page fault); otherwise its number
+            return BLOCKED, int(fields[0]) if fields and fields[0].isdigit() else -1
         address = int(fields[1], 16)
         if self._wait[0] <= address < self._wait[1]:
-            return GIL_WAIT
+            return GIL_WAIT, -1
         if self._handoff[0] <= address < self._handoff[1]:
-            return HANDOFF_WAIT
-        return BLOCKED
+            return HANDOFF_WAIT, -1
+        return BLOCKED, int(fields[0])
 
 
 def read_layout(raw_dir: Path) -> dict[str, Any]:
@@ -333,14 +341,16 @@ class GilSampler(SamplingRecorder):
         """One tick; False once the target's memory can no longer be read."""
         assert self._reader is not None and self._classifier is not None
         code = self._classifier.code
-        rows: list[tuple[int, str, int, int, int]] = []
+        rows: list[tuple[Any, ...]] = []
         gone: list[int] = []
         for tid, watch in self._watches.items():
             got = watch.read(code)
             if got is None:
                 gone.append(tid)
+            elif got[0] == BLOCKED and got[4] >= 0:
+                rows.append((tid, *got))  # the syscall only where it says why: a blocked row
             else:
-                rows.append((tid, *got))
+                rows.append((tid, *got[:4]))
         for tid in gone:
             self._watches.pop(tid).close()
         self._max_threads = max(self._max_threads, len(rows))

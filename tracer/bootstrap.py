@@ -32,8 +32,11 @@ class _Target:
         self._patch_os_exit()
         signal.signal(signal.SIGTERM, _raise_interrupt)
         # A forked child (multiprocessing's fork start method) is not the recorded process: it
-        # must neither save the target's record nor turn SIGTERM into KeyboardInterrupt.
-        os.register_at_fork(after_in_child=_forget_in_child)
+        # must neither save the target's record nor turn SIGTERM into KeyboardInterrupt. SIGTERM
+        # is blocked across the fork: one sent to the child before its handler is reset would
+        # otherwise be swallowed (a pool terminating a worker it has just forked waited forever).
+        os.register_at_fork(before=_block_sigterm, after_in_parent=_unblock_sigterm,
+                            after_in_child=_forget_in_child)
 
     def _patch_os_exit(self) -> None:
         """``os._exit`` skips every finally block; save what was recorded before it happens."""
@@ -41,7 +44,8 @@ class _Target:
         recording = self.recording
 
         def _exit(status: int) -> NoReturn:
-            if os.getpid() != recording.pid:
+            if os.getpid() != recording.pid:  # a forked child (multiprocessing's workers)
+                _flush_child_locks()
                 real_exit(status)
             try:  # the program asked to leave now: whatever we fail to save, it leaves
                 recording.exit_code = status
@@ -99,13 +103,49 @@ def _wait_for_non_daemon_threads() -> None:
             thread.join()
 
 
-def _forget_in_child() -> None:
-    """Runs in every forked child of the program: it must not raise there (a fork from a
-    thread other than the main one cannot set a signal handler on some versions)."""
+def _flush_child_locks() -> None:
+    """A forked child leaving through ``os._exit`` skips atexit: write its lock events now."""
+    locks = sys.modules.get("tracer.instrument.locks")
+    if locks is None:
+        return
     try:
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        locks.flush()
+    except Exception as exc:
+        faults.note("lock_events_lost", exc)
+
+
+# Forking thread -> whether the program itself had SIGTERM blocked (then it stays blocked).
+_sigterm_was_blocked: dict[int, bool] = {}
+
+
+def _block_sigterm() -> None:
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+        _sigterm_was_blocked[threading.get_ident()] = signal.SIGTERM in before
+    except Exception as exc:  # no pthread_sigmask: the old window remains
+        faults.note("fork_handler", exc)
+
+
+def _unblock_sigterm() -> None:
+    """After the fork (either side): a SIGTERM that came meanwhile is delivered now."""
+    try:
+        if not _sigterm_was_blocked.pop(threading.get_ident(), True):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     except Exception as exc:
         faults.note("fork_handler", exc)
+
+
+def _forget_in_child() -> None:
+    """Runs in every forked child of the program: SIGTERM back to the default if the handler
+    is still ours (the program's own stays), then unblocked, so one already sent kills the
+    child as it would untraced. It must not raise there (a fork from a thread other than the
+    main one cannot set a signal handler on some versions)."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is _raise_interrupt:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    except Exception as exc:
+        faults.note("fork_handler", exc)
+    _unblock_sigterm()
 
 
 def _exit_code(code: object) -> int:

@@ -11,14 +11,24 @@ the thread-start hook raised and the thread never ran its target).
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import pyenv_interpreters, tracer
+from tests.e2e.helpers import REPO, pyenv_interpreters
 
 ONCE_FAILING = ("test__all__", "test_disallow_instantiation")
+
+
+def tracer(*args: str, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m tracer`` from this checkout (an editable install elsewhere would otherwise
+    be what runs from ``cwd``)."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "tracer", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 @pytest.mark.parametrize("python", [pytest.param(sys.executable, id="running"),

@@ -255,3 +255,58 @@ def test_traced_locks_carry_the_real_names_and_refusals(tmp_path: Path, pure: st
     out = json.loads(result.stdout)
     assert out["lock_is_traced"]
     assert out["after"] == out["before"]  # names, what type(lock)() and subclassing do
+
+
+def test_a_forked_child_is_alone_until_it_has_lock_events_to_write(tmp_path: Path) -> None:
+    """CPython's test_clear_threads_states_after_fork: ``sys._current_frames()`` in the child
+    holds the forking thread only; our writer thread starts there when it first has events."""
+    sink = tmp_path / "locks.jsonl"
+    locks.install(str(sink))
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            code = 2
+            try:
+                import time
+
+                time.sleep(0.3)  # a writer started by the fork handler would be running now
+                code = 0 if len(sys._current_frames()) == 1 else 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        locks.uninstall()
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+SIGTERM_AT_FORK = """
+import os, signal, sys, time
+from tracer import bootstrap
+
+signal.signal(signal.SIGTERM, bootstrap._raise_interrupt)  # what the bootstrap sets up
+# A SIGTERM that reaches the child before the bootstrap's handler has reset it (a pool
+# terminating a worker it has just forked): registered first, so it runs first in the child.
+os.register_at_fork(after_in_child=lambda: os.kill(os.getpid(), signal.SIGTERM))
+os.register_at_fork(before=bootstrap._block_sigterm, after_in_parent=bootstrap._unblock_sigterm,
+                    after_in_child=bootstrap._forget_in_child)
+pid = os.fork()
+if pid == 0:
+    time.sleep(2)
+    os._exit(0)  # the SIGTERM was swallowed
+print(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+print(signal.getsignal(signal.SIGTERM) is bootstrap._raise_interrupt)
+"""
+
+
+def test_a_sigterm_sent_to_a_just_forked_child_kills_it_as_untraced() -> None:
+    result = subprocess.run([sys.executable, "-c", SIGTERM_AT_FORK], capture_output=True,
+                            text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO)},
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    code, parent_handler_kept = result.stdout.split()
+    assert int(code) == -15, "the child outlived its SIGTERM"
+    assert parent_handler_kept == "True"

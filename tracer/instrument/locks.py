@@ -101,7 +101,8 @@ _site_ids: dict[tuple[Any, ...], int] = {}
 _site_origins: dict[tuple[Any, ...], Origin] = {}  # origin key -> where such locks are made
 _ids = itertools.count(1)
 _tls = _thread._local()
-_state: dict[str, Any] = {"sink": None, "installed": False, "pid": os.getpid(), "saved": {}}
+_state: dict[str, Any] = {"sink": None, "installed": False, "pid": os.getpid(), "saved": {},
+                          "writer_wanted": False}
 _file_kind: dict[str, int] = {}
 _USER, _STDLIB, _OURS = 0, 1, 2
 _STDLIB_DIR = os.path.dirname(threading.__file__) + os.sep
@@ -182,6 +183,16 @@ def _native_of(ident: int | None) -> int | None:
 def _emit(event: dict[str, Any]) -> None:
     event["pid"] = _state["pid"]
     _events.append(event)
+    if _state["writer_wanted"]:
+        _start_wanted_writer()
+
+
+def _start_wanted_writer() -> None:
+    """A forked child starts its writer thread when it first has something to write, not in
+    the fork handler: a child that only checks ``sys._current_frames()`` (CPython's
+    test_clear_threads_states_after_fork does) must find itself alone."""
+    _state["writer_wanted"] = False
+    _start_writer()
 
 
 def _wait_begin(prim_id: int, kind: str, holder: int | None) -> tuple[Any, ...]:
@@ -322,6 +333,8 @@ class _Traced:
         declares it (names it) in the JSON lines."""
         _mark_seen(self._id, self._kind, self._origin, self)
         _core_seen.append(self._id)
+        if _state["writer_wanted"]:
+            _start_wanted_writer()
 
     def _acquire_slow(self, blocking: Any, timeout: Any) -> bool:
         """Reached after a failed fast try (timeout -1) or with a timeout."""
@@ -902,8 +915,10 @@ def _start_afresh() -> None:
     _site_origins.clear()
     for lock in _live_locks():
         lock._n = lock._contended = lock._hold_ns = lock._hold_max = lock._written = 0
-    _emit(_header())
-    _start_writer()
+    header = _header()
+    header["pid"] = _state["pid"]
+    _events.append(header)
+    _state["writer_wanted"] = True  # see _start_wanted_writer
 
 
 def _header() -> dict[str, Any]:
@@ -1005,7 +1020,7 @@ def install(sink_path: str) -> None:
     threading.Lock = TRACED_LOCK  # type: ignore[assignment]
     threading.RLock = TRACED_RLOCK  # type: ignore[assignment]
     _state.update(sink=os.path.abspath(sink_path), installed=True, saved=saved,
-                  pid=os.getpid())
+                  pid=os.getpid(), writer_wanted=False)
     if RECORDER is not None:
         RECORDER.configure(_waiting)
     _emit(_header())

@@ -241,8 +241,12 @@ before = probe(real_types)
 from tracer.instrument import locks
 locks.install(sys.argv[1])
 after = probe({"Lock": type(threading.Lock()), "RLock": type(threading.RLock())})
+import pickle
+pickled = [pickle.loads(pickle.dumps(getattr(threading, key))) is getattr(threading, key)
+           for key in ("Lock", "RLock")]
 print(json.dumps({"before": before, "after": after, "traced": locks.NATIVE,
-                  "lock_is_traced": isinstance(threading.Lock(), locks.TracedLock)}))
+                  "lock_is_traced": isinstance(threading.Lock(), locks.TracedLock),
+                  "pickled": pickled}))
 """
 
 
@@ -254,7 +258,18 @@ def test_traced_locks_carry_the_real_names_and_refusals(tmp_path: Path, pure: st
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout)
     assert out["lock_is_traced"]
-    assert out["after"] == out["before"]  # names, what type(lock)() and subclassing do
+    # Pickled by reference as threading.Lock/RLock (a spawned manager unpickles the real ones):
+    # test__all__ asks only that the module be threading or _thread.
+    assert out["pickled"] == [True, True]
+    for key in ("Lock", "RLock"):
+        after, before = out["after"][key], out["before"][key]
+        assert after["factory"] == ["threading", key, key]
+        assert before["factory"][0] in ("threading", "_thread")
+        if before["factory"] != before["type"]:  # threading.Lock is not the type before 3.13
+            assert after["type"] == before["type"]  # _thread.lock, _thread.RLock
+        # what type(lock)() and subclassing do, and what a lock's type is called
+        assert {k: v for k, v in after.items() if k not in ("factory", "type", "made")} == {
+            k: v for k, v in before.items() if k not in ("factory", "type", "made")}
 
 
 def test_a_forked_child_is_alone_until_it_has_lock_events_to_write(tmp_path: Path) -> None:

@@ -279,6 +279,7 @@ class _Traced:
     # ``_thread.lock``), and subclassing (``_thread.lock`` everywhere).
     _no_direct = False
     _final = False
+    _real_name = "_thread.lock"  # the real type's, for those refusals' messages
     _lock: Any
     _try: Callable[..., bool]
     _free: Callable[[], None]
@@ -298,14 +299,14 @@ class _Traced:
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Any:
         if cls._no_direct:
-            raise TypeError(f"cannot create '{cls.__module__}.{cls.__name__}' instances")
+            raise TypeError(f"cannot create '{cls._real_name}' instances")
         return cls._make(args, kwargs)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         for base in cls.__bases__:
             if base.__dict__.get("_final"):
-                raise TypeError(f"type '{base.__module__}.{base.__name__}' is not an acceptable "
-                                "base type")
+                real = base.__dict__["_real_name"]
+                raise TypeError(f"type '{real}' is not an acceptable base type")
         super().__init_subclass__(**kwargs)
 
     @classmethod
@@ -488,6 +489,7 @@ def _pose_as(traced: type, real: type) -> None:
     refuses: direct instantiation, subclassing."""
     for attr in ("__module__", "__name__", "__qualname__"):
         setattr(traced, attr, getattr(real, attr))
+    traced._real_name = f"{real.__module__}.{real.__qualname__}"  # type: ignore[attr-defined]
     traced._no_direct = _refuses(lambda: real())  # type: ignore[attr-defined]
     traced._final = _refuses(lambda: type("probe", (real,), {}))  # type: ignore[attr-defined]
 
@@ -506,16 +508,27 @@ def _posing_function(original: Callable[..., Any],
     return factory
 
 
+def _pickled_as_threading(obj: Any, name: str) -> Any:
+    """Name what install() puts in ``threading`` as ``threading.<name>``: pickle finds a class
+    or function by its names, and must find this very object (multiprocessing's managers
+    pickle ``threading.Lock`` for a spawned manager, which unpickles the real one). CPython's
+    test__all__ asks only that the module be ``threading`` or ``_thread``."""
+    obj.__module__ = "threading"
+    obj.__name__ = obj.__qualname__ = name
+    return obj
+
+
 _pose_as(TracedLock, type(_orig_lock()))
 _pose_as(TracedRLock, type(_orig_rlock()))
 # What install() puts in ``threading``: a class where the original is a class (``threading.Lock``
-# on 3.13+ is ``_thread.lock``), else a function with the original's names (on 3.10-3.12 it was
+# on 3.13+ is ``_thread.lock``), else a function (on 3.10-3.12 ``threading.Lock`` was
 # ``_thread.allocate_lock``; ``threading.RLock`` is a function on every version).
-TRACED_LOCK: Callable[..., Any] = (
-    TracedLock if isinstance(_orig_lock, type) else _posing_function(_orig_lock, TracedLock._make))
-TRACED_RLOCK: Callable[..., Any] = (
+TRACED_LOCK: Callable[..., Any] = _pickled_as_threading(
+    TracedLock if isinstance(_orig_lock, type) else _posing_function(_orig_lock, TracedLock._make),
+    "Lock")
+TRACED_RLOCK: Callable[..., Any] = _pickled_as_threading(
     TracedRLock if isinstance(_orig_rlock, type)
-    else _posing_function(_orig_rlock, TracedRLock._make))
+    else _posing_function(_orig_rlock, TracedRLock._make), "RLock")
 
 
 def _forget(lock_id: int) -> Callable[[Any], None]:

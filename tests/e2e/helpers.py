@@ -22,7 +22,15 @@ def tracer(*args: str, cwd: Path | None = None, timeout: float = 240,
     return subprocess.run(
         [sys.executable, "-m", "tracer", *args],
         cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False,
+        env=_this_checkout_first(),
     )
+
+
+def _this_checkout_first() -> dict[str, str]:
+    """The CLI of this checkout, not of whichever checkout an editable install points at (a CI
+    clone or a second worktree re-points it)."""
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
 
 
 def load_model(run_dir: Path) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from reports.format import (
     gil_figure_words,
     thread_row_name,
 )
+from reports.processes_view import ProcessTable
 from reports.threads import ThreadGroup, ThreadSelection, thread_state_seconds
 from reports.view import ReportView, RunNumbers, as_view
 from reports.vocabulary import (
@@ -257,6 +258,7 @@ class Page:
     method_meanings: dict[Method, str]
     locks: LockPanel | None
     where: WherePanel
+    processes: ProcessTable | None
 
 
 def _page(view: ReportView, figures: list[FigureSpec]) -> Page:
@@ -296,6 +298,7 @@ def _page(view: ReportView, figures: list[FigureSpec]) -> Page:
         method_meanings=dict(METHOD_MEANINGS),
         locks=_lock_panel(view),
         where=where_panel(view),
+        processes=view.processes,
     )
 
 

@@ -40,6 +40,7 @@ from tracer.model.schema import (
     Frame,
     HoldDetail,
     Marker,
+    PhaseKind,
     RunModel,
     ThreadTimeline,
     WaitDetail,
@@ -86,6 +87,7 @@ def explain(view: ReportView) -> list[str]:
     paragraphs += _lock_reading(model, numbers)
     paragraphs += _signal_reading(model, numbers)
     paragraphs += blocked_reading(model, numbers)
+    paragraphs += process_reading(model)
     paragraphs += where_reading(view)
     paragraphs += _end_reading(view)
     if failed(model):
@@ -134,6 +136,49 @@ def blocked_reading(model: RunModel, n: RunNumbers) -> list[str]:
     if not parts:
         return []
     return [f"What blocked the threads, from the syscall each slept in: {'; '.join(parts)}."]
+
+
+def process_reading(model: RunModel) -> list[str]:
+    """What the child processes did, from their measured figures: the thread phase and the
+    process phase side by side when the run had both (the model's ``phases``), else the
+    children's CPU; then what is known of their GILs."""
+    children = model.processes[1:]
+    if not children:
+        return []
+    cores = plural(model.cores, "core")
+    phases = {phase.kind: phase for phase in model.phases}
+    threads, procs = phases.get(PhaseKind.THREADS), phases.get(PhaseKind.PROCESSES)
+    out: list[str] = []
+    if threads is not None and procs is not None:
+        out.append(
+            f"The run had a thread phase and a process phase. {plural(threads.workers, 'thread')} "
+            f"worked from {threads.start_s:.2f} to {threads.end_s:.2f} s at a CPU parallelism of "
+            f"{threads.parallelism:.2f}; {plural(procs.workers, 'child process')} from "
+            f"{procs.start_s:.2f} to {procs.end_s:.2f} s at {procs.parallelism:.2f} "
+            f"(on {cores}).")
+    elif procs is not None:
+        out.append(
+            f"{plural(procs.workers, 'child process').capitalize()} used "
+            f"{seconds_words(procs.cpu_s)} of CPU between {procs.start_s:.2f} and "
+            f"{procs.end_s:.2f} s: a CPU parallelism of {procs.parallelism:.2f} on {cores}.")
+    else:
+        cpu = sum(p.cpu_s or 0.0 for p in children)
+        out.append(f"It started {plural(len(children), 'child process')}, which used "
+                   f"{seconds_words(cpu)} of CPU in all.")
+    followed = [p for p in children if p.gil is not None]
+    if followed:
+        waits = sum(p.gil.waits for p in followed if p.gil is not None)
+        wait_s = sum(p.gil.wait_s for p in followed if p.gil is not None)
+        whose = (f"the {len(followed)} forked children perf followed" if len(followed) > 1
+                 else "the forked child perf followed")
+        out.append(
+            f"Each process has its own GIL: in {whose}, threads waited "
+            f"{seconds_words(wait_s)} for theirs ({plural(waits, 'wait')})." if waits else
+            f"Each process has its own GIL: no thread of {whose} waited for its GIL.")
+    elif model.metrics.gil is not None:
+        out.append("The GIL figures are the target process's: the GIL recorders did not follow "
+                   "its children (perf follows forked ones when it runs).")
+    return out
 
 
 def failed(model: RunModel) -> bool:

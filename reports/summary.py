@@ -28,6 +28,7 @@ from reports.format import (
     gil_figure_words,
     thread_row_name,
 )
+from reports.processes_view import ProcessTable
 from reports.threads import ThreadGroup, thread_state_seconds
 from reports.view import ReportView, RunNumbers, as_view
 from reports.vocabulary import end_reason_short, state_heading
@@ -57,6 +58,8 @@ def print_summary(source: RunModel | ReportView, run_dir: Path, console: Console
     gil = _gil_table(view)
     if gil is not None:
         print_table(gil, console)
+    if view.processes is not None:
+        print_table(_process_table(view.processes), console)
     _print_locks(model, console)
     _print_where(view, console)
     print_table(_source_table(model.sources), console)
@@ -193,6 +196,22 @@ def _gil_table(view: ReportView) -> Table | None:
         words = gil_figure_words(thread)
         table.add_row(Text(thread_row_name(thread)), words.held,
                       words.wait, words.waits, words.longest)
+    return table
+
+
+def _process_table(processes: ProcessTable) -> Table:
+    title = "Processes" + (f" (first {len(processes.rows)}; every one is in model.json)"
+                           if processes.hidden else "")
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("pid", justify="right", no_wrap=True)
+    table.add_column("role", no_wrap=True)
+    table.add_column("command", overflow="fold")
+    for heading in ("start", "end", "threads", "CPU s", "cores"):
+        table.add_column(heading, justify="right", no_wrap=True)
+    table.add_column("its GIL", no_wrap=True)
+    for row in processes.rows:
+        table.add_row(str(row.pid), row.role, Text(row.command), row.start, row.end, row.threads,
+                      row.cpu, row.cores, row.gil)
     return table
 
 

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reports.intervals import Segment, gil_turns, gil_waiter_steps, has_gil_data, run_end
+from reports.processes_view import ProcessTable, process_table
 from reports.threads import (
     ThreadSelection,
     ordered_threads,
@@ -90,6 +91,7 @@ class ReportView:
     gil_turns: Sequence[Segment]
     gil_waiters: GilWaiters
     where: WhereView | None = None  # None: the model attributed no time to stacks
+    processes: ProcessTable | None = None  # None: a run of one process
 
 
 def build_view(model: RunModel) -> ReportView:
@@ -111,6 +113,7 @@ def build_view(model: RunModel) -> ReportView:
         gil_turns=tuple(gil_turns(ordered)),
         gil_waiters=GilWaiters(times, counts),
         where=build_where_view(model, ordered, labels),
+        processes=process_table(model),
     )
 
 

@@ -108,7 +108,8 @@ def is_internal(thread: Any) -> bool:
 
 
 def _thread_event(ev: str, thread: Any, started: bool) -> dict[str, Any]:
-    record: dict[str, Any] = {"ev": ev, "t_ns": time.monotonic_ns(),
+    # pid: a forked child's threads write to the same log as the target's
+    record: dict[str, Any] = {"ev": ev, "t_ns": time.monotonic_ns(), "pid": os.getpid(),
                               "tid": threading.get_native_id(), "name": thread_name(thread)}
     if started:
         record.update(ident=threading.get_ident(), daemon=_thread_daemon(thread),

@@ -86,3 +86,44 @@ def test_parallelism_integrates_to_cpu_time(steps: list[tuple[int, float]], thre
     for thread in result.threads.values():
         spans = [(i.start, i.end) for i in thread.intervals]
         assert all(a[1] <= b[0] + 1e-12 for a, b in zip(spans, spans[1:]))
+
+
+@pytest.mark.parametrize("duty", [0.2, 0.37, 0.5, 0.63, 1.0])
+def test_drawn_on_cpu_time_matches_cpu_time_at_any_share_of_a_core(duty: float) -> None:
+    # Ten processes sharing two cores get a fifth of one each per period: a rule "on CPU when
+    # at least half the period" drew them never running while they used 0.2 CPU-s per second.
+    records = [_sample(t, [(7, 7, t * duty, "R")]) for t in range(0, 1001, 5)]
+    thread = analyse_cpu(records, 0, 1000 * MS).threads[(7, 7)]
+    drawn = sum(i.end - i.start for i in thread.intervals if i.state == "on_cpu")
+    assert thread.cpu_s == pytest.approx(duty)
+    assert abs(drawn - thread.cpu_s) <= 0.005  # within one period
+
+
+def test_a_process_counts_the_cpu_of_threads_it_never_listed() -> None:
+    # Process 20's own stat says 300 ms (30 ticks of 10 ms); the one thread seen used 100 ms:
+    # a thread that lived between two listings used the rest.
+    records: list[dict[str, Any]] = [
+        {"kind": "meta", "rate_hz": 200, "cores": 2, "clk_tck": 100, "boot_ns": 1_000 * MS},
+        {"kind": "thread", "t": 0, "pid": 20, "tid": 20, "comm": "python", "ppid": 1,
+         "start_ticks": 150},  # born at 1.5 s after boot: after the sampler started
+    ]
+    for t in range(0, 101, 10):
+        row = _sample(t, [(20, 20, t, "R")])
+        row["p"] = [[20, 3 * t // 10]]
+        records.append(row)
+    cpu = analyse_cpu(records, 0, 100 * MS)
+    assert cpu.threads[(20, 20)].cpu_s == pytest.approx(0.1)
+    assert cpu.process_cpu[20] == pytest.approx(0.3)
+    assert cpu.cpu_s == pytest.approx(0.3)
+
+
+def test_a_process_older_than_the_recording_counts_only_what_it_used_in_it() -> None:
+    records: list[dict[str, Any]] = [
+        {"kind": "meta", "rate_hz": 200, "cores": 2, "clk_tck": 100, "boot_ns": 1_000 * MS},
+        {"kind": "thread", "t": 0, "pid": 30, "tid": 30, "comm": "python", "start_ticks": 5},
+    ]
+    for t in range(0, 101, 10):
+        row = _sample(t, [(30, 30, 500 + t, "R")])
+        row["p"] = [[30, 50 + t // 10]]  # 500 ms before the recording began
+        records.append(row)
+    assert analyse_cpu(records, 0, 100 * MS).process_cpu[30] == pytest.approx(0.1)

@@ -858,10 +858,26 @@ def write_state() -> None:
         out.write(_json_line(record))
 
 
+# The writer's name as the OS sees it (15 bytes at most): a ``_thread`` thread has no
+# threading name, and in a forked child nothing else says the thread is ours, not the program's.
+WRITER_OS_NAME = b"threadscope-lw"
+
+
+def _name_os_thread(name: bytes) -> None:
+    """prctl(PR_SET_NAME) on Linux; elsewhere, or if refused, the thread keeps its name."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None).prctl(15, ctypes.c_char_p(name), 0, 0, 0)  # 15: PR_SET_NAME
+    except Exception:
+        pass
+
+
 def _writer_loop(generation: int) -> None:
     """Never raises: an exception leaving a ``_thread`` thread is printed in the program's
     output (at interpreter shutdown, even ``time.sleep`` may fail)."""
-    try:  # noqa: SIM105 - contextlib may already be torn down when this runs
+    try:  # not contextlib.suppress: it may already be torn down when this runs
+        _name_os_thread(WRITER_OS_NAME)
         _write_every_tick(generation)
     except Exception:  # shutting down: nowhere left to say so
         pass

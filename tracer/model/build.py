@@ -20,6 +20,7 @@ from tracer.model.gil_exact import ThreadGilFigures, gil_metrics
 from tracer.model.gil_sampled import SampledGilResult
 from tracer.model.gil_uncertainty import sampled_figures
 from tracer.model.locks import LockModel, build_lock_model, load_lock_events
+from tracer.model.processes import concurrency_phases, forked_children, process_figures
 from tracer.model.rawfiles import read_json, read_jsonl
 from tracer.model.samples import SampledThreads, StackTable, load_samples
 from tracer.model.schema import (
@@ -33,7 +34,6 @@ from tracer.model.schema import (
     Interval,
     Marker,
     Method,
-    ProcessInfo,
     RunMetrics,
     RunModel,
     Source,
@@ -129,13 +129,15 @@ def build_run(folder: RunFolder) -> BuiltRun:
                            exclude_pid=given.run.get("controller_pid"))
     functions = _functions(folder, given.run, given.target_raw, t0_ns, sources)
     internal = {int(e["tid"]) for e in given.events if e.get("ev") == "internal"}
-    threads = [t for t in _threads(pid, _thread_facts(given.events), cpu, sampled, functions,
+    threads = [t for t in _threads(pid, _thread_facts(given.events, pid), cpu, sampled, functions,
                                    t0_ns, end_ns)
                if not (t.pid == pid and t.tid in internal)]
     _mark_thread_ends(threads, given.target_raw, given.status, sampled, given.wall_s)
     figure_sources = {"cpu": Method.SAMPLED if cpu else Method.MISSING}
     gil = load_gil(raw, given.events, pid, t0_ns, end_ns)
     if gil is not None:
+        forks = forked_children(cpu.processes if cpu else [], pid)
+        gil.children = {child: g for child, g in gil.children.items() if child in forks}
         _apply_gil(threads, gil, pid)
         warnings.extend(gil.warnings)
         if gil.source in sources:
@@ -147,6 +149,8 @@ def build_run(folder: RunFolder) -> BuiltRun:
         figure_sources["locks"] = Method.INSTRUMENTED
     _blocked_causes(threads, gil, sources, table.stacks, t0_ns, pid)
     cores = int(given.run.get("cores") or (cpu.cores if cpu else 1))
+    processes = process_figures(cpu.processes if cpu else [], threads,
+                                cpu.process_cpu if cpu else None, gil, pid)
     model = RunModel(
         target=_target(given),
         t0_ns=t0_ns,
@@ -158,7 +162,9 @@ def build_run(folder: RunFolder) -> BuiltRun:
         parallelism=cpu.parallelism if cpu else None,
         markers=_markers(read_jsonl(raw / raw_files.MARKERS), t0_ns, end_ns),
         stacks=table.stacks,
-        processes=cpu.processes if cpu else [ProcessInfo(pid)],
+        processes=processes,
+        phases=concurrency_phases(processes, threads, cpu.parallelism if cpu else None, pid,
+                                  given.wall_s),
         partial=given.status.stopped_early or (given.mode != "attach" and not given.target_raw),
         warnings=warnings + _source_warnings(sources),
         figure_sources=figure_sources,
@@ -334,13 +340,16 @@ def _viztracer_slowdown(functions: FunctionTrace, target_raw: dict[str, Any],
     warnings[0:0] = up_front
 
 
-def _thread_facts(events: list[dict[str, Any]]) -> dict[int, _ThreadFacts]:
-    facts: dict[int, _ThreadFacts] = {}
+def _thread_facts(events: list[dict[str, Any]], pid: int) -> dict[tuple[int, int], _ThreadFacts]:
+    """Per (pid, tid): a forked child's threads log to the target's file, with their own pid
+    (records made before the pid was written are the target's)."""
+    facts: dict[tuple[int, int], _ThreadFacts] = {}
     for event in events:
         kind = event.get("ev")
         if kind not in ("start", "end", "main", "existing"):
             continue
-        fact = facts.setdefault(int(event["tid"]), _ThreadFacts())
+        key = (int(event.get("pid") or pid), int(event["tid"]))
+        fact = facts.setdefault(key, _ThreadFacts())
         if event.get("name"):
             fact.name = str(event["name"])
         if kind == "start":
@@ -356,23 +365,23 @@ def _thread_facts(events: list[dict[str, Any]]) -> dict[int, _ThreadFacts]:
     return facts
 
 
-def _threads(pid: int, facts: dict[int, _ThreadFacts], cpu: CpuRecording | None,
+def _threads(pid: int, facts: dict[tuple[int, int], _ThreadFacts], cpu: CpuRecording | None,
              sampled: SampledThreads, functions: FunctionTrace, t0_ns: int,
              end_ns: int) -> list[ThreadTimeline]:
-    keys: set[tuple[int, int]] = {(pid, tid) for tid in facts}
+    keys: set[tuple[int, int]] = set(facts)
     if cpu:
         keys |= {key for key, t in cpu.threads.items() if t.last_ns >= t0_ns}
     keys |= set(sampled.samples)
     out: list[ThreadTimeline] = []
     for key in sorted(keys):
-        fact = facts.get(key[1]) if key[0] == pid else None
-        fact = fact or _ThreadFacts()
+        fact = facts.get(key) or _ThreadFacts()
         cpu_thread = cpu.threads.get(key) if cpu else None
         name = (fact.name or sampled.names.get(key)
                 or (functions.thread_names.get(key[1]) if key[0] == pid else None)
                 or (cpu_thread.comm if cpu_thread else "") or f"thread {key[1]}")
-        if name.startswith(INTERNAL_THREAD_PREFIX):
-            continue
+        if name.startswith(INTERNAL_THREAD_PREFIX) or (
+                cpu_thread is not None and cpu_thread.comm.startswith(INTERNAL_THREAD_PREFIX)):
+            continue  # ours (a forked child's lock writer is named only by the OS)
         if key[0] != pid:  # a child process's thread: say which process it belongs to
             name = f"{'main' if key[0] == key[1] else name} [pid {key[0]}]"
         is_main = fact.is_main or key[0] == key[1] == pid
@@ -405,9 +414,14 @@ def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
     at its first GIL wait, not at the hook that logs it: that wait belongs to the thread. The
     per-thread figures are computed from the same clipped intervals the timeline shows."""
     for thread in threads:
-        if thread.pid != pid:
+        if thread.pid == pid:
+            timelines, wait_figures = gil.timelines, gil.wait_figures
+        elif thread.pid in gil.children:  # a forked child's own GIL
+            child = gil.children[thread.pid]
+            timelines, wait_figures = child.timelines, child.wait_figures
+        else:
             continue
-        timeline = gil.timelines.get(thread.tid)
+        timeline = timelines.get(thread.tid)
         if not timeline or thread.start_s is None or thread.end_s is None:
             continue
         if not thread.is_main:
@@ -421,7 +435,7 @@ def _apply_gil(threads: list[ThreadTimeline], gil: GilResult, pid: int) -> None:
         thread.gil_wait_s = round(mine.wait_s, 6)
         thread.gil_waits = mine.waits
         thread.max_gil_wait_s = round(mine.max_wait_s, 6)
-        exact = gil.wait_figures.get(thread.tid)
+        exact = wait_figures.get(thread.tid)
         if exact is not None:  # counted from the events themselves, not from intervals
             thread.gil_waits = exact.waits
             thread.max_gil_wait_s = round(exact.max_wait_s, 6)

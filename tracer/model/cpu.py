@@ -1,10 +1,16 @@
 """From the OS sampler's readings to on-CPU/off-CPU intervals, CPU time and CPU parallelism.
 
 ``schedstat`` counts exact on-CPU nanoseconds, so CPU time and parallelism are exact up to the
-sampling grid; only *when* inside one sampling period a thread ran is unknown. A period in which
-a thread ran at least half the time is drawn as ``on_cpu``; one in which it spent at least half
-the time in the run queue (ready, but no free core: ``schedstat``'s second field) as
-``cpu_wait``.
+sampling grid; only *when* inside one sampling period a thread ran is unknown. Periods are drawn
+``on_cpu`` so that the drawn on-CPU time matches the measured CPU time: each period adds its
+on-CPU time to a running credit, and a period is drawn ``on_cpu`` once the credit reaches half a
+period (which it then pays). A thread that ran all the time is drawn running all the time; one
+that had a fifth of a core every period (ten processes on two cores) is drawn running every
+fifth period, not never. ``cpu_wait`` (ready, but no free core: ``schedstat``'s second field)
+is drawn the same way in the periods left.
+
+A process's CPU time comes from its own ``/proc/PID/stat`` as well, which counts threads that
+exited between two listings of its threads: whichever says more is its CPU time.
 """
 
 from __future__ import annotations
@@ -34,6 +40,24 @@ class ThreadCpu:
 
 
 @dataclass
+class ProcessCpu:
+    """What a process's own ``/proc/PID/stat`` said: CPU clock ticks, first and last seen."""
+
+    pid: int
+    born_in_recording: bool = False  # its start time is after the sampler's start
+    ticks: list[tuple[int, int]] = field(default_factory=list)  # (t_ns, utime + stime)
+
+    def cpu_s(self, t0_ns: int, end_ns: int, clk_tck: int) -> float:
+        """Its CPU time within the window: all of it for a process born in the recording."""
+        inside = [ticks for t, ticks in self.ticks if t <= end_ns]
+        if not inside:
+            return 0.0
+        before = [ticks for t, ticks in self.ticks if t <= t0_ns]
+        start = 0 if self.born_in_recording else (before[-1] if before else inside[0])
+        return max(0, inside[-1] - start) / clk_tck
+
+
+@dataclass
 class CpuRecording:
     threads: dict[tuple[int, int], ThreadCpu]
     processes: list[ProcessInfo]
@@ -41,6 +65,7 @@ class CpuRecording:
     cpu_s: float
     rate_hz: float | None
     cores: int
+    process_cpu: dict[int, float] = field(default_factory=dict)  # pid -> CPU-s in the window
 
 
 def analyse_cpu(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int) -> CpuRecording:
@@ -48,10 +73,15 @@ def analyse_cpu(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int) -> C
     processes: list[ProcessInfo] = []
     rate_hz: float | None = None
     cores = 1
+    clk_tck, boot_ns, t_first = 100, None, None
+    stats: dict[int, ProcessCpu] = {}
     for record in records:
         kind = record.get("kind")
         if kind == "s":
             t = int(record["t"])
+            t_first = t if t_first is None else t_first
+            for pid, ticks in record.get("p", ()):
+                stats.setdefault(int(pid), ProcessCpu(int(pid))).ticks.append((t, int(ticks)))
             for pid, tid, cpu_ns, runq_ns, state in record["r"]:
                 thread = threads.get((pid, tid))
                 if thread is None:
@@ -66,16 +96,25 @@ def analyse_cpu(records: Iterable[dict[str, Any]], t0_ns: int, end_ns: int) -> C
                 ppid = record.get("ppid")
                 processes.append(ProcessInfo(key[0], None if ppid is None else int(ppid),
                                              [str(arg) for arg in record.get("cmdline", [])]))
+                start_ticks = record.get("start_ticks")
+                if boot_ns is not None and start_ticks is not None:
+                    stats.setdefault(key[0], ProcessCpu(key[0])).born_in_recording = (
+                        int(start_ticks) * 1e9 / clk_tck > boot_ns)
         elif kind == "meta":
             rate_hz = float(record.get("rate_hz", 0)) or None
             cores = int(record.get("cores", 1))
-    total_cpu = 0.0
+            clk_tck = int(record.get("clk_tck", 100)) or 100
+            boot_ns = int(record["boot_ns"]) if record.get("boot_ns") else None
+    per_process: dict[int, float] = {}
     for thread in threads.values():
         thread.cpu_s = _cpu_in_window(thread.readings, t0_ns, end_ns) / 1e9
         thread.intervals = _intervals(thread.readings, t0_ns, end_ns)
-        total_cpu += thread.cpu_s
+        per_process[thread.pid] = per_process.get(thread.pid, 0.0) + thread.cpu_s
+    for pid, stat in stats.items():
+        per_process[pid] = max(per_process.get(pid, 0.0), stat.cpu_s(t0_ns, end_ns, clk_tck))
     series = _parallelism(threads.values(), t0_ns, end_ns)
-    return CpuRecording(threads, processes, series, total_cpu, rate_hz, cores)
+    return CpuRecording(threads, processes, series, sum(per_process.values()), rate_hz, cores,
+                        per_process)
 
 
 def _cpu_at(readings: list[tuple[int, int, str, int]], t_ns: int) -> float:
@@ -104,15 +143,24 @@ def _cpu_in_window(readings: list[tuple[int, int, str, int]], t0_ns: int,
 
 def _intervals(readings: list[tuple[int, int, str, int]], t0_ns: int,
                end_ns: int) -> list[Interval]:
+    """States per sampling period, drawn so their totals match the measured times (see the
+    module's docstring): the credits carry the part of a period that was not drawn."""
     out: list[Interval] = []
+    on_credit = queue_credit = 0.0
     for (ta, ca, _, qa), (tb, cb, _, qb) in itertools.pairwise(readings):
         start, end = max(ta, t0_ns), min(tb, end_ns)
         if end <= start or tb <= ta:
             continue
-        if (cb - ca) / (tb - ta) >= ON_CPU_THRESHOLD:
+        share = (end - start) / (tb - ta)  # of this period inside the window
+        on_credit += (cb - ca) * share
+        queue_credit += (qb - qa) * share
+        half = ON_CPU_THRESHOLD * (end - start)
+        if on_credit >= half:
             state = ON_CPU
-        elif (qb - qa) / (tb - ta) >= ON_CPU_THRESHOLD:
+            on_credit -= end - start
+        elif queue_credit >= half:
             state = CPU_WAIT
+            queue_credit -= end - start
         else:
             state = OFF_CPU
         s, e = (start - t0_ns) / 1e9, (end - t0_ns) / 1e9

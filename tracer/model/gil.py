@@ -9,6 +9,7 @@ says GIL ownership was not measured.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,13 @@ from tracer import raw_files
 from tracer.errors import CorruptRecording
 from tracer.instrument.gil_probe import FutexWords
 from tracer.model.blocked import SyscallSamples, syscall_samples
-from tracer.model.gil_exact import UprobeRecording, gil_metrics, parse_perf_script, reconstruct
+from tracer.model.gil_exact import (
+    GilEvent,
+    UprobeRecording,
+    gil_metrics,
+    parse_perf_script,
+    reconstruct,
+)
 from tracer.model.gil_fill import fill_from_samples
 from tracer.model.rawfiles import read_json
 from tracer.model.schema import GilRunFigures, Interval, Method
@@ -34,6 +41,14 @@ class WaitFigures:
 
 
 @dataclass
+class ProcessGil:
+    """One child process's GIL as the exact events saw it (each process has its own GIL)."""
+
+    timelines: dict[int, list[Interval]]  # tid -> states, seconds from t0
+    wait_figures: dict[int, WaitFigures] = field(default_factory=dict)
+
+
+@dataclass
 class GilResult:
     method: Method  # exact | sampled
     source: SourceName  # the recorder it came from
@@ -46,6 +61,8 @@ class GilResult:
     # The GIL sampler's syscall samples, what blocked threads slept in (None: it did not run)
     syscalls: SyscallSamples | None = None
     warnings: list[str] = field(default_factory=list)  # for the model's warnings
+    # pid -> a forked child's GIL (exact only: perf follows forks, whose GIL keeps its address)
+    children: dict[int, ProcessGil] = field(default_factory=dict)
 
     @property
     def holder_method(self) -> Method:
@@ -63,7 +80,7 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
         return None
     warnings: list[str] = []
     result = _exact(raw_dir, pid, t0_ns, end_ns, warnings) if prefer_exact else None
-    sampled = _sampled(raw_dir, thread_events, t0_ns, end_ns)
+    sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns)
     cut = _budget_cut(raw_dir, t0_ns)
     if result is not None and cut is not None:
         # Exact events cover only the start of the run: the sampler speaks for all of it.
@@ -110,17 +127,29 @@ def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
         raise CorruptRecording(f"cannot read {path}: {exc}") from exc
     if not events:
         return None
-    threads = reconstruct(events, t0_ns, end_ns, pid=pid)
-    result = GilResult(Method.EXACT, SourceName.PERF,
-                       {tid: t.intervals for tid, t in threads.items()})
+    by_pid: dict[int, list[GilEvent]] = defaultdict(list)
+    for event in events:
+        by_pid[event.pid].append(event)
+    mine = _process_gil(by_pid.pop(pid, []), t0_ns, end_ns)
+    result = GilResult(Method.EXACT, SourceName.PERF, mine.timelines,
+                       wait_figures=mine.wait_figures)
+    result.children = {child: _process_gil(found, t0_ns, end_ns)
+                       for child, found in by_pid.items() if child > 0}
+    return result
+
+
+def _process_gil(events: list[GilEvent], t0_ns: int, end_ns: int) -> ProcessGil:
+    """One process's threads' states and waits, from its events alone."""
+    threads = reconstruct(events, t0_ns, end_ns)
+    out = ProcessGil({tid: t.intervals for tid, t in threads.items()})
     for tid, thread in threads.items():
         spans = [min(w.end_ns, end_ns) - max(w.start_ns, t0_ns) for w in thread.waits]
-        result.wait_figures[tid] = WaitFigures(
+        out.wait_figures[tid] = WaitFigures(
             waits=sum(w.slept for w in thread.waits),
             wait_s=sum(spans) / 1e9,
             max_wait_s=max(spans, default=0) / 1e9,
         )
-    return result
+    return out
 
 
 def _budget_cut(raw_dir: Path, t0_ns: int) -> str | None:
@@ -143,7 +172,7 @@ def _fill(exact: GilResult, sampled: GilResult) -> None:
             "for the GIL, so no event says who held it) takes the GIL sampler's view.")
 
 
-def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], t0_ns: int,
+def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns: int,
              end_ns: int) -> GilResult | None:
     path = raw_dir / raw_files.GIL_SAMPLES
     if not path.is_file():
@@ -153,7 +182,7 @@ def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], t0_ns: int,
     samples = gil_sampled.load_gil_samples(path)
     if not samples:
         return None
-    tstates = gil_sampled.tstate_map(thread_events)
+    tstates = gil_sampled.tstate_map(thread_events, pid)
     analysed = gil_sampled.analyse_samples(samples, tstates, t0_ns, end_ns,
                                            gil_sampled.tick_cost_ns(path))
     switches = gil_sampled.sampled_switches(samples, t0_ns, end_ns)

@@ -173,8 +173,11 @@ def _sample_from(record: Mapping[str, Any]) -> dict[str, Any]:
     return sample
 
 
-def tstate_map(thread_events: Iterable[Mapping[str, Any]]) -> list[TstateSpan]:
-    """Which thread a PyThreadState address meant, and when, from ``threads.jsonl`` events.
+def tstate_map(thread_events: Iterable[Mapping[str, Any]], pid: int | None = None
+               ) -> list[TstateSpan]:
+    """Which thread of process ``pid`` a PyThreadState address meant, and when, from
+    ``threads.jsonl`` events (a forked child's threads log there too, under their own pid, and
+    its addresses may repeat the parent's; an event without a pid is the target's).
 
     ``start``/``main`` events carry ``tstate``, and so do ``existing`` ones when an attach read
     the threads from outside (:mod:`tracer.attached_threads`); the matching ``end`` (same tid)
@@ -188,7 +191,7 @@ def tstate_map(thread_events: Iterable[Mapping[str, Any]]) -> list[TstateSpan]:
     open_by_tstate: dict[int, list[Any]] = {}
     for event in sorted(thread_events, key=lambda e: e.get("t_ns", 0)):
         kind, tid, t_ns = event.get("ev"), event.get("tid"), event.get("t_ns")
-        if not isinstance(tid, int):
+        if not isinstance(tid, int) or (pid is not None and event.get("pid", pid) != pid):
             continue
         if kind in ("start", "main", "existing") and isinstance(event.get("tstate"), int):
             tstate = int(event["tstate"])

@@ -22,7 +22,7 @@ from tracer.runfolder import atomic_write_bytes
 # end reason, method and source names); hand-offs say from_tid/to_tid. docs/model.md has it all.
 # 4: where the time went (``where``), who kept whom waiting (``gil_blame``, ``lock_blame``),
 # what blocked each thread (``blocked_by``, ``BlockedDetail``).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # Thread states, finest first. ``on_cpu``/``off_cpu`` are what the OS alone can tell; the GIL
 # recorders refine them into ``running``/``native`` and ``gil_wait``/``blocked``; the lock
@@ -319,12 +319,29 @@ COMMAND_CHARS = 60  # of a process's command line in a track name
 
 
 @dataclass
+class ProcessGilFigures:
+    """One process's own GIL, summed over its threads (each process has its own GIL)."""
+
+    method: Method  # exact | sampled
+    held_s: float | None  # GIL-held time of its threads; None: the source cannot tell
+    wait_s: float
+    waits: int
+
+
+@dataclass
 class ProcessInfo:
-    """A process of the recording (the target and its children)."""
+    """A process of the recording (the target and its children), with what it used."""
 
     pid: int
     ppid: int | None = None
     cmdline: list[str] = field(default_factory=list)
+    start_s: float | None = None  # first and last seen, seconds from t0
+    end_s: float | None = None
+    threads: int = 0  # threads seen
+    # its own /proc/PID/stat or its threads' schedstat, whichever says more: the stat counts
+    # threads that lived between two listings
+    cpu_s: float | None = None
+    gil: ProcessGilFigures | None = None  # None: no GIL source followed this process
 
     @property
     def command(self) -> str:
@@ -333,6 +350,26 @@ class ProcessInfo:
             return ""
         text = " ".join([Path(self.cmdline[0]).name, *self.cmdline[1:]])
         return text if len(text) <= COMMAND_CHARS else text[:COMMAND_CHARS - 1] + "…"
+
+
+class PhaseKind(Word):
+    """Whose work a phase of the run was."""
+
+    THREADS = "threads"  # the target's own threads, its child processes idle or absent
+    PROCESSES = "processes"  # its child processes
+
+
+@dataclass
+class ConcurrencyPhase:
+    """A stretch of the run in which the work was done by threads, or by child processes, with
+    the CPU parallelism measured in it: what lets the report compare the two when both ran."""
+
+    kind: PhaseKind
+    start_s: float
+    end_s: float
+    workers: int  # threads (besides the main thread) or child processes that used CPU in it
+    cpu_s: float  # CPU time of the whole process tree in the stretch
+    parallelism: float  # cpu_s per second of the stretch
 
 
 @dataclass
@@ -469,6 +506,7 @@ class RunModel:
     markers: list[Marker] = field(default_factory=list)
     stacks: list[list[str]] = field(default_factory=list)
     processes: list[ProcessInfo] = field(default_factory=list)
+    phases: list[ConcurrencyPhase] = field(default_factory=list)  # in time order
     partial: bool = False
     warnings: list[str] = field(default_factory=list)
     claims: list[Claim] = field(default_factory=list)
@@ -521,7 +559,8 @@ class RunModel:
                 parallelism=Series(**raw["parallelism"]) if raw.get("parallelism") else None,
                 markers=[Marker(**m) for m in raw.get("markers", [])],
                 stacks=raw.get("stacks", []),
-                processes=[ProcessInfo(**p) for p in raw.get("processes", [])],
+                processes=[_process(p) for p in raw.get("processes", [])],
+                phases=[_phase(p) for p in raw.get("phases", [])],
                 partial=raw.get("partial", False),
                 warnings=raw.get("warnings", []),
                 claims=[Claim(**c) for c in raw.get("claims", [])],
@@ -574,6 +613,16 @@ def _where(raw: dict[str, Any]) -> Where:
                  [WhereRow(r["tid"], r["state"], _stack(r["stack"]), r["seconds"])
                   for r in raw.get("rows", [])],
                  dict(raw.get("unattributed_s", {})))
+
+
+def _process(raw: dict[str, Any]) -> ProcessInfo:
+    gil = raw.get("gil")
+    return ProcessInfo(**{**raw, "gil": ProcessGilFigures(**{**gil, "method": Method(
+        gil["method"])}) if gil else None})
+
+
+def _phase(raw: dict[str, Any]) -> ConcurrencyPhase:
+    return ConcurrencyPhase(**{**raw, "kind": PhaseKind(raw["kind"])})
 
 
 def _lock_stats(raw: dict[str, Any]) -> LockStats:

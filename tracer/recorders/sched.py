@@ -78,12 +78,41 @@ class _Task:
 
 
 
+class _Process:
+    """A process's own ``/proc/PID/stat``: its CPU time counts threads that have exited too (the
+    per-thread files do not outlive their thread), so a child's total adds up to what /proc says
+    even for threads that lived between two listings."""
+
+    __slots__ = ("fd", "pid")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY)
+
+    def read(self) -> tuple[int, int] | None:
+        """(utime + stime in clock ticks, start time in clock ticks after boot); None once gone."""
+        try:
+            stat = os.pread(self.fd, 1024, 0)
+        except OSError:
+            return None
+        fields = stat[stat.rfind(b")") + 2:].split()
+        try:  # fields 14, 15 and 22 of proc(5), counted from the state letter (field 3)
+            return int(fields[11]) + int(fields[12]), int(fields[19])
+        except (IndexError, ValueError):
+            return None
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
 class SchedSampler(SamplingRecorder):
     name = SourceName.SCHED
 
     def __init__(self) -> None:
         super().__init__()
         self._tasks: dict[tuple[int, int], _Task] = {}
+        self._processes: dict[int, _Process] = {}
         self._ticks = 0
         self._rate_hz = 200.0
         self._max_threads = 0
@@ -100,6 +129,7 @@ class SchedSampler(SamplingRecorder):
         self._root_pid = ctx.pid
         self._open(ctx.raw_dir / raw_files.SCHED, {"rate_hz": self._rate_hz, "root_pid": ctx.pid,
                                             "clk_tck": os.sysconf("SC_CLK_TCK"),
+                                            "boot_ns": _since_boot_ns(),
                                             "cores": os.cpu_count() or 1})
         self._refresh_tasks(self._started_ns)
         self._sample(time.monotonic_ns())
@@ -110,6 +140,9 @@ class SchedSampler(SamplingRecorder):
         for task in self._tasks.values():
             task.close()
         self._tasks.clear()
+        for process in self._processes.values():
+            process.close()
+        self._processes.clear()
 
     def describe(self) -> Source:
         seconds = max((self._stopped_ns - self._started_ns) / 1e9, 1e-9)
@@ -152,14 +185,23 @@ class SchedSampler(SamplingRecorder):
         for key in gone:
             self._tasks.pop(key).close()
             self._write({"kind": "gone", "t": now_ns, "pid": key[0], "tid": key[1]})
+        processes = []
+        for pid, process in list(self._processes.items()):
+            got = process.read()
+            if got is None:
+                self._processes.pop(pid).close()
+            else:
+                processes.append([pid, got[0]])
         self._max_threads = max(self._max_threads, len(rows))
-        self._write({"kind": "s", "t": now_ns, "r": rows})
+        self._write({"kind": "s", "t": now_ns, "r": rows, "p": processes})
         self._ticks += 1
 
     def _refresh_tasks(self, now_ns: int) -> None:
         for pid in self._process_tree():
             try:
                 tids = [int(name) for name in os.listdir(f"/proc/{pid}/task")]
+                if pid not in self._processes:
+                    self._processes[pid] = _Process(pid)
             except OSError:
                 continue
             for tid in tids:
@@ -175,6 +217,10 @@ class SchedSampler(SamplingRecorder):
                 if pid == tid:
                     entry["cmdline"] = read_text(f"/proc/{pid}/cmdline").split("\0")[:-1]
                     entry["ppid"] = parent_pid(pid)
+                    process = self._processes.get(pid)
+                    stat = process.read() if process is not None else None
+                    if stat is not None:
+                        entry["start_ticks"] = stat[1]
                 self._write(entry)
 
     def _process_tree(self) -> list[int]:
@@ -194,3 +240,11 @@ class SchedSampler(SamplingRecorder):
                 todo.extend(int(c) for c in read_text(f"/proc/{pid}/task/{tid}/children").split())
         return seen
 
+
+def _since_boot_ns() -> int:
+    """Now on the clock ``/proc/PID/stat``'s start times count from (boot), to tell a process
+    born during the recording (all its CPU time is in it) from one that existed before."""
+    try:
+        return time.clock_gettime_ns(time.CLOCK_BOOTTIME)
+    except (AttributeError, OSError):
+        return time.monotonic_ns()

@@ -17,6 +17,7 @@ import traceback
 from types import FrameType
 from typing import Any, NoReturn
 
+from tracer import raw_files
 from tracer.inprocess import InProcessRecording, is_internal
 from tracer.instrument import faults
 
@@ -69,9 +70,13 @@ class _Target:
         except SystemExit as exc:
             recording.exit_code = _exit_code(exc.code)
             recording.status = "ok" if recording.exit_code == 0 else "failed"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             _ignore_stop_signals()
-            traceback.print_exc()
+            if self._stopped_for() == "timeout":
+                print(f"threadscope: --timeout reached; the program was stopped "
+                      f"{_where_stopped(exc)}", file=sys.stderr)
+            else:
+                traceback.print_exc()
             recording.exit_code = 130
             recording.status = "interrupted"
         except BaseException as exc:
@@ -81,6 +86,15 @@ class _Target:
             recording.error = f"{type(exc).__name__}: {exc}"
         return recording.exit_code or 0
 
+    def _stopped_for(self) -> str:
+        """Why the session stopped us, if it said (raw_files.STOP_REASON): "" for a Ctrl-C."""
+        try:
+            with open(os.path.join(self.config["raw_dir"], raw_files.STOP_REASON),
+                      encoding="utf-8") as handle:
+                return handle.read().strip()
+        except OSError:
+            return ""
+
     def _run_user_code(self) -> None:
         kind, what = self.config["kind"], self.config["run"]
         if kind == "script":
@@ -89,6 +103,19 @@ class _Target:
         else:
             sys.path[0] = os.getcwd()
             runpy.run_module(what, run_name="__main__", alter_sys=True)
+
+
+def _where_stopped(exc: BaseException) -> str:
+    """ "in join() (app.py:4)": the program's innermost frame outside the standard library and
+    us, from the interrupt's traceback (the whole stack is in the report)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    stdlib = os.path.dirname(os.__file__)
+    mine = [f for f in frames if not f.filename.startswith((ours, stdlib, "<frozen"))]
+    if not mine:
+        return "(the report has its stacks)"
+    last = mine[-1]
+    return f"in {last.name} ({os.path.basename(last.filename)}:{last.lineno})"
 
 
 def _wait_for_non_daemon_threads() -> None:

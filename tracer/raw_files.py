@@ -48,6 +48,7 @@ PYSPY_LOG = "pyspy_record.log"  # py-spy record's own messages
 PERF_DATA = "perf.data"  # perf record's output
 PERF_TEXT = "perf_gil.txt"  # perf script's text of it, what the exact model reads
 PERF_LOG = "perf_record.log"  # perf record's own messages
+STOP_REASON = "stop_reason"  # why the controller stopped the target ("timeout"), before its SIGINT
 PERF_BUDGET = "perf_budget.json"  # where the cost guard stopped perf, if it did
 
 

@@ -70,7 +70,7 @@ def _record(spec: TargetSpec, folder: RunFolder, options: RecordOptions,
             os.write(go_fd, b"G")
             os.close(go_fd)
             with _progress_line(options, recorders) as tick:
-                status, exit_code = _wait(proc, options, recorders, tick, stops)
+                status, exit_code = _wait(proc, options, recorders, tick, stops, folder.raw)
             exit_ns = time.monotonic_ns()
 
     sources = recorders.sources
@@ -168,9 +168,11 @@ def _progress_line(options: RecordOptions,
 def _wait(
     proc: subprocess.Popen[bytes], options: RecordOptions, recorders: RecorderSet,
     tick: Callable[[], None] = lambda: None, stops: StopRequests | None = None,
+    raw_dir: Path | None = None,
 ) -> tuple[str, int]:
     """Wait for the target to end, or stop it at the timeout or on a stop request; returns the
-    status and exit code for run.json."""
+    status and exit code for run.json. At the timeout the target is told why first (in
+    ``raw_dir``), so it says "stopped at --timeout" rather than print a Ctrl-C traceback."""
     stops = stops if stops is not None else StopRequests()
     deadline = None if options.timeout_s is None else time.monotonic() + options.timeout_s
     while True:
@@ -181,6 +183,9 @@ def _wait(
             pass
         tick()
         if deadline is not None and time.monotonic() >= deadline:
+            if raw_dir is not None:
+                with contextlib.suppress(OSError):
+                    (raw_dir / raw_files.STOP_REASON).write_text("timeout")
             recorders.final_dump()
             code = _stop_target(proc)
             return "timeout", code if code >= 0 else 128 - code

@@ -73,7 +73,7 @@ def test_ten_children_on_few_cores_are_drawn_running_as_long_as_they_ran(
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a process phase needs two cores to differ")
 def test_the_process_phase_is_measured_beside_the_thread_phase(tmp_path: Path) -> None:
-    model, truth = _record(tmp_path, "fork", "4", "4000000")
+    model, _ = _record(tmp_path, "fork", "4", "4000000")
     phases = {p["kind"]: p for p in model["phases"]}
     assert set(phases) == {"threads", "processes"}, model["phases"]
     threads, procs = phases["threads"], phases["processes"]

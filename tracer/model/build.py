@@ -171,6 +171,7 @@ def build_run(folder: RunFolder) -> BuiltRun:
         locks=lock_model.locks if lock_model else [],
         deadlocks=lock_model.cycles if lock_model else [],
     )
+    model.warnings.extend(hook_fault_warnings(given.target_raw.get("hook_faults")))
     _viztracer_slowdown(functions, given.target_raw, model, pid, model.warnings)
     _attribute(model, functions, pid)
     return BuiltRun(model=model, functions=functions)
@@ -595,6 +596,23 @@ def _source(value: dict[str, Any]) -> Source:
     if "off_by_choice" not in value and source.reason == TURNED_OFF:
         source.off_by_choice = True
     return source
+
+
+def hook_fault_warnings(faults: Any) -> list[str]:
+    """What the hooks inside the program recorded otherwise than it was, or lost, rather than
+    raise into the user's code (``hook_faults`` in target.json, see tracer.instrument.faults)."""
+    if not isinstance(faults, dict) or not faults:
+        return []
+    parts = []
+    for kind, fault in sorted(faults.items()):
+        if not isinstance(fault, dict):
+            continue
+        example = str(fault.get("example") or "")
+        parts.append(f"{kind} ×{int(fault.get('n', 0)):,}" + (f" ({example})" if example else ""))
+    if not parts:
+        return []
+    return ["threadscope's hooks inside the program recorded these otherwise than they were, or "
+            "not at all, rather than raise into its code: " + "; ".join(parts) + "."]
 
 
 def _source_warnings(sources: dict[SourceName, Source]) -> list[str]:

@@ -6,7 +6,8 @@ attached process has no such log, so this module walks the interpreter's own thr
 outside (``_PyRuntime.interpreters.head`` -> each interpreter's ``threads.head`` -> ``next``) and
 reads each thread state's OS thread id, then logs ``threads.jsonl`` records in the bootstrap's
 format: ``main``/``existing`` for threads alive at attach time, ``start``/``end`` for those that
-appear or vanish while recording.
+appear or vanish while recording, each with the process's pid (the GIL sampler also walks the
+child processes of a target it follows, into the same log).
 
 Offsets were measured per version with ctypes in pyenv's 3.10.13, 3.11.7, 3.12.1 and 3.13.0 and
 Debian's 3.11.2 (``threading.get_native_id()`` against the memory at ``PyThreadState_Get() + k``);
@@ -174,7 +175,8 @@ class AttachedThreads:
         main = self._interpreter.pid  # main first, then by tid: a stable order to read
         for tid, tstate in sorted(threads.items(), key=lambda item: (item[0] != main, item[0])):
             kind = "main" if tid == main else "existing"
-            self._log.write({"ev": kind, "tid": tid, "tstate": tstate, "t_ns": now})
+            self._log.write({"ev": kind, "pid": self._interpreter.pid, "tid": tid,
+                             "tstate": tstate, "t_ns": now})
         self._known = threads
         self._links = self._task_links()
         self._last_poll_ns = self._last_walk_ns = now
@@ -206,14 +208,14 @@ class AttachedThreads:
             return  # torn by a thread starting or ending, or the target is exiting: next poll
         self._last_walk_ns = now
         for tid in sorted(set(self._known) - set(threads)):
-            self._log.write({"ev": "end", "tid": tid, "t_ns": now})
+            self._log.write({"ev": "end", "pid": self._interpreter.pid, "tid": tid, "t_ns": now})
         for tid, tstate in sorted(threads.items()):
             if self._known.get(tid) != tstate:
                 # From the previous poll on, the earliest it can have started: samples where its
                 # thread state holds the GIL must map to it (its tid is in no sample before it
                 # existed, so an early start costs nothing).
-                self._log.write({"ev": "start", "tid": tid, "tstate": tstate,
-                                 "t_ns": self._last_poll_ns})
+                self._log.write({"ev": "start", "pid": self._interpreter.pid, "tid": tid,
+                                 "tstate": tstate, "t_ns": self._last_poll_ns})
         self._known = threads
 
     def _task_links(self) -> int:

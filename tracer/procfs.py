@@ -40,3 +40,22 @@ def process_alive(pid: int) -> bool:
     except PermissionError:
         return True
     return process_state(pid) != "Z"
+
+
+def descendants(root_pid: int, exclude: int | None = None) -> list[int]:
+    """``root_pid`` and every process below it, via ``/proc/PID/task/TID/children`` (each thread
+    lists the children it forked); ``exclude`` (and what is below it) is left out."""
+    seen: list[int] = []
+    todo = [root_pid]
+    while todo:
+        pid = todo.pop()
+        if pid in seen or pid == exclude:
+            continue
+        seen.append(pid)
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            todo.extend(int(c) for c in read_text(f"/proc/{pid}/task/{tid}/children").split())
+    return seen

@@ -1,12 +1,11 @@
 """Child processes, checked against what each child measured of itself: CPU per process that
 adds up to the kernel's own count, each thread once and under its own process, no thread of ours
-in a child, GIL figures only for the children a GIL recorder really followed, and a thread phase
-and a process phase measured side by side."""
+in a child, GIL figures from the recorder that really followed each child (perf for forks, the
+GIL sampler for any), and a thread phase and a process phase measured side by side."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -47,41 +46,62 @@ def test_each_child_uses_the_cpu_it_measured_of_itself(method: str, tmp_path: Pa
     assert len(keys) == len(set(keys)), "a thread appears twice"
     for thread in model["threads"]:
         assert not thread["name"].startswith("threadscope"), thread["name"]
-    feeders = [t for t in model["threads"] if t["name"].startswith("QueueFeederThread")]
-    assert feeders and all(t["pid"] in children for t in feeders if "[pid" in t["name"])
+    if method == "fork":  # a fork's threads log their names under their own pid
+        feeders = [t for t in model["threads"] if t["name"].startswith("QueueFeederThread")]
+        assert feeders and all(t["pid"] in children for t in feeders if "[pid" in t["name"])
     perf = model["sources"].get("perf", {})
     exact = perf.get("used") and not any("stopped" in w for w in model["warnings"])
+    sampler = model["sources"].get("gil-sampler", {}).get("used")
     for process in children.values():
-        if method == "fork" and exact:
-            assert process["gil"] is not None and process["gil"]["method"] == "exact"
-        if method == "spawn":  # its GIL is at another address: nothing recorded it
-            assert process["gil"] is None
+        gil = process["gil"]
+        if method == "fork" and exact:  # perf follows a fork: its GIL is at the target's address
+            assert gil is not None and gil["method"] == "exact"
+        elif sampler:  # the GIL sampler finds each child's GIL from outside
+            assert gil is not None and gil["method"] == "sampled", process
+        if method == "spawn":  # perf's filter never saw its GIL: no exact figures
+            assert gil is None or gil["method"] == "sampled"
+        if gil is not None:  # one busy thread per child: no GIL contention in it
+            assert gil["wait_s"] < 0.05, process
 
 
+@pytest.mark.parametrize("gil", [False, True], ids=["os-only", "default"])
 def test_ten_children_on_few_cores_are_drawn_running_as_long_as_they_ran(
-        tmp_path: Path) -> None:
+        gil: bool, tmp_path: Path) -> None:
     # Ten processes on two cores get about a fifth of a core each: they must not be drawn as
-    # never running (a "half the sampling period" rule did that).
-    model, truth = _record(tmp_path, "fork", "10", "1000000")
+    # never running (a "half the sampling period" rule did that). With the OS sampler alone the
+    # drawn on-CPU time is the CPU time; with a GIL source, a child also holds its GIL while it
+    # waits for a core, so it is drawn at least as long as it ran.
+    flags = () if gil else ("--no-perf", "--no-gil-sampler")
+    model, truth = _record(tmp_path, "fork", "10", "1000000", flags=flags)
     children = _children(model, truth)
     for pid in children:
         threads = [t for t in model["threads"] if t["pid"] == pid]
-        drawn = sum(t["state_s"].get(s, 0.0) for t in threads for s in ON_CPU_STATES)
         cpu = sum(t["cpu_s"] for t in threads)
-        assert drawn == pytest.approx(cpu, abs=0.03 + 0.15 * cpu), pid
+        if gil:
+            drawn = sum(t["state_s"].get(s, 0.0) for t in threads
+                        for s in (*ON_CPU_STATES, "cpu_wait"))
+            assert drawn >= 0.8 * cpu - 0.03, pid
+        else:
+            drawn = sum(t["state_s"].get(s, 0.0) for t in threads for s in ON_CPU_STATES)
+            assert drawn == pytest.approx(cpu, abs=0.03 + 0.15 * cpu), pid
 
 
-@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="a process phase needs two cores to differ")
 def test_the_process_phase_is_measured_beside_the_thread_phase(tmp_path: Path) -> None:
-    model, _ = _record(tmp_path, "fork", "4", "4000000")
+    model, truth = _record(tmp_path, "fork", "4", "4000000")
     phases = {p["kind"]: p for p in model["phases"]}
     assert set(phases) == {"threads", "processes"}, model["phases"]
     threads, procs = phases["threads"], phases["processes"]
     assert threads["end_s"] <= procs["start_s"]
     assert threads["workers"] == 4 and procs["workers"] == 4
-    # Four GIL-bound threads share one core's worth; four processes spread over the cores.
+    # Four GIL-bound threads share one core's worth, on any number of cores. (How far the
+    # processes spread depends on the cores free at the time: benchmarks measure that.)
     assert threads["parallelism"] < 1.3
-    assert procs["parallelism"] > threads["parallelism"] + 0.3
+    # The process phase's CPU is its children's (and the parent's idle wait): what they
+    # measured of themselves, within /proc's ticks and their start-up.
+    children = sum(truth.values())
+    assert children - 0.05 <= procs["cpu_s"] <= children * 1.3 + 0.1, (procs, truth)
+    assert procs["parallelism"] == pytest.approx(
+        procs["cpu_s"] / (procs["end_s"] - procs["start_s"]), rel=0.01)
     html = (tmp_path / "run" / "report.html").read_text()
     assert "a thread phase and a process phase" in html
     assert 'id="process-table"' in html

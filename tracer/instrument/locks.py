@@ -863,6 +863,18 @@ def write_state() -> None:
 WRITER_OS_NAME = b"threadscope-lw"
 
 
+def _name_pthread(ident: int, name: bytes) -> None:
+    """pthread_setname_np from the thread that started it (the new thread renames itself too,
+    for a libc without it); never raises."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        libc.pthread_setname_np(ctypes.c_ulong(ident), ctypes.c_char_p(name))
+    except Exception:
+        pass
+
+
 def _name_os_thread(name: bytes) -> None:
     """prctl(PR_SET_NAME) on Linux; elsewhere, or if refused, the thread keeps its name."""
     try:
@@ -902,7 +914,8 @@ def _write_every_tick(generation: int) -> None:
 
 def _start_writer() -> None:
     _state["generation"] = _state.get("generation", 0) + 1
-    _thread.start_new_thread(_writer_loop, (_state["generation"],))
+    ident = _thread.start_new_thread(_writer_loop, (_state["generation"],))
+    _name_pthread(ident, WRITER_OS_NAME)  # at once, before a sampler lists it: see below
 
 
 def _at_exit() -> None:

@@ -17,7 +17,7 @@ from tracer.model.cpu import CpuRecording, analyse_cpu
 from tracer.model.functions import FunctionTrace, load_function_trace
 from tracer.model.gil import GilResult, load_gil
 from tracer.model.gil_exact import ThreadGilFigures, gil_metrics
-from tracer.model.gil_sampled import SampledGilResult
+from tracer.model.gil_sampled import SampledGilResult, child_gil_addresses
 from tracer.model.gil_uncertainty import sampled_figures
 from tracer.model.locks import LockModel, build_lock_model, load_lock_events
 from tracer.model.processes import concurrency_phases, forked_children, process_figures
@@ -134,10 +134,8 @@ def build_run(folder: RunFolder) -> BuiltRun:
                if not (t.pid == pid and t.tid in internal)]
     _mark_thread_ends(threads, given.target_raw, given.status, sampled, given.wall_s)
     figure_sources = {"cpu": Method.SAMPLED if cpu else Method.MISSING}
-    gil = load_gil(raw, given.events, pid, t0_ns, end_ns)
+    gil = load_gil(raw, given.events, pid, t0_ns, end_ns, forks=_forks(raw, cpu, pid))
     if gil is not None:
-        forks = forked_children(cpu.processes if cpu else [], pid)
-        gil.children = {child: g for child, g in gil.children.items() if child in forks}
         _apply_gil(threads, gil, pid)
         warnings.extend(gil.warnings)
         if gil.source in sources:
@@ -231,6 +229,16 @@ def _sources(given: _RunInput) -> tuple[dict[SourceName, Source], list[str]]:
         warnings.append("The target ended without writing its own record (killed or crashed "
                         "hard): the function timeline and thread names may be missing.")
     return sources, warnings
+
+
+def _forks(raw: Path, cpu: CpuRecording | None, pid: int) -> set[int]:
+    """The target's forked children (:func:`forked_children`), told by where the GIL sampler
+    found their GILs when it followed them."""
+    layout = read_json(raw / raw_files.GIL_LAYOUT)
+    target_gil = int(layout["gil_addr"]) if isinstance(layout, dict) and isinstance(
+        layout.get("gil_addr"), int) else None
+    return forked_children(cpu.processes if cpu else [], pid,
+                           child_gil_addresses(raw / raw_files.GIL_SAMPLES), target_gil)
 
 
 def _gil_figure_sources(gil: GilResult | None, has_cpu: bool) -> dict[str, Method]:
@@ -350,6 +358,8 @@ def _thread_facts(events: list[dict[str, Any]], pid: int) -> dict[tuple[int, int
         if kind not in ("start", "end", "main", "existing"):
             continue
         key = (int(event.get("pid") or pid), int(event["tid"]))
+        if key[0] != pid and kind in ("main", "existing"):
+            continue  # a child's threads as the GIL sampler first walked them: not a start
         fact = facts.setdefault(key, _ThreadFacts())
         if event.get("name"):
             fact.name = str(event["name"])
@@ -386,11 +396,15 @@ def _threads(pid: int, facts: dict[tuple[int, int], _ThreadFacts], cpu: CpuRecor
         if key[0] != pid:  # a child process's thread: say which process it belongs to
             name = f"{'main' if key[0] == key[1] else name} [pid {key[0]}]"
         is_main = fact.is_main or key[0] == key[1] == pid
-        start_ns = fact.start_ns if fact.start_ns is not None else (
-            t0_ns if is_main or not cpu_thread else max(cpu_thread.first_ns, t0_ns))
-        stop_ns = fact.end_ns if fact.end_ns is not None else (
-            cpu_thread.last_ns if cpu_thread and not is_main and cpu_thread.last_ns < end_ns
-            else end_ns)
+        seen = sampled.samples.get(key, [])
+        if cpu_thread is None and seen and not is_main:  # only py-spy saw it: when it did
+            first_ns, last_ns = t0_ns + int(seen[0].t * 1e9), t0_ns + int(seen[-1].t * 1e9)
+        else:
+            first_ns = t0_ns if is_main or not cpu_thread else max(cpu_thread.first_ns, t0_ns)
+            last_ns = (cpu_thread.last_ns if cpu_thread and not is_main
+                       and cpu_thread.last_ns < end_ns else end_ns)
+        start_ns = fact.start_ns if fact.start_ns is not None else first_ns
+        stop_ns = fact.end_ns if fact.end_ns is not None else last_ns
         start_s = round(max(0, start_ns - t0_ns) / 1e9, 6)
         end_s = round(max(0, min(stop_ns, end_ns) - t0_ns) / 1e9, 6)
         intervals = _clip(cpu_thread.intervals if cpu_thread else [], start_s, end_s)

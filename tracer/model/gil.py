@@ -10,6 +10,7 @@ says GIL ownership was not measured.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,10 +43,14 @@ class WaitFigures:
 
 @dataclass
 class ProcessGil:
-    """One child process's GIL as the exact events saw it (each process has its own GIL)."""
+    """One child process's GIL (each process has its own): from the exact events when perf
+    followed it (a fork), from the GIL sampler when it followed it, or both (the sampler then
+    settles the stretches no event did, as for the target)."""
 
     timelines: dict[int, list[Interval]]  # tid -> states, seconds from t0
     wait_figures: dict[int, WaitFigures] = field(default_factory=dict)
+    method: Method = Method.EXACT
+    held_known: bool = False  # whether its holders were told (sampled, or exact and filled)
 
 
 @dataclass
@@ -61,7 +66,8 @@ class GilResult:
     # The GIL sampler's syscall samples, what blocked threads slept in (None: it did not run)
     syscalls: SyscallSamples | None = None
     warnings: list[str] = field(default_factory=list)  # for the model's warnings
-    # pid -> a forked child's GIL (exact only: perf follows forks, whose GIL keeps its address)
+    # pid -> a child's GIL: exact for forks perf followed (their GIL keeps the target's
+    # address, which perf's filter knows), sampled for the children the GIL sampler followed
     children: dict[int, ProcessGil] = field(default_factory=dict)
 
     @property
@@ -74,12 +80,17 @@ class GilResult:
 
 
 def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns: int,
-             end_ns: int, prefer_exact: bool = True) -> GilResult | None:
+             end_ns: int, prefer_exact: bool = True,
+             forks: Collection[int] = ()) -> GilResult | None:
+    """The run's GIL result; ``forks`` are the children whose GIL is at the target's address
+    (:func:`tracer.model.processes.forked_children`): perf's filtered events speak for those
+    only, since a spawned interpreter's GIL calls never passed the filter (its context switches
+    did, and alone they would read as a GIL nobody waited for)."""
     wall_s = (end_ns - t0_ns) / 1e9
     if wall_s <= 0:
         return None
     warnings: list[str] = []
-    result = _exact(raw_dir, pid, t0_ns, end_ns, warnings) if prefer_exact else None
+    result = _exact(raw_dir, pid, t0_ns, end_ns, warnings, forks) if prefer_exact else None
     sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns)
     cut = _budget_cut(raw_dir, t0_ns)
     if result is not None and cut is not None:
@@ -94,6 +105,7 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
     elif sampled is not None:
         _fill(result, sampled)
         result.syscalls = sampled.syscalls
+        _fill_children(result, sampled)
     if result is None:
         return None
     result.warnings[:0] = warnings
@@ -108,7 +120,7 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
 
 
 def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
-           warnings: list[str]) -> GilResult | None:
+           warnings: list[str], forks: Collection[int] = ()) -> GilResult | None:
     path = raw_dir / raw_files.PERF_TEXT
     if not path.is_file():
         return None
@@ -134,7 +146,7 @@ def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
     result = GilResult(Method.EXACT, SourceName.PERF, mine.timelines,
                        wait_figures=mine.wait_figures)
     result.children = {child: _process_gil(found, t0_ns, end_ns)
-                       for child, found in by_pid.items() if child > 0}
+                       for child, found in by_pid.items() if child in forks}
     return result
 
 
@@ -161,6 +173,18 @@ def _budget_cut(raw_dir: Path, t0_ns: int) -> str | None:
             f"to keep its cost within budget: {cut.reason}.")
 
 
+def _fill_children(exact: GilResult, sampled: GilResult) -> None:
+    """A child both recorders followed takes the sampler's view where no event settled it;
+    one only the sampler followed is sampled."""
+    for pid, child in sampled.children.items():
+        mine = exact.children.get(pid)
+        if mine is None:
+            exact.children[pid] = child
+            continue
+        mine.timelines, _ = fill_from_samples(mine.timelines, child.timelines)
+        mine.held_known = True
+
+
 def _fill(exact: GilResult, sampled: GilResult) -> None:
     """Settle the exact timeline's unknown on-CPU stretches from the sampler (see gil_fill)."""
     exact.timelines, summary = fill_from_samples(exact.timelines, sampled.timelines)
@@ -179,16 +203,27 @@ def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
         return None
     from tracer.model import gil_sampled  # here: gil_sampled imports this module
 
-    samples = gil_sampled.load_gil_samples(path)
+    every = gil_sampled.load_gil_samples(path)
+    by_pid: dict[int | None, list[dict[str, Any]]] = defaultdict(list)
+    for sample in every:
+        by_pid[sample["pid"]].append(sample)
+    samples = by_pid.pop(None, [])
     if not samples:
         return None
+    tick_ns = gil_sampled.tick_cost_ns(path)
     tstates = gil_sampled.tstate_map(thread_events, pid)
-    analysed = gil_sampled.analyse_samples(samples, tstates, t0_ns, end_ns,
-                                           gil_sampled.tick_cost_ns(path))
+    analysed = gil_sampled.analyse_samples(samples, tstates, t0_ns, end_ns, tick_ns)
     switches = gil_sampled.sampled_switches(samples, t0_ns, end_ns)
     result = gil_sampled.SampledGilResult(
         Method.SAMPLED, SourceName.GIL_SAMPLER, analysed.timelines,
         acquisitions_per_s=round(switches / ((end_ns - t0_ns) / 1e9), 1),
         evidence=analysed.evidence,
         syscalls=syscall_samples(samples, gil_sampled.sampler_machine(path)))
+    for child, found in by_pid.items():
+        if child is None:
+            continue
+        timelines = gil_sampled.analyse_samples(
+            found, gil_sampled.tstate_map(thread_events, child), t0_ns, end_ns,
+            tick_ns).timelines
+        result.children[child] = ProcessGil(timelines, method=Method.SAMPLED, held_known=True)
     return result

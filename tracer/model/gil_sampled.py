@@ -50,6 +50,7 @@ Everything here is pure: values in, values out.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -115,6 +116,18 @@ def load_gil_samples(path: Path) -> list[dict[str, Any]]:
     return samples
 
 
+def child_gil_addresses(path: Path) -> dict[int, int]:
+    """pid -> where the GIL sampler found each child process's GIL (its ``child`` lines)."""
+    found: dict[int, int] = {}
+    if not path.is_file():
+        return found
+    for record in read_jsonl(path):
+        if record.get("kind") == "child":
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                found[int(record["pid"])] = int(record["gil_addr"])
+    return found
+
+
 def sampler_machine(path: Path) -> str | None:
     """The machine (``uname -m``) the samples' syscall numbers are for, from the meta line."""
     try:
@@ -167,6 +180,7 @@ def _sample_from(record: Mapping[str, Any]) -> dict[str, Any]:
         "locked": int(record["l"]),
         "switch_number": int(record["n"]),
         "threads": threads,
+        "pid": int(record["p"]) if record.get("p") is not None else None,  # None: the target
     }
     if syscalls:
         sample["syscalls"] = syscalls

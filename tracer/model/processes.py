@@ -11,12 +11,11 @@ with figures this run measured rather than with a general claim.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from tracer.model.gil import GilResult
 from tracer.model.schema import (
     ConcurrencyPhase,
-    Method,
     PhaseKind,
     ProcessGilFigures,
     ProcessInfo,
@@ -32,11 +31,18 @@ WORKER_CPU_SHARE = 0.02  # ... or this share of the run's wall time, whichever i
 MIN_PHASE_SHARE = 0.05
 
 
-def forked_children(processes: Sequence[ProcessInfo], pid: int) -> set[int]:
-    """Descendants that are forks of the target, not new programs: their command line is their
-    parent's, so they did not exec, and their GIL keeps the target's address (the one perf's
-    filter and the GIL layout know). A spawned interpreter has its GIL elsewhere: its events
-    are not in the recording, so it gets no GIL figures rather than wrong ones."""
+def forked_children(processes: Sequence[ProcessInfo], pid: int,
+                    gil_addresses: Mapping[int, int] | None = None,
+                    target_gil: int | None = None) -> set[int]:
+    """Descendants that are forks of the target, not new programs: their GIL keeps the target's
+    address (the one perf's filter knows). Where the GIL sampler located a child's GIL
+    (``gil_addresses``), that says it; otherwise a command line equal to the parent's (it did
+    not exec), which the OS sampler may have read in the moment between a spawn's fork and
+    its exec. A spawned interpreter has its GIL elsewhere: its GIL calls are not in perf's
+    recording, so it gets no exact figures rather than wrong ones."""
+    found = gil_addresses or {}
+    if target_gil is not None and found:
+        processes = [p for p in processes if found.get(p.pid, target_gil) == target_gil]
     by_pid = {p.pid: p for p in processes}
     forks: set[int] = set()
     changed = True
@@ -76,14 +82,16 @@ def process_figures(processes: Sequence[ProcessInfo], threads: Sequence[ThreadTi
 
 def _gil(threads: Sequence[ThreadTimeline], gil: GilResult | None, is_target: bool,
          pid: int) -> ProcessGilFigures | None:
-    """The process's GIL figures: the target's from the run's GIL source, a child's from the
-    exact events when perf followed it (they count its waits; who held an uncontended GIL
-    they cannot say, so its held time is unknown)."""
+    """The process's GIL figures: the target's from the run's GIL source, a child's from what
+    followed it (the exact events alone count its waits but cannot say who held an
+    uncontended GIL: its held time is then unknown)."""
     if gil is None or not (is_target or pid in gil.children):
         return None
+    child = None if is_target else gil.children[pid]
+    held_known = child is None or child.held_known
     return ProcessGilFigures(
-        method=gil.method if is_target else Method.EXACT,
-        held_s=round(sum(t.gil_held_s or 0.0 for t in threads), 6) if is_target else None,
+        method=gil.method if child is None else child.method,
+        held_s=round(sum(t.gil_held_s or 0.0 for t in threads), 6) if held_known else None,
         wait_s=round(sum(t.gil_wait_s or 0.0 for t in threads), 6),
         waits=sum(t.gil_waits or 0 for t in threads),
     )

@@ -13,7 +13,7 @@ Each tick it reads, in this order:
    holder that was asked to drop the GIL and waits for the hand-off; any other wait is ``blocked``.
    ``/proc/TID/stat`` is not read: its R/S letter says nothing ``syscall`` does not already say.
    ``schedstat`` is read first, and ``syscall`` only if the thread ran since the last tick (see
-   :class:`_ThreadWatch`).
+   :class:`ThreadWatch`).
 2. the GIL's first 32 bytes (``interval, last_holder, locked, switch_number``) with one
    ``process_vm_readv``. Reading the GIL *after* the threads means a thread that took the GIL in
    between is credited as the holder for the tick that follows, which is where its time goes.
@@ -46,19 +46,18 @@ as ~5 samples, enough to see turns in a 100 ms window; measured against perf's e
 percentage points, mostly within 2. One tick costs ~40-80 us of controller CPU with 4-9 threads
 (4-8% of one core here) and nothing in the target; faster sampling would mostly buy cost.
 
-Only the target process is sampled, not its children (each has its own GIL at its own address).
+The target's child processes are followed too (:mod:`tracer.recorders.child_gil`): each has its
+own GIL, found from outside, and its lines carry ``"p": pid``; lines without one are the
+target's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import platform
-import struct
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +69,15 @@ from tracer.gil_locate import check_has_gil
 from tracer.model.schema import Method, Source
 from tracer.raw_files import SourceName
 from tracer.recorders.base import RecordContext
+from tracer.recorders.child_gil import ChildFollower, child_notes
+from tracer.recorders.gil_reading import (
+    BLOCKED,
+    CODES,
+    FUTEX_NR,
+    Classifier,
+    GilReader,
+    ThreadWatch,
+)
 from tracer.recorders.sampling import SamplingRecorder, pace, rate_notes
 
 DEFAULT_RATE_HZ = 1000.0
@@ -77,126 +85,6 @@ DEFAULT_RATE_HZ = 1000.0
 # threads, and one stat() of it (~2.5 us) says when to list it again. Every 50 ms it is listed
 # anyway, in case one thread ended and another started within the same tick.
 TASKS_REFRESH_S = 0.05
-
-RUNNABLE, GIL_WAIT, HANDOFF_WAIT, BLOCKED = "R", "G", "H", "B"
-CODES = {
-    RUNNABLE: "runnable: on a CPU or ready for one (the holder, or native code without the GIL)",
-    GIL_WAIT: "asleep in futex on the GIL's cond/mutex: waiting for the GIL",
-    HANDOFF_WAIT: "asleep in futex on the GIL's switch_cond/mutex: dropped it, awaits hand-off",
-    BLOCKED: "asleep in any other syscall: sleep, lock, I/O, join",
-}
-
-# The futex syscall number per machine (``uname -m``): /proc/TID/syscall prints numbers, not
-# names. x86_64: 202 (arch/x86/entry/syscalls/syscall_64.tbl); aarch64: 98 (the generic table).
-FUTEX_NR = {"x86_64": 202, "aarch64": 98}
-
-# ``interval, last_holder, locked, switch_number`` with the C compiler's alignment ("@").
-_GIL_HEAD = struct.Struct("@LPiL")
-
-
-class _Iovec(ctypes.Structure):
-    _fields_ = (("iov_base", ctypes.c_void_p), ("iov_len", ctypes.c_size_t))
-
-
-class _GilReader:
-    """One ``process_vm_readv`` of the GIL's head into a buffer allocated once."""
-
-    def __init__(self, pid: int, address: int) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        self._call = libc.process_vm_readv
-        self._call.argtypes = (ctypes.c_int, ctypes.POINTER(_Iovec), ctypes.c_ulong,
-                               ctypes.POINTER(_Iovec), ctypes.c_ulong, ctypes.c_ulong)
-        self._call.restype = ctypes.c_ssize_t
-        self._pid = pid
-        self._buffer = ctypes.create_string_buffer(_GIL_HEAD.size)
-        self._local = _Iovec(ctypes.addressof(self._buffer), _GIL_HEAD.size)
-        self._remote = _Iovec(address, _GIL_HEAD.size)
-
-    def read(self) -> tuple[int, int, int, int]:
-        """(interval_us, last_holder, locked, switch_number); OSError once the target is gone."""
-        got = self._call(self._pid, ctypes.byref(self._local), 1, ctypes.byref(self._remote), 1, 0)
-        if got != _GIL_HEAD.size:
-            errno = ctypes.get_errno()
-            raise OSError(errno, os.strerror(errno) if got < 0 else f"short read ({got} bytes)")
-        interval, holder, locked, switches = _GIL_HEAD.unpack_from(self._buffer)
-        return interval, holder or 0, locked, switches
-
-
-class _ThreadWatch:
-    """One thread's ``syscall`` and ``schedstat``, kept open: ``pread`` at 0 re-reads a ``/proc``
-    file without open/close.
-
-    ``schedstat`` (on-CPU ns, run-queue ns, times scheduled) only changes when the thread runs.
-    While it is unchanged the thread has not run since the last tick, so it still sleeps in the
-    same wait (or was woken and waits for a CPU, still inside that wait): the last code stands and
-    ``syscall`` is not read. That is cheaper (4 us against ~10 us per sleeping thread here) and
-    truer: a GIL waiter woken by the holder reads ``running`` in ``syscall`` until it gets a CPU,
-    yet it still waits for the GIL.
-    """
-
-    __slots__ = ("code", "nr", "sched", "sched_fd", "syscall_fd", "tid")
-
-    def __init__(self, pid: int, tid: int) -> None:
-        base = f"/proc/{pid}/task/{tid}"
-        self.tid = tid
-        self.syscall_fd = os.open(f"{base}/syscall", os.O_RDONLY)
-        try:
-            self.sched_fd = os.open(f"{base}/schedstat", os.O_RDONLY)
-        except OSError:
-            os.close(self.syscall_fd)
-            raise
-        self.sched = b""
-        self.code = ""
-        self.nr = -1  # the syscall a BLOCKED thread sleeps in
-
-    def read(self, classify: Callable[[bytes], tuple[str, int]]
-             ) -> tuple[str, int, int, int, int] | None:
-        """This tick's code and the thread's ``schedstat`` totals: run-queue wait (ns), times
-        scheduled, on-CPU time (ns); then the syscall number (-1 unless blocked); None once it
-        exited."""
-        try:
-            sched = os.pread(self.sched_fd, 96, 0)
-            if sched != self.sched or not self.code:
-                line = os.pread(self.syscall_fd, 64, 0)
-                if not line:
-                    return None
-                self.code, self.nr = classify(line)
-                self.sched = sched
-            on_cpu, run_queue, scheduled = sched.split()[:3]
-            return self.code, int(run_queue), int(scheduled), int(on_cpu), self.nr
-        except (OSError, IndexError, ValueError):
-            return None
-
-    def close(self) -> None:
-        for fd in (self.syscall_fd, self.sched_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-
-class _Classifier:
-    """Turns one ``syscall`` line into a code and, for ``BLOCKED``, the syscall's number (-1
-    otherwise); knows the futex number and the GIL's addresses."""
-
-    def __init__(self, futex_nr: int, layout: dict[str, Any]) -> None:
-        gil = int(layout["gil_addr"])
-        self._futex = str(futex_nr).encode()
-        self._wait = (gil + layout["wait_range"][0], gil + layout["wait_range"][1])
-        self._handoff = (gil + layout["handoff_range"][0], gil + layout["handoff_range"][1])
-
-    def code(self, line: bytes) -> tuple[str, int]:
-        if line.startswith(b"running"):
-            return RUNNABLE, -1
-        fields = line.split(None, 2)
-        if len(fields) < 2 or fields[0] != self._futex:
-            # "-1 sp pc": blocked outside a syscall (e.g. a page fault); otherwise its number
-            return BLOCKED, int(fields[0]) if fields and fields[0].isdigit() else -1
-        address = int(fields[1], 16)
-        if self._wait[0] <= address < self._wait[1]:
-            return GIL_WAIT, -1
-        if self._handoff[0] <= address < self._handoff[1]:
-            return HANDOFF_WAIT, -1
-        return BLOCKED, int(fields[0])
-
 
 def read_layout(raw_dir: Path) -> dict[str, Any]:
     """The bootstrap's GIL layout, or RecorderUnavailable saying why there is none."""
@@ -225,10 +113,10 @@ class GilSampler(SamplingRecorder):
 
     def __init__(self) -> None:
         super().__init__()
-        self._watches: dict[int, _ThreadWatch] = {}
+        self._watches: dict[int, ThreadWatch] = {}
         self._task_links = 0  # st_nlink of /proc/PID/task at the last listing
-        self._reader: _GilReader | None = None
-        self._classifier: _Classifier | None = None
+        self._reader: GilReader | None = None
+        self._classifier: Classifier | None = None
         self._pid = 0
         self._rate_hz = DEFAULT_RATE_HZ
         self._max_threads = 0
@@ -238,6 +126,7 @@ class GilSampler(SamplingRecorder):
         self._error: str | None = None
         self._realtime = True
         self._notes: list[str] = []
+        self._children: ChildFollower | None = None
 
     def check(self, ctx: RecordContext) -> None:
         if not sys.platform.startswith("linux"):
@@ -262,14 +151,17 @@ class GilSampler(SamplingRecorder):
         self._pid = ctx.pid
         self._rate_hz = float(ctx.options.get("gil_rate_hz", DEFAULT_RATE_HZ))  # type: ignore[arg-type]
         self._realtime = bool(ctx.options.get("gil_realtime", True))
-        self._reader = _GilReader(ctx.pid, int(layout["gil_addr"]))
+        self._reader = GilReader(ctx.pid, int(layout["gil_addr"]))
         try:
             _, _, locked, _ = self._reader.read()
         except OSError as exc:
             raise RecorderUnavailable(f"cannot read the target's memory: {exc}") from exc
         if locked not in (0, 1):
             raise RecorderUnavailable(f"the GIL at {layout['gil_addr']:#x} reads locked={locked}")
-        self._classifier = _Classifier(FUTEX_NR[platform.machine()], layout)
+        self._classifier = Classifier(FUTEX_NR[platform.machine()], layout)
+        if ctx.options.get("gil_children", True):
+            self._children = ChildFollower(ctx.pid, str(ctx.raw_dir / raw_files.THREADS),
+                                           FUTEX_NR[platform.machine()])
         self._open(ctx.raw_dir / raw_files.GIL_SAMPLES, {"pid": ctx.pid, "rate_hz": self._rate_hz,
                                             "gil_addr": layout["gil_addr"],
                                             "machine": platform.machine(),
@@ -280,6 +172,8 @@ class GilSampler(SamplingRecorder):
         self._start_sampling(self._loop, "threadscope-gil")
 
     def stop(self) -> None:
+        if self._children is not None:
+            self._children.stop()
         self._close_sampling({"ticks": self._ticks, "cpu_ns": self._cpu_ns,
                               "error": self._error})
         for watch in self._watches.values():
@@ -298,6 +192,8 @@ class GilSampler(SamplingRecorder):
             *self._notes,
         ]
         notes += rate_notes(self._rate_hz, self._ticks / seconds, self._max_threads)
+        if self._children is not None:
+            notes += child_notes(self._children.report)
         if self._error:
             notes.append(self._error)
         return Source(used=True, method=Method.SAMPLED, rate_hz=round(self._ticks / seconds, 1),
@@ -325,9 +221,15 @@ class GilSampler(SamplingRecorder):
                 now = time.monotonic_ns()
                 if now - last_refresh > TASKS_REFRESH_S * 1e9 or self._threads_changed():
                     self._refresh_threads()
+                    if self._children is not None and now - last_refresh > (
+                            TASKS_REFRESH_S * 1e9):
+                        self._children.discover()
+                        self._children.refresh(self._write)
                     last_refresh = now
                 if not self._sample():
                     break  # the target is gone
+                if self._children is not None:
+                    self._children.tick(self._write)
                 # Fell behind or costly (very many threads): always leave the CPU for a while,
                 # above all at real-time priority.
                 delay, next_ns = pace(period_ns, next_ns, time.thread_time_ns() - tick_cpu)
@@ -379,7 +281,7 @@ class GilSampler(SamplingRecorder):
         for tid in tids:
             if tid not in self._watches:
                 try:
-                    self._watches[tid] = _ThreadWatch(self._pid, tid)
+                    self._watches[tid] = ThreadWatch(self._pid, tid)
                 except OSError:
                     continue
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from tracer import raw_files
 from tracer.errors import RecorderUnavailable
 from tracer.model.schema import Method, Source
-from tracer.procfs import parent_pid, read_text
+from tracer.procfs import descendants, parent_pid, read_text
 from tracer.raw_files import SourceName
 from tracer.recorders.base import RecordContext
 from tracer.recorders.sampling import SamplingRecorder, pace, rate_notes
@@ -224,21 +224,9 @@ class SchedSampler(SamplingRecorder):
                 self._write(entry)
 
     def _process_tree(self) -> list[int]:
-        """The target and every descendant, via ``/proc/PID/task/TID/children``."""
-        seen: list[int] = []
-        todo = [self._root_pid]
-        while todo:
-            pid = todo.pop()
-            if pid in seen or pid == os.getpid():  # recording ourselves (the API) is not the goal
-                continue
-            seen.append(pid)
-            try:
-                tids = os.listdir(f"/proc/{pid}/task")
-            except OSError:
-                continue
-            for tid in tids:
-                todo.extend(int(c) for c in read_text(f"/proc/{pid}/task/{tid}/children").split())
-        return seen
+        """The target and every descendant; not ourselves (recording ourselves, the API, is
+        not the goal)."""
+        return descendants(self._root_pid, exclude=os.getpid())
 
 
 def _since_boot_ns() -> int:

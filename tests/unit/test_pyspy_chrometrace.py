@@ -186,3 +186,21 @@ def test_without_target_anchors_the_offset_is_spawn_plus_start_up() -> None:
     assert alignment.offset_ns == 1_002_000_000
     assert (alignment.low_ns, alignment.high_ns) == (1_000_000_000, 1_030_000_000)
     assert alignment.uncertainty_ns == 28_000_000
+
+
+def test_a_stack_begun_again_under_a_second_header_keeps_only_the_innermost_one() -> None:
+    # Seen with --subprocesses on a forked child: the first frames were never closed and the
+    # stack began again under another process/thread header.
+    child = 300
+    header = f'process {child}:"python -m tracer.bootstrap cfg.json"'
+    events = [
+        {**_b(1000, MAIN_PTHREAD, header), "pid": child},
+        {**_b(1000, MAIN_PTHREAD, "thread (100): MainThread"), "pid": child},
+        {**_b(1000, MAIN_PTHREAD, "_run_module_as_main", "<frozen runpy>", 198), "pid": child},
+        {**_b(2000, MAIN_PTHREAD, header), "pid": child},
+        {**_b(2000, MAIN_PTHREAD, "thread (300): MainThread"), "pid": child},
+        {**_b(2000, MAIN_PTHREAD, "burn", "/home/me/app.py", 19), "pid": child},
+    ]
+    last = list(stack_changes(events))[-1]
+    assert (last.pid, last.tid) == (child, 300)
+    assert [f.name for f in last.frames] == ["burn"]

@@ -67,7 +67,11 @@ def _settled(group: tuple[int, int, int],
              stacks: dict[tuple[int, int], list[RawFrame]]) -> Iterator[StackChange]:
     pid, pthread, ts_us = group
     stack = stacks.get((pid, pthread), [])
-    for depth, frame in enumerate(stack):
+    # The innermost thread frame heads the stack: with --subprocesses, py-spy has been seen to
+    # leave a forked child's first frames open (no E event) and begin its stack again under a
+    # second process/thread header; the frames above that header are not on its stack.
+    for depth in range(len(stack) - 1, -1, -1):
+        frame = stack[depth]
         found = _THREAD.fullmatch(frame.name) if not frame.filename else None
         if found:
             tid = int(found.group(1), 0)

@@ -48,7 +48,9 @@ percentage points, mostly within 2. One tick costs ~40-80 us of controller CPU w
 
 The target's child processes are followed too (:mod:`tracer.recorders.child_gil`): each has its
 own GIL, found from outside, and its lines carry ``"p": pid``; lines without one are the
-target's.
+target's. A ``{"kind": "child", "t", "pid", "gil_addr"}`` line says where a child's GIL was
+found, before its first sample (a fork's is at the target's address, a spawned interpreter's
+elsewhere: the model tells them apart by it).
 """
 
 from __future__ import annotations

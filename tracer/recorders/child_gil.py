@@ -120,6 +120,7 @@ class ChildFollower:
         self._todo: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._locator: threading.Thread | None = None
         self._turn = 0
+        self._asked = 0  # children given to the locator
         self.report = FollowReport()
 
     def discover(self) -> None:
@@ -128,9 +129,10 @@ class ChildFollower:
             if pid in self._seen:
                 continue
             self._seen.add(pid)
-            if self.report.followed + len(self.report.refused) >= MAX_CHILDREN:
+            if self._asked >= MAX_CHILDREN:
                 self.report.over_limit += 1
                 continue
+            self._asked += 1
             if self._locator is None:
                 self._locator = threading.Thread(target=self._locate_loop, daemon=True,
                                                  name="threadscope-child-gil")

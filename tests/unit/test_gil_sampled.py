@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from tracer.errors import CorruptRecording
 from tracer.model.gil_exact import gil_metrics
 from tracer.model.gil_sampled import (
+    child_gil_addresses,
     load_gil_samples,
     sampled_gil_timelines,
     sampled_switches,
@@ -56,12 +57,16 @@ def test_load_skips_meta_and_end_and_names_fields(tmp_path: Path) -> None:
         json.dumps({"kind": "meta", "pid": 1}),
         json.dumps({"t": 20, "h": A, "l": 1, "n": 7, "th": [[T1, "R", 5], [T2, "G", 0]]}),
         json.dumps({"t": 10, "h": 0, "l": 0, "n": 6, "th": [[T1, "B"]]}),
+        json.dumps({"kind": "child", "t": 25, "pid": 9, "gil_addr": A}),
+        json.dumps({"t": 26, "p": 9, "h": 0, "l": 0, "n": 1, "th": []}),
         json.dumps({"kind": "end", "t": 30}),
     ])  # fmt: skip
     samples = load_gil_samples(path)
-    assert [s["t_ns"] for s in samples] == [10, 20]  # time order
+    assert [s["t_ns"] for s in samples] == [10, 20, 26]  # time order
     assert samples[1] == {"t_ns": 20, "holder": A, "locked": 1, "switch_number": 7,
-                          "threads": [(T1, "R", 5), (T2, "G", 0)]}
+                          "threads": [(T1, "R", 5), (T2, "G", 0)], "pid": None}
+    assert samples[2]["pid"] == 9  # a child's sample carries its pid; the target's none
+    assert child_gil_addresses(path) == {9: A}
     assert samples[0]["threads"] == [(T1, "B", None)]  # rq_ns is optional
 
 

@@ -3,7 +3,8 @@
     python -m benchmarks.run                 # all: ~35 min on 2 cores (6 without growth)
     python -m benchmarks.run --quick         # one round, fewer cases
     python -m benchmarks.run --only growth   # one of: overhead, gil-cost, gil, gil-waits, locks,
-                                             # scale, growth, viztracer, pyspy, where, cpython
+                                             # scale, growth, viztracer, pyspy, children,
+                                             # where, cpython
     python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
 
 The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder),
@@ -23,6 +24,8 @@ estimate of VizTracer's slowdown against measured runs of three threaded program
 ``pyspy`` (benchmarks/pyspy_cost.py: the continuous py-spy recorder's cost on gil_cpu, and py-spy
 record's --nonblocking, blocking and --gil by hand, ~3 min) and ``where`` (benchmarks/where_cost.py:
 what attributing time to code adds to the analysis of 1M synthetic VizTracer calls, ~1 min) and
+``children`` (benchmarks/children_cost.py: a process pool traced with and without the GIL
+sampler following its workers, ~4 min) and
 ``cpython`` (benchmarks/cpython_tests.py: CPython's test_threading, test_thread, test_queue,
 test_asyncio and, on 3.13, test_concurrent_futures, untraced and under ``tracer run``, compared
 test by test on 3.11-3.13, ~15 min; ``--quick`` leaves test_asyncio and
@@ -51,6 +54,7 @@ from rich.console import Console
 from rich.table import Table
 
 from benchmarks import (
+    children_cost,
     cpython_tests,
     gil_accuracy,
     gil_cost,
@@ -65,7 +69,7 @@ from benchmarks import (
 
 HERE = Path(__file__).resolve().parent
 SECTIONS = ["overhead", "gil-cost", "gil", "gil-waits", "locks", "scale", "growth", "viztracer",
-            "pyspy", "where", "cpython"]
+            "pyspy", "children", "where", "cpython"]
 
 
 def _pythons() -> list[str]:
@@ -189,6 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(_show(
             console, "py-spy's cost (gil_cpu's work phase traced / untraced, side by side)",
             pyspy_cost.HEADER, pyspy_cost.measure(rounds=1 if args.quick else 5)))
+    if "children" in chosen:
+        sections.append(_show(
+            console, "Following child processes: a process pool's work phase traced / untraced",
+            children_cost.HEADER, children_cost.measure(rounds=1 if args.quick else 3)))
     if "where" in chosen:
         sections.append(_show(
             console, "Where the time went: analysis added by attributing 1M VizTracer calls",

@@ -161,7 +161,8 @@ class GilSampler(SamplingRecorder):
         if locked not in (0, 1):
             raise RecorderUnavailable(f"the GIL at {layout['gil_addr']:#x} reads locked={locked}")
         self._classifier = Classifier(FUTEX_NR[platform.machine()], layout)
-        if ctx.options.get("gil_children", True):
+        # THREADSCOPE_NO_CHILD_GIL=1: the target alone (benchmarks/children_cost.py compares)
+        if os.environ.get("THREADSCOPE_NO_CHILD_GIL") != "1":
             self._children = ChildFollower(ctx.pid, str(ctx.raw_dir / raw_files.THREADS),
                                            FUTEX_NR[platform.machine()])
         self._open(ctx.raw_dir / raw_files.GIL_SAMPLES, {"pid": ctx.pid, "rate_hz": self._rate_hz,

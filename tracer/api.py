@@ -42,6 +42,7 @@ def record(out: str | os.PathLike[str] | None = None, *, force: bool = False,
            viztracer: bool = False, locks: bool = True, perf: bool = True, pyspy: bool = True,
            gil_sampler: bool = True, sched: bool = True, perf_budget: bool = True,
            rate_hz: float = 200.0, tracer_entries: int = DEFAULT_TRACER_ENTRIES,
+           tasks: bool = True, slow_step_s: float = 0.1,
            open_report: bool = False, quiet: bool = False) -> Iterator[RunFolder]:
     """Record the threads of this process while the block runs, then write the report.
 
@@ -57,7 +58,8 @@ def record(out: str | os.PathLike[str] | None = None, *, force: bool = False,
     options = RecordOptions(python=sys.executable, rate_hz=rate_hz, viztracer=viztracer,
                             viztracer_by_default=not viztracer, pyspy=pyspy, perf=perf,
                             gil_sampler=gil_sampler, sched=sched, perf_budget=perf_budget,
-                            locks=locks, tracer_entries=tracer_entries, quiet=quiet)
+                            locks=locks, tracer_entries=tracer_entries, tasks=tasks,
+                            slow_step_s=slow_step_s, quiet=quiet)
     recording = InProcessRecording(str(folder.raw.resolve()), **options.for_target())
     recording.prepare()
     previous_sink = markers.set_sink(str(folder.raw_file(raw_files.MARKERS).resolve()))

@@ -131,14 +131,16 @@ def _wait_for_non_daemon_threads() -> None:
 
 
 def _flush_child_locks() -> None:
-    """A forked child leaving through ``os._exit`` skips atexit: write its lock events now."""
-    locks = sys.modules.get("tracer.instrument.locks")
-    if locks is None:
-        return
-    try:
-        locks.flush()
-    except Exception as exc:
-        faults.note("lock_events_lost", exc)
+    """A forked child leaving through ``os._exit`` skips atexit: write its lock and task events
+    now."""
+    for name in ("tracer.instrument.locks", "tracer.instrument.tasks"):
+        recorder = sys.modules.get(name)
+        if recorder is None:
+            continue
+        try:
+            recorder.flush()
+        except Exception as exc:
+            faults.note("lock_events_lost", exc)
 
 
 # Forking thread -> whether the program itself had SIGTERM blocked (then it stays blocked).

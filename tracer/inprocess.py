@@ -157,11 +157,14 @@ class InProcessRecording:
     """What the target records about itself. ``prepare`` before user code, ``begin`` at its first
     line (t0), ``finish`` at the end, however it ended (idempotent)."""
 
-    def __init__(self, raw_dir: str, viztracer: bool, locks: bool, tracer_entries: int) -> None:
+    def __init__(self, raw_dir: str, viztracer: bool, locks: bool, tracer_entries: int,
+                 tasks: bool = True) -> None:
         self.raw_dir = raw_dir
         self.pid = os.getpid()
         self.want_viztracer = viztracer
         self.want_locks = locks
+        self.want_tasks = tasks
+        self.tasks_installed = False
         self.tracer_entries = tracer_entries
         self.log = EventLog(os.path.join(raw_dir, raw_files.THREADS))
         self.viztracer: Any = None
@@ -189,6 +192,14 @@ class InProcessRecording:
                 self.locks_installed = True
             except Exception as exc:  # the run goes on without lock data, and says so
                 self.log.write({"ev": "locks_unavailable", "reason": repr(exc)})
+        if self.want_tasks:
+            try:
+                from tracer.instrument import tasks
+
+                tasks.install(os.path.join(self.raw_dir, raw_files.TASKS))
+                self.tasks_installed = True
+            except Exception as exc:  # the run goes on without pool and asyncio data
+                self.log.write({"ev": "tasks_unavailable", "reason": repr(exc)})
         if self.want_viztracer:
             self._prepare_viztracer()
 
@@ -280,6 +291,10 @@ class InProcessRecording:
                 locks.write_state()
             except Exception as exc:
                 self.log.write({"ev": "locks_unavailable", "reason": repr(exc)})
+        if self.tasks_installed:
+            from tracer.instrument import tasks
+
+            tasks.finish()
         summary = {
             "t0_ns": self.t0_ns, "end_ns": end_ns, "exit_code": self.exit_code,
             "status": self.status, "error": self.error, "end_reason": reason,
@@ -305,6 +320,10 @@ class InProcessRecording:
             from tracer.instrument import locks
 
             locks.uninstall()
+        if self.tasks_installed:
+            from tracer.instrument import tasks
+
+            tasks.uninstall()
 
 
 def _loop(n: int) -> None:

@@ -113,6 +113,13 @@ class RecordOptions:
     locks: bool = _option(True, Option(
         IN_PROCESS, "--no-locks", switch=Switch.OFF, source=SourceName.LOCKS, in_target=True,
         help="do not record lock-wait instrumentation"))
+    tasks: bool = _option(True, Option(
+        IN_PROCESS, "--no-tasks", switch=Switch.OFF, source=SourceName.TASKS, in_target=True,
+        help="do not record pool work items and asyncio tasks (concurrent.futures, asyncio)"))
+    slow_step_s: float = _option(0.1, Option(
+        IN_PROCESS, "--slow-step", metavar="S", parse=float,
+        help="an asyncio step that runs this long blocks the event loop (default: 0.1 s, "
+             "asyncio debug mode's slow_callback_duration)"))
     perf_budget: bool = _option(True, Option(
         EVERYWHERE, "--no-perf-budget", switch=Switch.OFF,
         help="record every GIL event and context switch even when that slows the program by "

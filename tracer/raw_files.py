@@ -38,6 +38,7 @@ GIL_LAYOUT = "gil_layout.json"  # where the GIL and the thread states are in mem
 VIZTRACER = "viztracer.json"  # VizTracer's function trace
 LOCKS = "locks.jsonl"  # the lock recorder's JSON lines
 LOCK_RECORDS = "locks.bin"  # the C lock core's binary records (named by the LOCKS header)
+TASKS = "tasks.bin"  # pool work items and asyncio steps (tracer.instrument.tasks: marshal chunks)
 
 # Written by the out-of-process recorders
 GIL_SAMPLES = "gil_samples.jsonl"  # the GIL sampler
@@ -83,6 +84,7 @@ class SourceName(Word):
     SCHED = "sched"  # the OS sampler: CPU time and run states (tracer.recorders.sched)
     PYSPY = "py-spy"  # Python stacks (tracer.recorders.pyspy)
     LOCKS = "locks"  # the lock recorder inside the target (tracer.instrument.locks)
+    TASKS = "tasks"  # pool work items and asyncio tasks inside the target (instrument.tasks)
     VIZTRACER = "viztracer"  # the function timeline inside the target
 
 

@@ -39,17 +39,26 @@ from tracer.model.schema import (
     Source,
     StackSource,
     Target,
+    TaskKind,
     ThreadTimeline,
     VizTracerFigures,
     source_from_dict,
 )
 from tracer.model.stacks import (
+    StackTimeline,
     StackTrie,
     sampled_timeline,
     snap_to_states,
     viztracer_timelines,
 )
 from tracer.model.states import overlay, state_seconds
+from tracer.model.tasks import (
+    DEFAULT_SLOW_STEP_S,
+    TaskModel,
+    build_tasks,
+    name_blocked_steps,
+    read_task_events,
+)
 from tracer.model.viztracer_cost import (
     CostRange,
     MeasuredCost,
@@ -171,11 +180,40 @@ def build_run(folder: RunFolder) -> BuiltRun:
     )
     model.warnings.extend(hook_fault_warnings(given.target_raw.get("hook_faults")))
     _viztracer_slowdown(functions, given.target_raw, model, pid, model.warnings)
-    _attribute(model, functions, pid)
+    timelines, trie = _attribute(model, functions, pid)
+    found_tasks = _tasks(raw, given, sources)
+    if found_tasks is not None:
+        model.tasks, model.pools, model.loops = (found_tasks.tasks, found_tasks.pools,
+                                                 found_tasks.loops)
+        name_blocked_steps(model.loops, timelines, trie)
     return BuiltRun(model=model, functions=functions)
 
 
-def _attribute(model: RunModel, functions: FunctionTrace, pid: int) -> None:
+def _tasks(raw: Path, given: _RunInput, sources: dict[SourceName, Source]) -> TaskModel | None:
+    """Pool work items and asyncio tasks, when the target recorded them."""
+    options = given.run.get("options", {})
+    if given.mode == "attach" or not options.get("tasks", False):
+        return None
+    unavailable = [e.get("reason", "") for e in given.events
+                   if e.get("ev") == "tasks_unavailable"]
+    path = raw / raw_files.TASKS
+    if unavailable or not path.exists():
+        sources[SourceName.TASKS] = Source(used=False, reason=(unavailable or [
+            "the target ended before the task recorder wrote anything"])[0])
+        return None
+    slow = float(options.get("slow_step_s") or DEFAULT_SLOW_STEP_S)
+    found = build_tasks(read_task_events(path), given.t0_ns, given.end_ns, slow)
+    pool_items = sum(1 for t in found.tasks if t.kind is not TaskKind.ASYNCIO)
+    sources[SourceName.TASKS] = Source(
+        used=True, method=Method.INSTRUMENTED, samples=len(found.tasks),
+        notes=[f"{pool_items} pool work items in {len(found.pools)} pools, "
+               f"{len(found.tasks) - pool_items} asyncio tasks on {len(found.loops)} event "
+               f"loops; steps of {slow:g} s or longer block the loop"])
+    return found
+
+
+def _attribute(model: RunModel, functions: FunctionTrace, pid: int
+               ) -> tuple[dict[tuple[int, int], StackTimeline], StackTrie]:
     """Where the time went and who kept whom waiting, from the threads' final states and the
     best stack source the run has: VizTracer's calls (exact) when it kept them all, else
     py-spy's samples."""
@@ -198,6 +236,7 @@ def _attribute(model: RunModel, functions: FunctionTrace, pid: int) -> None:
     found = attribute(model.threads, timelines, trie, source, rate)
     model.where, model.gil_blame, model.lock_blame = (found.where, found.gil_blame,
                                                       found.lock_blame)
+    return dict(timelines), trie
 
 
 def _read_input(folder: RunFolder) -> _RunInput:
@@ -222,7 +261,7 @@ def _sources(given: _RunInput) -> tuple[dict[SourceName, Source], list[str]]:
                for name, value in given.run.get("sources", {}).items()}
     if given.mode == "attach":
         warnings.append(ATTACH_LIMITS)
-        for name in (SourceName.VIZTRACER, SourceName.LOCKS):
+        for name in (SourceName.VIZTRACER, SourceName.LOCKS, SourceName.TASKS):
             sources[name] = Source(used=False, reason="not available when attaching to a "
                                                       "running process")
     elif not given.target_raw:

@@ -22,7 +22,10 @@ from tracer.runfolder import atomic_write_bytes
 # end reason, method and source names); hand-offs say from_tid/to_tid. docs/model.md has it all.
 # 4: where the time went (``where``), who kept whom waiting (``gil_blame``, ``lock_blame``),
 # what blocked each thread (``blocked_by``, ``BlockedDetail``).
-SCHEMA_VERSION = 5
+# 5: child processes (``processes`` with their CPU and GIL figures, concurrency phases).
+# 6: tasks as first-class: pool work items and asyncio tasks (``tasks``), per-pool figures
+# (``pools``) and per-event-loop figures with its blocked steps (``loops``).
+SCHEMA_VERSION = 6
 
 # Thread states, finest first. ``on_cpu``/``off_cpu`` are what the OS alone can tell; the GIL
 # recorders refine them into ``running``/``native`` and ``gil_wait``/``blocked``; the lock
@@ -493,6 +496,111 @@ class LockBlame:
     seconds: float
 
 
+class TaskKind(Word):
+    """What ran a task."""
+
+    THREAD_POOL = "thread_pool"  # a concurrent.futures.ThreadPoolExecutor work item
+    PROCESS_POOL = "process_pool"  # a ProcessPoolExecutor work item (seen from the parent)
+    ASYNCIO = "asyncio"  # an asyncio task on an event loop
+
+
+class TaskOutcome(Word):
+    """How a task ended."""
+
+    OK = "ok"  # returned
+    ERROR = "error"  # raised (``Task.error`` names the exception type)
+    CANCELLED = "cancelled"  # cancelled before or while it ran
+    UNFINISHED = "unfinished"  # still queued or running when the recording stopped
+
+
+@dataclass(slots=True)
+class Task:
+    """One pool work item or asyncio task. ``submit_s`` is when it was submitted (created, for
+    asyncio), ``start_s`` when a worker (the loop, its first step) began it, ``queue_wait_s``
+    the difference. For asyncio ``run_s`` is the sum of its steps (``steps``: each time the loop
+    ran it, on ``tid``); for a process pool the parent sees submit and end only."""
+
+    id: int  # within its process: the order of submission or creation
+    kind: TaskKind
+    pool: str  # the pool's name (thread name prefix), or the event loop's
+    name: str  # asyncio: the task's name; pools: the function and its number in the pool
+    function: str  # qualified name of what it ran (the coroutine, for asyncio)
+    site: str  # file:line of that function's definition ("" when it has none: a builtin)
+    submit_s: float
+    start_s: float | None
+    end_s: float | None
+    tid: int | None  # the worker thread or the loop's thread
+    pid: int
+    queue_wait_s: float | None
+    run_s: float | None
+    outcome: TaskOutcome
+    error: str | None  # the exception type when outcome is error
+    submit_tid: int | None = None  # the thread that submitted it (pools)
+    parent: int | None = None  # the asyncio task that created it or submitted it to the pool
+    steps: list[tuple[float, float]] = field(default_factory=list)  # asyncio: (start, end)
+
+
+@dataclass(slots=True)
+class PoolStats:
+    """One executor's figures. Queue depth is work submitted and not yet started (a process
+    pool: submitted and not yet done, the parent does not see starts); ``depth_t``/``depth``
+    are its steps (the depth is ``depth[i]`` from ``depth_t[i]`` on). ``utilisation`` is the
+    workers' busy seconds over ``max_workers`` times the pool's active span (first submit to
+    last end)."""
+
+    name: str
+    kind: TaskKind
+    pid: int
+    max_workers: int | None
+    workers_started: int
+    tasks: int
+    errors: int
+    cancelled: int
+    unfinished: int
+    waited: int  # tasks whose queue wait was at least WAITED_S
+    max_queue_wait_s: float | None
+    peak_queue_depth: int
+    mean_queue_depth: float
+    utilisation: float | None
+    active_s: float  # first submit to last end
+    depth_t: list[float] = field(default_factory=list)
+    depth: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class BlockedStep:
+    """An event-loop step that ran at least the slow-step threshold: nothing else on that loop
+    ran meanwhile. ``function`` is where it spent the time: the innermost user frame of the
+    stack that ran longest during it when a stack source saw it, else the task's coroutine (or
+    the callback's name)."""
+
+    start_s: float
+    end_s: float
+    task: str | None  # the task's name; None for a plain callback
+    coroutine: str  # the task's coroutine or the callback, qualified
+    function: str
+    site: str  # file:line of ``function``
+    stack: Stack = ()  # outermost first; empty without a stack source
+
+
+@dataclass(slots=True)
+class LoopStats:
+    """One asyncio event loop: how busy its thread was running callbacks and task steps, and
+    its blocked moments. ``busy`` is the busy share per bin of ``busy.bin_s``."""
+
+    id: int
+    pid: int
+    tid: int
+    start_s: float  # its first callback
+    end_s: float  # the end of its last
+    busy_s: float
+    steps: int  # callbacks run, task steps among them
+    tasks: int
+    slow_step_s: float  # the threshold ``blocked`` used
+    blocked: list[BlockedStep] = field(default_factory=list)
+    busy: Series | None = None
+
+
 @dataclass
 class RunModel:
     target: Target
@@ -519,6 +627,9 @@ class RunModel:
     where: Where | None = None  # None: not attributed (a model built without stacks)
     gil_blame: list[GilBlame] = field(default_factory=list)  # largest first
     lock_blame: list[LockBlame] = field(default_factory=list)  # largest first
+    tasks: list[Task] = field(default_factory=list)  # by submit time
+    pools: list[PoolStats] = field(default_factory=list)
+    loops: list[LoopStats] = field(default_factory=list)
     schema_version: int = SCHEMA_VERSION
 
     def to_json_bytes(self) -> bytes:
@@ -576,6 +687,10 @@ class RunModel:
                 lock_blame=[LockBlame(**{**b, "waiter_stack": _stack(b["waiter_stack"]),
                                          "holder_stack": _stack(b["holder_stack"])})
                             for b in raw.get("lock_blame", [])],
+                tasks=[_task(t) for t in raw.get("tasks", [])],
+                pools=[PoolStats(**{**p, "kind": TaskKind(p["kind"])})
+                       for p in raw.get("pools", [])],
+                loops=[_loop(loop) for loop in raw.get("loops", [])],
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise CorruptRecording(f"{origin}: malformed model ({exc})") from exc
@@ -623,6 +738,17 @@ def _process(raw: dict[str, Any]) -> ProcessInfo:
 
 def _phase(raw: dict[str, Any]) -> ConcurrencyPhase:
     return ConcurrencyPhase(**{**raw, "kind": PhaseKind(raw["kind"])})
+
+
+def _task(raw: dict[str, Any]) -> Task:
+    return Task(**{**raw, "kind": TaskKind(raw["kind"]), "outcome": TaskOutcome(raw["outcome"]),
+                   "steps": [(float(a), float(b)) for a, b in raw.get("steps", [])]})
+
+
+def _loop(raw: dict[str, Any]) -> LoopStats:
+    return LoopStats(**{**raw, "blocked": [BlockedStep(**{**b, "stack": _stack(b["stack"])})
+                                           for b in raw.get("blocked", [])],
+                        "busy": Series(**raw["busy"]) if raw.get("busy") else None})
 
 
 def _lock_stats(raw: dict[str, Any]) -> LockStats:

@@ -1,0 +1,653 @@
+"""Pool work items and asyncio task steps, recorded from inside the target (standard library
+only).
+
+What is hooked, and why there:
+
+* ``concurrent.futures.thread._WorkItem``: a subclass stamps the submit (time, thread, pool,
+  function) when ``ThreadPoolExecutor.submit`` makes it, and its ``run`` stamps start, end,
+  worker and outcome. The pool comes from a thread-local that our ``submit`` wrapper sets just
+  before calling the real one (the work item does not know its executor).
+* ``ProcessPoolExecutor.submit``: submit in the parent, and the future's end there (a done
+  callback: the process pool already runs one per item); start, end and worker inside the
+  child are not seen.
+* ``asyncio.events.Handle._run``: every callback the event loop runs, timed. A task's step and
+  wake-up are callbacks whose ``__self__`` is the task (checked on 3.10-3.13, C and Python
+  tasks); that names the task without touching the C ``Task.__step``. ``BaseEventLoop.create_task``
+  stamps creation and the creating task.
+
+The modules are patched when the program imports them (a finder on ``sys.meta_path`` that
+steps aside once all are patched), so a program that never uses them never loads them.
+
+Cost: per work item one clock read and a few attribute writes at submit, two clock reads and one
+tuple appended at the end; per loop callback two clock reads and one tuple. Nothing is encoded on
+the program's threads: a writer thread (``_thread``, like the lock recorder's) appends the tuples
+to ``raw/tasks.bin`` every ``FLUSH_INTERVAL_S`` with ``marshal`` (C, no dict per event: JSON
+encoding of 100,000 items held the GIL long enough to be measured), and :func:`finish`,
+``atexit`` and a forked child's ``os._exit`` flush what is left.
+
+Nothing here may raise into the program: every hook calls the original first or last, and a
+failure of ours is counted in :mod:`tracer.instrument.faults`.
+"""
+
+from __future__ import annotations
+
+import _thread
+import atexit
+import contextlib
+import marshal
+import os
+import struct
+import sys
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from tracer.instrument import faults
+
+FORMAT_VERSION = 1
+# A crash loses at most this much of the tail; a 4 Hz wake-up costs nothing measurable.
+FLUSH_INTERVAL_S = 0.25
+MARSHAL_VERSION = 4  # the same on 3.4-3.13: a target on any of them writes what 3.11 reads
+CHUNK = struct.Struct("<I")  # each chunk: its length, then one marshalled list of events
+
+# Event tags (the first element of each tuple; tracer.model.tasks reads them).
+START = "start"  # (START, format, pid, t_ns, python)
+POOL = "pool"  # (POOL, pool, pid, kind, name, max_workers, t_ns)
+FUNCTION = "fn"  # (FUNCTION, fn, qualname, site)
+ITEM = "item"  # (ITEM, item, pid, pool, fn, submit_ns, submit_tid, start_ns, end_ns, tid,
+#                 outcome, error, task): a work item, finished or (at the end) not
+WORKERS = "workers"  # (WORKERS, pool, pid, threads started so far, t_ns)
+LOOP = "loop"  # (LOOP, loop, pid, tid, t_ns)
+TASK = "task"  # (TASK, task, pid, loop, name, fn, created_ns, parent task or 0)
+STEP = "step"  # (STEP, loop, task or 0, start_ns, end_ns, fn of a slow non-task callback or 0)
+DONE = "done"  # (DONE, task, t_ns, outcome, error, name)
+
+OK, ERROR, CANCELLED, UNFINISHED = "ok", "error", "cancelled", "unfinished"
+THREAD_POOL, PROCESS_POOL = "thread_pool", "process_pool"
+# A callback that is not a task step is named only when it runs this long (naming costs more
+# than timing); the model's slow-step threshold is at least this.
+NAME_CALLBACK_NS = 10_000_000
+
+_mono = time.monotonic_ns
+_native_id = _thread.get_native_id
+_ATTR = "_threadscope_task"  # our number on a pool executor, a loop or an asyncio task
+
+_events: list[tuple[Any, ...]] = []
+_tls = _thread._local()
+_flush_lock = _thread.allocate_lock()
+_pending: dict[int, tuple[Any, ...]] = {}  # item -> (future, the item tuple's first fields)
+_open_tasks: dict[int, str] = {}  # asyncio task -> name, until done
+_functions: dict[Any, int] = {}  # code object (or name) -> fn number
+_next = {"item": 0, "pool": 0, "fn": 0, "loop": 0, "task": 0}
+_state: dict[str, Any] = {"sink": None, "installed": False, "pid": os.getpid(), "writer": 0,
+                          "saved": [], "finder": None}
+
+
+# ----------------------------------------------------------------------------------------------
+# Names
+
+
+def _number(kind: str) -> int:
+    _next[kind] += 1
+    return _next[kind]
+
+
+def _target_of(fn: Any) -> Any:
+    """What a submitted callable runs: through ``functools.partial`` and ``Context.run``
+    (``asyncio.to_thread`` submits ``partial(context.run, func, *args)``)."""
+    for _ in range(4):
+        if type(fn) is partial:
+            inner = fn.func
+            name = getattr(inner, "__name__", None)
+            in_context = name == "run" and \
+                type(getattr(inner, "__self__", None)).__name__ == "Context"
+            # _process_chunk: ProcessPoolExecutor.map's batches of the mapped function
+            unwrap = bool(fn.args) and (in_context or name == "_process_chunk")
+            fn = fn.args[0] if unwrap else inner
+        else:
+            return fn
+    return fn
+
+
+def _function_id(fn: Any) -> int:
+    """The number of ``fn``'s (qualified name, file:line), declared once per code object."""
+    target = _target_of(fn)
+    code = getattr(target, "__code__", None) or getattr(
+        getattr(target, "__func__", None), "__code__", None)
+    key = code if code is not None else getattr(target, "__qualname__", None) or type(target)
+    found = _functions.get(key)
+    if found is not None:
+        return found
+    if code is not None:
+        name = getattr(code, "co_qualname", None) or getattr(target, "__qualname__", None) \
+            or code.co_name
+        site = f"{code.co_filename}:{code.co_firstlineno}"
+    else:
+        name = getattr(target, "__qualname__", None) or type(target).__qualname__
+        site = ""
+    number = _number("fn")
+    _functions[key] = number
+    _events.append((FUNCTION, number, faults.safe_text(name, "task_name"), site))
+    return number
+
+
+def _coroutine_id(coro: Any) -> int:
+    code = getattr(coro, "cr_code", None) or getattr(coro, "gi_code", None)
+    key = code if code is not None else type(coro)
+    found = _functions.get(key)
+    if found is not None:
+        return found
+    name = getattr(coro, "__qualname__", None) or type(coro).__qualname__
+    site = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else ""
+    number = _number("fn")
+    _functions[key] = number
+    _events.append((FUNCTION, number, faults.safe_text(name, "task_name"), site))
+    return number
+
+
+def _error_of(exc: Any) -> str:
+    try:
+        return faults.safe_text(type(exc).__qualname__, "task_error")
+    except Exception:
+        return faults.PLACEHOLDER
+
+
+# ----------------------------------------------------------------------------------------------
+# Thread pools
+
+
+def _pool_id(executor: Any, kind: str) -> int:
+    number = executor.__dict__.get(_ATTR)
+    if number is None:
+        number = _number("pool")
+        executor.__dict__[_ATTR] = number
+        if kind == THREAD_POOL:
+            name = executor.__dict__.get("_thread_name_prefix") or f"ThreadPoolExecutor-{number}"
+        else:
+            name = f"ProcessPoolExecutor-{number}"
+        _events.append((POOL, number, _state["pid"], kind, faults.safe_text(name, "task_name"),
+                        executor.__dict__.get("_max_workers"), _mono()))
+        executor.__dict__["_threadscope_workers"] = 0
+    return int(number)
+
+
+def _asyncio_task_now() -> int:
+    """Our number of the asyncio task running on this thread (work sent to a thread from a
+    coroutine, ``asyncio.to_thread`` or ``run_in_executor``), or 0."""
+    events = sys.modules.get("asyncio.events")
+    if events is None:
+        return 0
+    loop = events._get_running_loop()
+    if loop is None:
+        return 0
+    task = sys.modules["asyncio.tasks"].current_task(loop)
+    number = getattr(task, _ATTR, 0) if task is not None else 0
+    return abs(int(number))
+
+
+def _wrap_submit(original: Callable[..., Any]) -> Callable[..., Any]:
+    def submit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _tls.pool = self
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            _tls.pool = None
+            try:
+                _count_workers(self)
+            except Exception as exc:
+                faults.note("task_event_lost", exc)
+
+    _copy_names(submit, original)
+    return submit
+
+
+def _count_workers(executor: Any) -> None:
+    """Threads the pool has started (``_adjust_thread_count`` ran inside submit)."""
+    threads = executor.__dict__.get("_threads")
+    if threads is None:
+        return
+    started = len(threads)
+    if started != executor.__dict__.get("_threadscope_workers", started):
+        executor.__dict__["_threadscope_workers"] = started
+        _events.append((WORKERS, executor.__dict__[_ATTR], _state["pid"], started, _mono()))
+
+
+def _traced_work_item(base: Any) -> type:
+    """A ``_WorkItem`` that stamps its submit when made and its run when run."""
+
+    class WorkItem(base):
+        def __init__(self, future: Any, fn: Any, args: Any, kwargs: Any) -> None:
+            base.__init__(self, future, fn, args, kwargs)
+            try:
+                executor = getattr(_tls, "pool", None)
+                pool = _pool_id(executor, THREAD_POOL) if executor is not None else 0
+                number = _number("item")
+                head = (number, _state["pid"], pool, _function_id(fn), _mono(), _native_id())
+                self._threadscope = (*head, _asyncio_task_now())
+                _pending[number] = (future, self._threadscope)
+            except Exception as exc:
+                faults.note("task_event_lost", exc)
+
+        def run(self) -> None:
+            start = _mono()
+            stamp = self.__dict__.get("_threadscope")
+            if stamp is not None:  # running: finish() can say since when
+                _pending[stamp[0]] = (self.future, stamp, start, _native_id())
+            try:
+                base.run(self)
+            finally:
+                _item_ran(self, start)
+
+    WorkItem.__name__ = WorkItem.__qualname__ = base.__name__
+    WorkItem.__module__ = base.__module__
+    return WorkItem
+
+
+def _item_ran(item: Any, start: int) -> None:
+    end = _mono()
+    try:
+        stamp = item.__dict__.get("_threadscope")
+        if stamp is None:
+            return
+        number, pid, pool, fn, submitted, submitter, task = stamp
+        future = _pending.pop(number, (item.future,))[0]
+        outcome, error = _outcome(future)
+        if outcome == CANCELLED:
+            start_ns: int | None = None
+        else:
+            start_ns = start
+        _events.append((ITEM, number, pid, pool, fn, submitted, submitter, start_ns, end,
+                        _native_id(), outcome, error, task))
+    except Exception as exc:
+        faults.note("task_event_lost", exc)
+
+
+def _outcome(future: Any) -> tuple[str, str | None]:
+    state = future._state
+    if state == "FINISHED":
+        exc = future._exception
+        return (OK, None) if exc is None else (ERROR, _error_of(exc))
+    if state in ("CANCELLED", "CANCELLED_AND_NOTIFIED"):
+        return CANCELLED, None
+    return UNFINISHED, None
+
+
+# ----------------------------------------------------------------------------------------------
+# Process pools: submit and end, seen from the parent
+
+
+def _wrap_process_submit(original: Callable[..., Any]) -> Callable[..., Any]:
+    def submit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        submitted = _mono()
+        future = original(self, *args, **kwargs)  # raises like the original (after shutdown)
+        try:
+            fn = args[0] if args else kwargs.get("fn")
+            number = _number("item")
+            head = (number, _state["pid"], _pool_id(self, PROCESS_POOL), _function_id(fn),
+                    submitted, _native_id(), _asyncio_task_now())
+            _pending[number] = (future, head)
+            future.add_done_callback(partial(_process_item_done, number))
+        except Exception as exc:
+            faults.note("task_event_lost", exc)
+        return future
+
+    _copy_names(submit, original)
+    return submit
+
+
+def _process_item_done(number: int, future: Any) -> None:
+    end = _mono()
+    try:
+        entry = _pending.pop(number, None)
+        if entry is None:
+            return
+        item, pid, pool, fn, submitted, submitter, task = entry[1]
+        outcome, error = _outcome(future)
+        _events.append((ITEM, item, pid, pool, fn, submitted, submitter, None, end, None,
+                        outcome, error, task))
+    except Exception as exc:
+        faults.note("task_event_lost", exc)
+
+
+# ----------------------------------------------------------------------------------------------
+# asyncio
+
+
+def _loop_id(loop: Any) -> int:
+    number = getattr(loop, _ATTR, None)
+    if number is None:
+        number = _number("loop")
+        setattr(loop, _ATTR, number)
+        _events.append((LOOP, number, _state["pid"], _native_id(), _mono()))
+    return int(number)
+
+
+def _task_id(task: Any, loop: int, created: int, parent: int) -> int:
+    number = getattr(task, _ATTR, None)
+    if number is not None:
+        return int(number)
+    number = _number("task")
+    setattr(task, _ATTR, number)
+    name = faults.safe_text(task.get_name(), "task_name")
+    _open_tasks[number] = name
+    _events.append((TASK, number, _state["pid"], loop, name, _coroutine_id(task.get_coro()),
+                    created, parent))
+    return number
+
+
+def _task_done(task: Any, number: int, t: int) -> None:
+    """Write the end of a task once (its number turns negative)."""
+    setattr(task, _ATTR, -number)
+    name = _open_tasks.pop(number, "")
+    if task.cancelled():
+        outcome, error = CANCELLED, None
+    else:
+        exc = task._exception  # never exception(): it would mark the exception as retrieved
+        outcome, error = (OK, None) if exc is None else (ERROR, _error_of(exc))
+    with contextlib.suppress(Exception):
+        name = faults.safe_text(task.get_name(), "task_name")
+    _events.append((DONE, number, t, outcome, error, name))
+
+
+def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
+                     ) -> Callable[..., Any]:
+    def _run(self: Any) -> Any:
+        start = _mono()
+        try:
+            return original(self)
+        finally:
+            end = _mono()
+            try:
+                _step(self, start, end, task_types)
+            except Exception as exc:
+                faults.note("task_event_lost", exc)
+
+    _copy_names(_run, original)
+    return _run
+
+
+def _step(handle: Any, start: int, end: int, task_types: tuple[type, ...]) -> None:
+    loop = _loop_id(handle._loop)
+    owner = getattr(handle._callback, "__self__", None)
+    if owner is not None and isinstance(owner, task_types):
+        task: Any = owner
+        number = getattr(task, _ATTR, None)
+        if number is None:  # made without loop.create_task (asyncio.Task(coro) directly)
+            number = _task_id(task, loop, start, 0)
+        elif number < 0:  # a callback of a task already done
+            _events.append((STEP, loop, -number, start, end, 0))
+            return
+        _events.append((STEP, loop, number, start, end, 0))
+        if task.done():
+            _task_done(task, number, end)
+        return
+    fn = _function_id(handle._callback) if end - start >= NAME_CALLBACK_NS else 0
+    _events.append((STEP, loop, 0, start, end, fn))
+
+
+def _wrap_create_task(original: Callable[..., Any]) -> Callable[..., Any]:
+    def create_task(self: Any, *args: Any, **kwargs: Any) -> Any:
+        created = _mono()
+        task = original(self, *args, **kwargs)
+        try:
+            parent = _asyncio_task_now()
+            number = _task_id(task, _loop_id(self), created, parent)
+            if task.done():  # an eager task (3.12+) that finished inside create_task
+                _task_done(task, number, _mono())
+        except Exception as exc:
+            faults.note("task_event_lost", exc)
+        return task
+
+    _copy_names(create_task, original)
+    return create_task
+
+
+# ----------------------------------------------------------------------------------------------
+# Patching at import
+
+
+def _copy_names(wrapper: Callable[..., Any], original: Callable[..., Any]) -> None:
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(wrapper, attr, getattr(original, attr))
+    wrapper.__wrapped__ = original  # type: ignore[attr-defined]
+
+
+def _patch(owner: Any, name: str, replacement: Any) -> None:
+    _state["saved"].append((owner, name, owner.__dict__[name]))
+    setattr(owner, name, replacement)
+
+
+def _patch_thread_pool(module: Any) -> None:
+    _patch(module, "_WorkItem", _traced_work_item(module._WorkItem))
+    executor = module.ThreadPoolExecutor
+    _patch(executor, "submit", _wrap_submit(executor.__dict__["submit"]))
+
+
+def _patch_process_pool(module: Any) -> None:
+    executor = module.ProcessPoolExecutor
+    _patch(executor, "submit", _wrap_process_submit(executor.__dict__["submit"]))
+
+
+def _patch_events(module: Any) -> None:
+    tasks = sys.modules.get("asyncio.tasks")
+    types: list[type] = []
+    for source in (tasks, sys.modules.get("_asyncio")):
+        for name in ("Task", "_CTask", "_PyTask"):
+            candidate = getattr(source, name, None) if source is not None else None
+            if isinstance(candidate, type) and candidate not in types:
+                types.append(candidate)
+    handle = module.Handle
+    _patch(handle, "_run", _wrap_handle_run(handle.__dict__["_run"], tuple(types)))
+
+
+def _patch_base_events(module: Any) -> None:
+    loop = module.BaseEventLoop
+    _patch(loop, "create_task", _wrap_create_task(loop.__dict__["create_task"]))
+
+
+def _patch_asyncio() -> None:
+    _patch_events(sys.modules["asyncio.events"])
+    _patch_base_events(sys.modules["asyncio.base_events"])
+
+
+# Module -> what to patch once it is imported. asyncio.events is patched after asyncio.tasks
+# exists (asyncio imports base_events, events... then tasks), so the hook waits for the package.
+_WATCHED: dict[str, Callable[[Any], None]] = {
+    "concurrent.futures.thread": _patch_thread_pool,
+    "concurrent.futures.process": _patch_process_pool,
+    "asyncio": lambda package: _patch_asyncio(),
+}
+
+
+class _PatchOnImport:
+    """A meta-path finder that finds nothing itself: it lets the normal finders find a watched
+    module and patches the module after it has run."""
+
+    def find_spec(self, name: str, path: Any, target: Any = None) -> Any:
+        if name not in _WATCHED or name in _state["done"]:
+            return None
+        import importlib.machinery
+
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
+            return None
+        loader = spec.loader
+        real_exec = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            real_exec(module)
+            _patch_now(name)
+
+        spec.loader = _Loader(loader, exec_module)  # type: ignore[assignment]
+        return spec
+
+
+class _Loader:
+    """The real loader, with ``exec_module`` followed by our patch."""
+
+    def __init__(self, real: Any, exec_module: Callable[[Any], None]) -> None:
+        self._real = real
+        self.exec_module = exec_module
+
+    def create_module(self, spec: Any) -> Any:
+        return self._real.create_module(spec)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def _patch_now(name: str) -> None:
+    if name in _state["done"] or not _state["installed"]:
+        return
+    _state["done"].add(name)
+    try:
+        _WATCHED[name](sys.modules[name])
+    except Exception as exc:  # the program goes on unrecorded there
+        faults.note("task_hook_failed", exc)
+    if len(_state["done"]) == len(_WATCHED):
+        _remove_finder()
+
+
+def _remove_finder() -> None:
+    finder = _state["finder"]
+    if finder is not None and finder in sys.meta_path:
+        sys.meta_path.remove(finder)
+    _state["finder"] = None
+
+
+# ----------------------------------------------------------------------------------------------
+# Writing
+
+
+def _take() -> list[tuple[Any, ...]]:
+    n = len(_events)
+    batch = _events[:n]
+    del _events[:n]  # appends made meanwhile land after index n and stay for the next flush
+    return batch
+
+
+def flush() -> None:
+    """Append the buffered events to the sink as one marshalled chunk."""
+    sink = _state["sink"]
+    if sink is None or not _events or not _flush_lock.acquire(True, 2.0):
+        return
+    try:
+        batch = _take()
+        try:
+            data = marshal.dumps(batch, MARSHAL_VERSION)
+        except ValueError as exc:  # a value marshal cannot write: keep what it can
+            faults.note("task_event_lost", exc)
+            data = marshal.dumps([e for e in batch if _marshallable(e)], MARSHAL_VERSION)
+        with open(sink, "ab") as out:
+            out.write(CHUNK.pack(len(data)) + data)  # one write: a forked child's never interleave
+    finally:
+        _flush_lock.release()
+
+
+def _marshallable(event: tuple[Any, ...]) -> bool:
+    try:
+        marshal.dumps(event, MARSHAL_VERSION)
+    except ValueError:
+        return False
+    return True
+
+
+def finish() -> None:
+    """The end of the recording: work items and tasks still open are written as they stand."""
+    if not _state["installed"]:
+        return
+    try:
+        for number, entry in list(_pending.items()):
+            _pending.pop(number, None)
+            item, pid, pool, fn, submitted, submitter, task = entry[1]
+            start, worker = (entry[2], entry[3]) if len(entry) > 2 else (None, None)
+            # Cancelled in the queue (shutdown(cancel_futures=True)), or still queued or running.
+            outcome = CANCELLED if _outcome(entry[0])[0] == CANCELLED else UNFINISHED
+            _events.append((ITEM, item, pid, pool, fn, submitted, submitter, start, None, worker,
+                            outcome, None, task))
+        for number, name in list(_open_tasks.items()):
+            _open_tasks.pop(number, None)
+            _events.append((DONE, number, None, UNFINISHED, None, name))
+        flush()
+    except Exception as exc:
+        faults.note("task_event_lost", exc)
+
+
+def _writer_loop(generation: int) -> None:
+    """Never raises: an exception leaving a ``_thread`` thread is printed in the program's
+    output."""
+    try:
+        while _state["installed"] and _state["writer"] == generation:
+            time.sleep(FLUSH_INTERVAL_S)
+            try:
+                flush()
+            except Exception as exc:
+                faults.note("task_event_lost", exc)
+    except Exception:  # interpreter shutdown: nowhere left to say so
+        pass
+
+
+def _at_exit() -> None:
+    try:
+        if os.getpid() == _state["pid"]:
+            finish()
+        else:
+            flush()
+    except Exception as exc:
+        faults.note("task_event_lost", exc)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child starts with the parent's unwritten events: drop them. It writes its own
+    at exit (atexit, or the bootstrap's ``os._exit``), without a writer thread of its own."""
+    global _flush_lock
+    try:
+        if not _state["installed"]:
+            return
+        _flush_lock = _thread.allocate_lock()
+        _state["pid"] = os.getpid()
+        _state["writer"] = -1
+        del _events[:]
+        _pending.clear()
+        _open_tasks.clear()
+        _events.append((START, FORMAT_VERSION, _state["pid"], _mono(),
+                        ".".join(map(str, sys.version_info[:3]))))
+    except Exception as exc:
+        faults.note("fork_handler", exc)
+
+
+def install(sink_path: str) -> None:
+    """Start recording into ``sink_path``: patch what is already imported, and the rest when the
+    program imports it. Call before user code runs."""
+    if _state["installed"]:
+        return
+    _state.update(sink=os.path.abspath(sink_path), installed=True, pid=os.getpid(), done=set())
+    _events.append((START, FORMAT_VERSION, _state["pid"], _mono(),
+                    ".".join(map(str, sys.version_info[:3]))))
+    finder = _PatchOnImport()
+    _state["finder"] = finder
+    sys.meta_path.insert(0, finder)
+    for name in _WATCHED:
+        if name in sys.modules:
+            _patch_now(name)
+    if not _state.get("hooks"):
+        _state["hooks"] = True
+        atexit.register(_at_exit)
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+    _state["writer"] += 1
+    _thread.start_new_thread(_writer_loop, (_state["writer"],))
+
+
+def uninstall() -> None:
+    """Put back what was patched and write what was recorded."""
+    if not _state["installed"]:
+        return
+    finish()
+    _remove_finder()
+    for owner, name, original in reversed(_state["saved"]):
+        setattr(owner, name, original)
+    _state["saved"] = []
+    _state["installed"] = False

@@ -31,6 +31,7 @@ from reports.format import (
     thread_row_name,
 )
 from reports.processes_view import ProcessTable
+from reports.tasks_html import TasksPanel, tasks_panel
 from reports.threads import ThreadGroup, ThreadSelection, thread_state_seconds
 from reports.view import ReportView, RunNumbers, as_view
 from reports.vocabulary import (
@@ -259,6 +260,7 @@ class Page:
     locks: LockPanel | None
     where: WherePanel
     processes: ProcessTable | None
+    tasks: TasksPanel | None
 
 
 def _page(view: ReportView, figures: list[FigureSpec]) -> Page:
@@ -299,6 +301,7 @@ def _page(view: ReportView, figures: list[FigureSpec]) -> Page:
         locks=_lock_panel(view),
         where=where_panel(view),
         processes=view.processes,
+        tasks=tasks_panel(view),
     )
 
 

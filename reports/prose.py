@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from reports.format import and_list, fmt_seconds, gil_figure_words, plural, short_file
+from reports.tasks_view import LoopView, PoolView, TasksView
 from reports.threads import ThreadSelection, thread_label, thread_state_seconds
 from reports.view import BUSY_SHARE, ReportView, RunNumbers
 from reports.vocabulary import (
@@ -36,15 +37,19 @@ from tracer.model.schema import (
     RUNNING,
     SIGNAL_WAIT,
     STATES,
+    BlockedStep,
     DeadlockStep,
     Frame,
     HoldDetail,
     Marker,
     PhaseKind,
     RunModel,
+    TaskKind,
+    TaskOutcome,
     ThreadTimeline,
     WaitDetail,
 )
+from tracer.model.tasks import WAITED_S
 from tracer.model.viztracer_cost import MATERIAL_SLOWDOWN as VIZTRACER_MATERIAL_SLOWDOWN
 from tracer.model.viztracer_cost import count_words
 from tracer.raw_files import RunStatus, SourceName
@@ -89,6 +94,8 @@ def explain(view: ReportView) -> list[str]:
     paragraphs += blocked_reading(model, numbers)
     paragraphs += process_reading(model)
     paragraphs += where_reading(view)
+    paragraphs += pool_reading(view.tasks)
+    paragraphs += loop_reading(view.tasks)
     paragraphs += _end_reading(view)
     if failed(model):
         paragraphs.append(
@@ -683,3 +690,106 @@ def viztracer_headlines(model: RunModel) -> list[str]:
                      "timings are the traced program's; without --viztracer they are closer to "
                      "the real ones.")
     return lines
+
+
+# ----------------------------------------------------------------------------------------------
+# Tasks: pools and event loops
+
+
+def _range_words(low: float, high: float) -> str:
+    """"0.30 s", or "0.30-0.61 s" when the two differ as written."""
+    a, b = f"{low:.2f}", f"{high:.2f}"
+    return f"{a} s" if a == b else f"{a}-{b} s"
+
+
+def pool_sentence(pool: PoolView) -> str:
+    """What one pool did, from its figures: how many tasks on how many workers, how long they
+    waited for a free worker and why, how they ended."""
+    stats = pool.stats
+    kind = "process pool" if stats.kind is TaskKind.PROCESS_POOL else "pool"
+    parts = [f"The {kind} {stats.name} ran {plural(stats.tasks, 'task')}"]
+    if stats.kind is TaskKind.THREAD_POOL:
+        parts[0] += f" on {plural(stats.workers_started, 'worker thread')}"
+        if stats.utilisation is not None:
+            parts[0] += (f", busy {stats.utilisation:.0%} of max_workers={stats.max_workers}"
+                         f" over its {stats.active_s:.2f} s")
+    sentence = parts[0] + "."
+    started = pool.started
+    waited = [t.queue_wait_s for t in started
+              if t.queue_wait_s is not None and t.queue_wait_s >= WAITED_S]
+    if waited:
+        sentence += (f" {len(waited)} of {len(started)} tasks waited "
+                     f"{_range_words(min(waited), max(waited))} for a free worker; "
+                     f"max_workers={stats.max_workers}.")
+    elif started:
+        longest = max(t.queue_wait_s or 0.0 for t in started)
+        sentence += f" No task waited for a free worker (the longest wait was " \
+                    f"{fmt_seconds(longest)})."
+    ended = []
+    if stats.errors:
+        errors = sorted({t.error or "an exception" for t in pool.tasks
+                         if t.outcome is TaskOutcome.ERROR})
+        ended.append(f"{stats.errors} raised ({and_list(errors)})")
+    if stats.cancelled:
+        ended.append(f"{stats.cancelled} {'was' if stats.cancelled == 1 else 'were'} cancelled")
+    if stats.unfinished:
+        ended.append(f"{stats.unfinished} had not finished when the recording stopped")
+    if ended:
+        sentence += f" Of its tasks, {and_list(ended)}."
+    return sentence
+
+
+def pool_reading(tasks: TasksView) -> list[str]:
+    return [pool_sentence(pool) for pool in tasks.pools]
+
+
+def step_code_words(step: BlockedStep) -> str:
+    """"handler() -> parse() (app.py:7)": the coroutine, then the function it spent the time
+    in when that is another."""
+    words = f"{step.coroutine}()"
+    if step.function and step.function != step.coroutine:
+        words += f" -> {step.function}()"
+    if step.site:
+        words += f" ({short_file(step.site)})"
+    return words
+
+
+def loop_sentence(loop: LoopView) -> str:
+    """How busy one event loop was, and every way it was blocked, grouped by the code."""
+    stats = loop.stats
+    span = stats.end_s - stats.start_s
+    sentence = (f"The event loop on {loop.label} ran {plural(loop.tasks, 'task')}; it was busy "
+                f"{stats.busy_s:.2f} s of its {span:.2f} s")
+    sentence += f" ({stats.busy_s / span:.0%})." if span > 0 else "."
+    if not stats.blocked:
+        return sentence + (f" No step ran {stats.slow_step_s:g} s or longer: it never blocked "
+                           "the other tasks for that long.")
+    groups: dict[str, list[BlockedStep]] = {}
+    for step in stats.blocked:
+        groups.setdefault(step_code_words(step), []).append(step)
+    said = []
+    for words, steps in sorted(groups.items(), key=lambda g: -sum(s.end_s - s.start_s
+                                                                   for s in g[1])):
+        lengths = [s.end_s - s.start_s for s in steps]
+        times = "once" if len(steps) == 1 else f"{len(steps)} times"
+        said.append(f"{times} for {_range_words(min(lengths), max(lengths))} in {words}")
+    sentence += f" The loop was blocked {and_list(said)}; the other tasks could not run " \
+                "meanwhile."
+    return sentence
+
+
+def loop_reading(tasks: TasksView) -> list[str]:
+    return [loop_sentence(loop) for loop in tasks.loops]
+
+
+def tasks_summary_line(tasks: TasksView) -> str:
+    """The terminal's one line about tasks."""
+    said = []
+    for pool in tasks.pools:
+        stats = pool.stats
+        said.append(f"{stats.name}: {plural(stats.tasks, 'task')}, {stats.waited} waited for "
+                    f"a worker (longest {fmt_seconds(stats.max_queue_wait_s)})")
+    for loop in tasks.loops:
+        said.append(f"event loop on {loop.label}: {plural(loop.tasks, 'task')}, "
+                    f"blocked {plural(len(loop.stats.blocked), 'time')}")
+    return "; ".join(said)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 from reports.intervals import Segment, gil_turns, gil_waiter_steps, has_gil_data, run_end
 from reports.processes_view import ProcessTable, process_table
+from reports.tasks_view import TasksView, build_tasks_view
 from reports.threads import (
     ThreadSelection,
     ordered_threads,
@@ -92,6 +93,7 @@ class ReportView:
     gil_waiters: GilWaiters
     where: WhereView | None = None  # None: the model attributed no time to stacks
     processes: ProcessTable | None = None  # None: a run of one process
+    tasks: TasksView = field(default_factory=TasksView)  # pools and event loops
 
 
 def build_view(model: RunModel) -> ReportView:
@@ -114,6 +116,7 @@ def build_view(model: RunModel) -> ReportView:
         gil_waiters=GilWaiters(times, counts),
         where=build_where_view(model, ordered, labels),
         processes=process_table(model),
+        tasks=build_tasks_view(model, labels),
     )
 
 

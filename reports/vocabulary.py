@@ -26,6 +26,8 @@ from tracer.model.schema import (
     EndReason,
     Method,
     StackSource,
+    TaskKind,
+    TaskOutcome,
 )
 from tracer.raw_files import RunStatus
 
@@ -221,6 +223,7 @@ FIGURE_NAMES: Mapping[str, str] = {
     "gil_holder": "who held the GIL while nobody waited for it",
     "thread_states": "thread states on the timeline",
     "locks": "lock waits and holds",
+    "tasks": "pool work items and asyncio tasks",
 }
 
 
@@ -268,3 +271,51 @@ def stack_source_words(source: str) -> str:
         return STACK_SOURCE_WORDS[StackSource(source)]
     except (ValueError, KeyError):
         return source
+
+
+# Tasks: how each kind of task and each outcome is said and drawn. A task that ran is the
+# running state's green (it ran on its worker); an error is the colour of failure; a cancelled or
+# unfinished task is grey: it did not run to an end.
+TASK_KIND_WORDS: Mapping[TaskKind, str] = {
+    TaskKind.THREAD_POOL: "thread pool",
+    TaskKind.PROCESS_POOL: "process pool",
+    TaskKind.ASYNCIO: "asyncio task",
+}
+TASK_OUTCOME_WORDS: Mapping[TaskOutcome, str] = {
+    TaskOutcome.OK: "returned",
+    TaskOutcome.ERROR: "raised",
+    TaskOutcome.CANCELLED: "cancelled",
+    TaskOutcome.UNFINISHED: "unfinished when the recording stopped",
+}
+TASK_OUTCOME_COLOURS: Mapping[TaskOutcome, str] = {
+    TaskOutcome.OK: "#009E73",
+    TaskOutcome.ERROR: "#D55E00",
+    TaskOutcome.CANCELLED: "#999999",
+    TaskOutcome.UNFINISHED: "#BBBBBB",
+}
+QUEUE_WAIT_COLOUR = "#E69F00"  # a task waiting in its pool's queue: waiting for a free worker
+LOOP_BUSY_COLOUR = "#0072B2"
+LOOP_BLOCKED_COLOUR = "#D55E00"  # a step that blocked the loop
+TASK_STEP_COLOUR = "#009E73"
+TASK_WAITING_COLOUR = "#DDDDDD"  # an asyncio task alive between its steps (awaiting)
+
+
+def task_kind_words(kind: str) -> str:
+    try:
+        return TASK_KIND_WORDS[TaskKind(kind)]
+    except ValueError:
+        return kind
+
+
+def task_outcome_words(outcome: str) -> str:
+    try:
+        return TASK_OUTCOME_WORDS[TaskOutcome(outcome)]
+    except ValueError:
+        return outcome
+
+
+def task_outcome_colour(outcome: str) -> str:
+    try:
+        return TASK_OUTCOME_COLOURS[TaskOutcome(outcome)]
+    except ValueError:
+        return UNKNOWN_COLOUR

@@ -13,7 +13,9 @@ from reports.figures.gil_detail import GIL_STRIP_BUDGET, gil_detail_figure
 from reports.figures.gil_overview import gil_overview_figure
 from reports.figures.layout import SEGMENT_BUDGET, FigureSpec
 from reports.figures.locks import lock_wait_figure
+from reports.figures.loops import loop_busy_figure, loop_tasks_figure
 from reports.figures.parallelism import parallelism_figure
+from reports.figures.tasks import queue_depth_figure, queue_wait_figure, task_gantt_figure
 from reports.figures.timeline import timeline_figure
 from reports.view import ReportView
 
@@ -27,6 +29,11 @@ def build_figures(view: ReportView, budget: int = SEGMENT_BUDGET) -> list[Figure
         gil_detail_figure(view, min(budget, GIL_STRIP_BUDGET)),
         gil_overview_figure(view),
         lock_wait_figure(view),
+        task_gantt_figure(view, budget),
+        queue_depth_figure(view),
+        queue_wait_figure(view),
+        loop_busy_figure(view),
+        loop_tasks_figure(view, budget),
         parallelism_figure(view),
         breakdown_figure(view),
     ]

@@ -185,7 +185,9 @@ def build_run(folder: RunFolder) -> BuiltRun:
     if found_tasks is not None:
         model.tasks, model.pools, model.loops = (found_tasks.tasks, found_tasks.pools,
                                                  found_tasks.loops)
-        name_blocked_steps(model.loops, timelines, trie)
+        name_blocked_steps(model.loops, timelines, trie, found_tasks.user_files)
+        if found_tasks.tasks:
+            model.figure_sources["tasks"] = Method.INSTRUMENTED
     return BuiltRun(model=model, functions=functions)
 
 

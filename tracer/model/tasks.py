@@ -10,9 +10,10 @@ the slow-step threshold. Naming a blocked step's code needs the stack timelines 
 from __future__ import annotations
 
 import marshal
+import os
 import struct
 from collections import defaultdict
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from typing import Any
 from tracer.errors import CorruptRecording
 from tracer.model.schema import (
     BlockedStep,
+    Frame,
     LoopStats,
     PoolStats,
     Series,
@@ -28,7 +30,7 @@ from tracer.model.schema import (
     TaskKind,
     TaskOutcome,
 )
-from tracer.model.stacks import UNKNOWN, StackTimeline, StackTrie
+from tracer.model.stacks import UNKNOWN, StackTimeline, StackTrie, short_file
 
 CHUNK = struct.Struct("<I")  # tracer.instrument.tasks.CHUNK (not imported: it runs in the target)
 # A task "waited for a free worker" when its queue wait was at least this: submitting and
@@ -44,6 +46,9 @@ class TaskModel:
     pools: list[PoolStats] = field(default_factory=list)
     loops: list[LoopStats] = field(default_factory=list)
     hook_events: int = 0  # events read
+    # The user's source files among the recorded functions' (by full path and by name: stack
+    # sources name a user's file either way), which tell the user's frames from the library's.
+    user_files: set[str] = field(default_factory=set)
 
 
 def read_task_events(path: Path) -> list[tuple[Any, ...]]:
@@ -150,7 +155,7 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
             if known is not None:
                 known.done, known.outcome, known.error = event[2], str(event[3]), event[4]
                 known.name = str(event[5]) or known.name
-    model = TaskModel(hook_events=len(events))
+    model = TaskModel(hook_events=len(events), user_files=_user_files(functions.values()))
     sec = _seconds(t0_ns)
     pool_tasks = _pool_tasks(items, pools, functions, sec)
     loop_tasks = _asyncio_tasks(async_tasks, loops, functions, sec)
@@ -162,6 +167,15 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
                                (end_ns - t0_ns) / 1e9)
                    for loop in loops.values() if loop.steps]
     return model
+
+
+def _user_files(functions: Iterable[tuple[str, str]]) -> set[str]:
+    files: set[str] = set()
+    for _, site in functions:
+        path = site.rpartition(":")[0]
+        if path and short_file(path) == path and not path.startswith("<"):
+            files.update((path, os.path.basename(path)))
+    return files
 
 
 def _seconds(t0_ns: int) -> Any:
@@ -321,9 +335,10 @@ def _busy_series(loop: _Loop, sec: Any, wall_s: float) -> Series:
 
 
 def name_blocked_steps(loops: list[LoopStats], timelines: Mapping[tuple[int, int], StackTimeline],
-                       trie: StackTrie) -> None:
+                       trie: StackTrie, user_files: set[str]) -> None:
     """Give each blocked step the stack that ran longest during it on the loop's thread, and
-    name its innermost user frame (a stack source's frames, when one saw the thread)."""
+    name its innermost frame in the user's files (a stack source's frames, when one saw the
+    thread)."""
     for loop in loops:
         timeline = timelines.get((loop.pid, loop.tid))
         if timeline is None:
@@ -339,14 +354,14 @@ def name_blocked_steps(loops: list[LoopStats], timelines: Mapping[tuple[int, int
             if not longest:
                 continue
             step.stack = longest
-            frame = _innermost_user_frame(longest)
+            frame = _innermost_user_frame(longest, user_files)
             step.function, step.site = frame.function, f"{frame.file}:{frame.line}"
 
 
-def _innermost_user_frame(stack: Stack) -> Any:
-    """The user's code, not the library it called (library files are shortened to their
-    package path by the stack sources; the user's keep their directory)."""
+def _innermost_user_frame(stack: Stack, user_files: set[str]) -> Frame:
+    """The user's code, not the library it called; the innermost frame when no frame is in a
+    file of the user's."""
     for frame in reversed(stack):
-        if frame.file.startswith("/") or frame.file.startswith("."):
+        if frame.file in user_files:
             return frame
     return stack[-1]

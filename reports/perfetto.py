@@ -16,6 +16,8 @@ stack them, so a hold that overlaps another without nesting (hand-over-hand lock
 second lane ("locks: <thread> (2)"). A wait for a signal (Event, Condition, Barrier, queue) is
 on the same track, named "wait for a signal on <name>" (category ``signal_wait``) beside the
 contended "wait <lock>" (``lock_wait``): it has no holder and no hand-off.
+
+Pool work items and asyncio steps are slices on the real threads (:mod:`reports.perfetto_tasks`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import orjson
 
 from reports.intervals import merge_intervals
+from reports.perfetto_tasks import task_events
 from reports.threads import thread_label
 from reports.view import ReportView, as_view
 from reports.vocabulary import wait_kind_words
@@ -111,6 +114,7 @@ def _own_events(view: ReportView) -> list[TraceEvent]:
     events = _state_slices(view.threads)
     events.extend(_gil_holder_slices(view))
     events.extend(_lock_events(view))
+    events.extend(task_events(view))
     events.extend(_parallelism_counter(model))
     events.extend(_gil_waiters_counter(view))
     events.extend(_marker_events(model))

@@ -62,6 +62,7 @@ def print_summary(source: RunModel | ReportView, run_dir: Path, console: Console
         print_table(_process_table(view.processes), console)
     _print_locks(model, console)
     _print_where(view, console)
+    _print_tasks(view, console)
     print_table(_source_table(model.sources), console)
     if model.claims:
         print_table(_claims_table(model.claims), console)
@@ -277,6 +278,17 @@ def _print_where(view: ReportView, console: Console) -> None:
                                 (f"  {prose.where_source_line(where)}", "dim")))
     for number, item in enumerate(items, 1):
         console.print(Text(f"{number}. {item}"))
+
+
+def _print_tasks(view: ReportView, console: Console) -> None:
+    """One line per pool and per event loop, as the report's explanation says them; nothing
+    when the program used neither."""
+    sentences = prose.pool_reading(view.tasks) + prose.loop_reading(view.tasks)
+    if not sentences:
+        return
+    console.print(Text("Tasks", style="bold"))
+    for sentence in sentences:
+        console.print(Text(sentence))  # Text: a task's name is never read as rich markup
 
 
 def _source_table(sources: dict[SourceName, Source]) -> Table:

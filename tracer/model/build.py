@@ -191,6 +191,10 @@ def build_run(folder: RunFolder) -> BuiltRun:
     return BuiltRun(model=model, functions=functions)
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def _tasks(raw: Path, given: _RunInput, sources: dict[SourceName, Source]) -> TaskModel | None:
     """Pool work items and asyncio tasks, when the target recorded them."""
     options = given.run.get("options", {})
@@ -208,9 +212,10 @@ def _tasks(raw: Path, given: _RunInput, sources: dict[SourceName, Source]) -> Ta
     pool_items = sum(1 for t in found.tasks if t.kind is not TaskKind.ASYNCIO)
     sources[SourceName.TASKS] = Source(
         used=True, method=Method.INSTRUMENTED, samples=len(found.tasks),
-        notes=[f"{pool_items} pool work items in {len(found.pools)} pools, "
-               f"{len(found.tasks) - pool_items} asyncio tasks on {len(found.loops)} event "
-               f"loops; steps of {slow:g} s or longer block the loop"])
+        notes=[f"{_count(pool_items, 'pool work item')} in {_count(len(found.pools), 'pool')}, "
+               f"{_count(len(found.tasks) - pool_items, 'asyncio task')} on "
+               f"{_count(len(found.loops), 'event loop')}; steps of {slow:g} s or longer "
+               "block the loop"])
     return found
 
 

@@ -251,7 +251,11 @@ def _time_mean(times: list[float], values: list[int], start: float, end: float) 
 
 def _pool_stats(pool: _Pool, tasks: list[Task], wall_s: float) -> PoolStats:
     first = min((t.submit_s for t in tasks), default=0.0)
-    last = max((t.end_s if t.end_s is not None else wall_s for t in tasks), default=first)
+    # The last end; a task still running at the end keeps the pool active to the end (a
+    # cancelled one that never left the queue does not).
+    last = max((t.end_s for t in tasks if t.end_s is not None), default=first)
+    if any(t.outcome is TaskOutcome.UNFINISHED for t in tasks):
+        last = wall_s
     times, depths = queue_depth(tasks, pool.kind, last)
     busy = sum((t.end_s if t.end_s is not None else wall_s) - t.start_s
                for t in tasks if t.start_s is not None)

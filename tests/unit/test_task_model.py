@@ -1,0 +1,208 @@
+"""Folding the task recorder's events into tasks, pools and loops: queue wait, outcome, queue
+depth, utilisation, blocked steps and the code named for them, on hand-made event lists whose
+answers are known."""
+
+from __future__ import annotations
+
+import marshal
+import struct
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.synthetic_model import build_synthetic_model
+from tracer.model.schema import (
+    Frame,
+    RunModel,
+    TaskKind,
+    TaskOutcome,
+)
+from tracer.model.stacks import StackTimeline, StackTrie
+from tracer.model.tasks import build_tasks, name_blocked_steps, queue_depth, read_task_events
+
+T0 = 1_000_000_000_000
+MS = 1_000_000
+PID = 4242
+MAIN, W1, W2 = 4242, 4243, 4244
+
+
+def _s(ms: float) -> int:
+    return T0 + int(ms * MS)
+
+
+def six_on_two() -> list[tuple[object, ...]]:
+    """Six 300 ms tasks submitted at 0 on two workers: waves at 0, 300 and 600 ms; the fourth
+    raises, a seventh is cancelled in the queue and never leaves it."""
+    events: list[tuple[object, ...]] = [
+        ("start", 1, PID, T0, "3.11.7"),
+        ("pool", 1, PID, "thread_pool", "fetcher", 2, _s(0)),
+        ("fn", 1, "fetch", "/app/fetch.py:3"),
+        ("workers", 1, PID, 2, _s(0.2)),
+    ]
+    for n in range(6):
+        wave = n // 2
+        worker = W1 if n % 2 == 0 else W2
+        start, end = wave * 300 + 0.1, wave * 300 + 300.1
+        outcome, error = ("error", "LookupError") if n == 3 else ("ok", None)
+        events.append(("item", n + 1, PID, 1, 1, _s(0), MAIN, _s(start), _s(end), worker,
+                       outcome, error, 0))
+    events.append(("item", 7, PID, 1, 1, _s(0), MAIN, None, None, None, "cancelled", None, 0))
+    return events
+
+
+def test_queue_wait_is_submit_to_start_and_the_last_two_waited_two_waves() -> None:
+    model = build_tasks(six_on_two(), T0, _s(1000))
+    waits = [t.queue_wait_s for t in model.tasks]
+    assert waits[:2] == [pytest.approx(0.0001), pytest.approx(0.0001)]
+    assert waits[2:4] == [pytest.approx(0.3001), pytest.approx(0.3001)]
+    assert waits[4:6] == [pytest.approx(0.6001), pytest.approx(0.6001)]
+    assert waits[6] is None  # cancelled before it started: no wait to speak of
+    assert [t.run_s for t in model.tasks[:6]] == [pytest.approx(0.3)] * 6
+
+
+def test_outcomes_and_errors_are_kept() -> None:
+    model = build_tasks(six_on_two(), T0, _s(1000))
+    outcomes = [t.outcome for t in model.tasks]
+    assert outcomes.count(TaskOutcome.OK) == 5
+    assert model.tasks[3].outcome is TaskOutcome.ERROR and model.tasks[3].error == "LookupError"
+    assert model.tasks[6].outcome is TaskOutcome.CANCELLED
+    assert all(t.kind is TaskKind.THREAD_POOL and t.pool == "fetcher" for t in model.tasks)
+    assert model.tasks[0].name == "fetch #1" and model.tasks[0].site == "/app/fetch.py:3"
+
+
+def test_pool_figures() -> None:
+    (pool,) = build_tasks(six_on_two(), T0, _s(1000)).pools
+    assert (pool.max_workers, pool.workers_started, pool.tasks) == (2, 2, 7)
+    assert (pool.errors, pool.cancelled, pool.unfinished) == (1, 1, 0)
+    assert pool.waited == 4
+    assert pool.max_queue_wait_s == pytest.approx(0.6001)
+    # Seven submitted at 0, all queued until the first two start 0.1 ms later; then five,
+    # three, and one (the cancelled one, which never leaves: it has neither start nor end).
+    assert pool.peak_queue_depth == 7
+    assert pool.depth[:4] == [7, 5, 3, 1]
+    assert pool.active_s == pytest.approx(0.9001)
+    assert pool.utilisation == pytest.approx(1.0, abs=0.01)
+
+
+def test_queue_depth_steps() -> None:
+    model = build_tasks(six_on_two(), T0, _s(1000))
+    times, depths = queue_depth(model.tasks, TaskKind.THREAD_POOL, 1.0)
+    assert depths[0] == 7 and times[0] == 0.0
+    assert depths[1] == 5  # the first two started at 0.1 ms
+    assert depths[-1] == 1 and times[-1] == 1.0
+
+
+def test_mean_queue_depth_is_time_weighted() -> None:
+    """Two tasks on one worker: the second waits the whole first task, so over the pool's
+    active span (0 to 2 s) one task is queued for 1 s: a mean depth of 0.5."""
+    events = [("start", 1, PID, T0, "3.11.7"), ("pool", 1, PID, "thread_pool", "p", 1, T0),
+              ("fn", 1, "f", "/a.py:1"),
+              ("item", 1, PID, 1, 1, _s(0), MAIN, _s(0), _s(1000), W1, "ok", None, 0),
+              ("item", 2, PID, 1, 1, _s(0), MAIN, _s(1000), _s(2000), W1, "ok", None, 0)]
+    (pool,) = build_tasks(events, T0, _s(2000)).pools
+    assert pool.mean_queue_depth == pytest.approx(0.5, abs=0.001)
+    assert pool.peak_queue_depth == 1
+
+
+def test_unfinished_item_runs_to_the_end_of_the_recording() -> None:
+    events = [("start", 1, PID, T0, "3.11.7"), ("pool", 1, PID, "thread_pool", "p", 1, T0),
+              ("fn", 1, "f", "/a.py:1"),
+              ("item", 1, PID, 1, 1, _s(0), MAIN, _s(10), None, W1, "unfinished", None, 0)]
+    model = build_tasks(events, T0, _s(500))
+    (task,) = model.tasks
+    assert task.outcome is TaskOutcome.UNFINISHED and task.end_s is None
+    assert task.queue_wait_s == pytest.approx(0.01) and task.run_s is None
+    assert model.pools[0].unfinished == 1
+
+
+def loop_events(step_ms: list[tuple[int, float, float]]) -> list[tuple[object, ...]]:
+    events: list[tuple[object, ...]] = [
+        ("start", 1, PID, T0, "3.11.7"), ("loop", 1, PID, MAIN, _s(0)),
+        ("fn", 1, "handler", "/app/server.py:10"), ("fn", 2, "main", "/app/server.py:20"),
+        ("task", 1, PID, 1, "Task-1", 2, _s(0), 0),
+        ("task", 2, PID, 1, "handler-0", 1, _s(1), 1)]
+    for task, a, b in step_ms:
+        events.append(("step", 1, task, _s(a), _s(b), 0))
+    events += [("done", 2, _s(1000), "error", "ValueError", "handler-0"),
+               ("done", 1, None, "unfinished", None, "Task-1")]
+    return events
+
+
+def test_blocked_steps_are_those_at_or_over_the_threshold() -> None:
+    steps = [(1, 0.5, 0.6), (2, 2, 302), (2, 310, 390), (2, 400, 700), (1, 800, 801)]
+    model = build_tasks(loop_events(steps), T0, _s(1000), slow_step_s=0.1)
+    (loop,) = model.loops
+    durations = [round(b.end_s - b.start_s, 3) for b in loop.blocked]
+    assert durations == [0.3, 0.3]  # the 80 ms step is under the threshold
+    assert all(b.task == "handler-0" and b.coroutine == "handler" for b in loop.blocked)
+    assert loop.busy_s == pytest.approx(0.6811, abs=1e-4)
+    assert loop.steps == 5 and loop.tasks == 2
+    stricter = build_tasks(loop_events(steps), T0, _s(1000), slow_step_s=0.05).loops[0]
+    assert len(stricter.blocked) == 3
+
+
+def test_asyncio_task_rows() -> None:
+    steps = [(1, 0.5, 0.6), (2, 2, 302), (2, 400, 700)]
+    model = build_tasks(loop_events(steps), T0, _s(1000))
+    handler = next(t for t in model.tasks if t.name == "handler-0")
+    assert handler.kind is TaskKind.ASYNCIO and handler.tid == MAIN
+    assert handler.queue_wait_s == pytest.approx(0.001)  # created at 1 ms, first step at 2
+    assert handler.run_s == pytest.approx(0.6)
+    assert handler.outcome is TaskOutcome.ERROR and handler.error == "ValueError"
+    assert handler.parent == 1 and len(handler.steps) == 2
+    main = next(t for t in model.tasks if t.name == "Task-1")
+    assert main.outcome is TaskOutcome.UNFINISHED and main.end_s is None
+
+
+def test_busy_share_bins_sum_to_the_busy_time() -> None:
+    steps = [(2, 2, 302), (2, 400, 700)]
+    (loop,) = build_tasks(loop_events(steps), T0, _s(1000)).loops
+    assert loop.busy is not None
+    assert sum(v * loop.busy.bin_s for v in loop.busy.values) == pytest.approx(0.6, abs=0.01)
+
+
+def test_a_blocked_step_is_named_by_the_users_innermost_frame() -> None:
+    steps = [(2, 100, 400)]
+    model = build_tasks(loop_events(steps), T0, _s(1000))
+    trie = StackTrie()
+    outer = (Frame("handler", "server.py", 12),)
+    inner = (*outer, Frame("parse", "server.py", 3), Frame("loads", "json/__init__.py", 346))
+    timeline = StackTimeline()
+    timeline.step(0.0, trie.intern(outer))
+    timeline.step(0.15, trie.intern(inner))  # 250 ms of the 300 in parse -> json.loads
+    timeline.step(0.4, trie.intern(outer))
+    name_blocked_steps(model.loops, {(PID, MAIN): timeline}, trie, model.user_files)
+    (step,) = model.loops[0].blocked
+    assert step.function == "parse" and step.site == "server.py:3"
+    assert [f.function for f in step.stack] == ["handler", "parse", "loads"]
+
+
+def test_without_a_stack_source_a_blocked_step_names_its_coroutine() -> None:
+    model = build_tasks(loop_events([(2, 100, 400)]), T0, _s(1000))
+    name_blocked_steps(model.loops, {}, StackTrie(), model.user_files)
+    (step,) = model.loops[0].blocked
+    assert (step.function, step.stack) == ("handler", ())
+
+
+def _chunk(events: list[tuple[object, ...]]) -> bytes:
+    data = marshal.dumps(events, 4)
+    return struct.pack("<I", len(data)) + data
+
+
+def test_a_chunk_cut_short_by_a_crash_ends_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.bin"
+    whole = _chunk(six_on_two()[:3])
+    cut = _chunk(six_on_two()[3:])[:-5]
+    path.write_bytes(whole + cut)
+    assert len(read_task_events(path)) == 3
+
+
+def test_the_model_round_trips_through_json(tmp_path: Path) -> None:
+    found = build_tasks(six_on_two() + loop_events([(2, 2, 302)])[1:], T0, _s(1000))
+    model = build_synthetic_model()
+    model.tasks, model.pools, model.loops = found.tasks, found.pools, found.loops
+    model.save(tmp_path / "model.json")
+    again = RunModel.load(tmp_path / "model.json")
+    assert again.tasks == model.tasks
+    assert again.pools == model.pools
+    assert again.loops == model.loops

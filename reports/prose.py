@@ -49,7 +49,7 @@ from tracer.model.schema import (
     ThreadTimeline,
     WaitDetail,
 )
-from tracer.model.tasks import WAITED_S
+from tracer.model.tasks import waited_for_worker
 from tracer.model.viztracer_cost import MATERIAL_SLOWDOWN as VIZTRACER_MATERIAL_SLOWDOWN
 from tracer.model.viztracer_cost import count_words
 from tracer.raw_files import RunStatus, SourceName
@@ -716,7 +716,7 @@ def pool_sentence(pool: PoolView) -> str:
     sentence = parts[0] + "."
     started = pool.started
     waited = [t.queue_wait_s for t in started
-              if t.queue_wait_s is not None and t.queue_wait_s >= WAITED_S]
+              if t.queue_wait_s is not None and waited_for_worker(t, stats.max_workers)]
     if waited:
         sentence += (f" {len(waited)} of {len(started)} tasks waited "
                      f"{_range_words(min(waited), max(waited))} for a free worker; "
@@ -743,13 +743,13 @@ def pool_reading(tasks: TasksView) -> list[str]:
     return [pool_sentence(pool) for pool in tasks.pools]
 
 
-def step_code_words(step: BlockedStep) -> str:
+def step_code_words(step: BlockedStep, site: bool = True) -> str:
     """"handler() -> parse() (app.py:7)": the coroutine, then the function it spent the time
-    in when that is another."""
+    in when that is another, and the line it ran most."""
     words = f"{step.coroutine}()"
     if step.function and step.function != step.coroutine:
         words += f" -> {step.function}()"
-    if step.site:
+    if site and step.site:
         words += f" ({short_file(step.site)})"
     return words
 
@@ -764,15 +764,17 @@ def loop_sentence(loop: LoopView) -> str:
     if not stats.blocked:
         return sentence + (f" No step ran {stats.slow_step_s:g} s or longer: it never blocked "
                            "the other tasks for that long.")
+    # Grouped by the code, not the line: samples of one loop land on different lines of it.
     groups: dict[str, list[BlockedStep]] = {}
     for step in stats.blocked:
-        groups.setdefault(step_code_words(step), []).append(step)
+        groups.setdefault(step_code_words(step, site=False), []).append(step)
     said = []
-    for words, steps in sorted(groups.items(), key=lambda g: -sum(s.end_s - s.start_s
-                                                                   for s in g[1])):
+    for steps in sorted(groups.values(), key=lambda g: -sum(s.end_s - s.start_s for s in g)):
         lengths = [s.end_s - s.start_s for s in steps]
         times = "once" if len(steps) == 1 else f"{len(steps)} times"
-        said.append(f"{times} for {_range_words(min(lengths), max(lengths))} in {words}")
+        longest = max(steps, key=lambda s: s.end_s - s.start_s)
+        said.append(f"{times} for {_range_words(min(lengths), max(lengths))} in "
+                    f"{step_code_words(longest)}")
     sentence += f" The loop was blocked {and_list(said)}; the other tasks could not run " \
                 "meanwhile."
     return sentence

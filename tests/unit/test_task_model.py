@@ -206,3 +206,13 @@ def test_the_model_round_trips_through_json(tmp_path: Path) -> None:
     assert again.tasks == model.tasks
     assert again.pools == model.pools
     assert again.loops == model.loops
+
+
+def test_waiting_for_a_new_worker_thread_to_start_is_not_waiting_for_a_free_worker() -> None:
+    """On a loaded machine the second worker thread took 20 ms to start: the second task
+    waited 20 ms, but with a worker of its own; tasks 3-6 found both workers taken."""
+    events = six_on_two()
+    events[5] = ("item", 2, PID, 1, 1, _s(0), MAIN, _s(20), _s(320), W2, "ok", None, 0)
+    model = build_tasks(events, T0, _s(1000))
+    assert [t.ahead for t in model.tasks[:6]] == [0, 1, 2, 3, 4, 5]
+    assert model.pools[0].waited == 4

@@ -538,6 +538,9 @@ class Task:
     submit_tid: int | None = None  # the thread that submitted it (pools)
     parent: int | None = None  # the asyncio task that created it or submitted it to the pool
     steps: list[tuple[float, float]] = field(default_factory=list)  # asyncio: (start, end)
+    # Pools: tasks of the same pool submitted before it and not yet ended when it was: from
+    # max_workers on, it had to wait for a free worker (not for a worker thread to start).
+    ahead: int | None = None
 
 
 @dataclass(slots=True)
@@ -557,7 +560,7 @@ class PoolStats:
     errors: int
     cancelled: int
     unfinished: int
-    waited: int  # tasks whose queue wait was at least WAITED_S
+    waited: int  # tasks that started after waiting for a free worker (``Task.ahead``)
     max_queue_wait_s: float | None
     peak_queue_depth: int
     mean_queue_depth: float

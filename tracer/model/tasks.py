@@ -9,7 +9,9 @@ the slow-step threshold. Naming a blocked step's code needs the stack timelines 
 
 from __future__ import annotations
 
+import heapq
 import marshal
+import math
 import os
 import struct
 from collections import defaultdict
@@ -33,9 +35,6 @@ from tracer.model.schema import (
 from tracer.model.stacks import UNKNOWN, StackTimeline, StackTrie, short_file
 
 CHUNK = struct.Struct("<I")  # tracer.instrument.tasks.CHUNK (not imported: it runs in the target)
-# A task "waited for a free worker" when its queue wait was at least this: submitting and
-# starting a work item on an idle pool takes tens of microseconds, a thread start about 0.1 ms.
-WAITED_S = 0.005
 DEFAULT_SLOW_STEP_S = 0.1  # asyncio debug mode's slow_callback_duration
 BUSY_BINS = 200  # bins of a loop's busy-share curve over the run
 
@@ -210,6 +209,25 @@ def _pool_tasks(items: list[tuple[Any, ...]], pools: Mapping[tuple[int, int], _P
     return out
 
 
+def count_ahead(tasks: list[Task]) -> None:
+    """Set each task's ``ahead``: the tasks of its pool submitted before it that had not ended
+    by its submit (a cancelled one that never started takes no worker)."""
+    ends: list[float] = []
+    for task in sorted(tasks, key=lambda t: (t.submit_s, t.id)):
+        while ends and ends[0] <= task.submit_s:
+            heapq.heappop(ends)
+        task.ahead = len(ends)
+        if task.start_s is not None or task.outcome is not TaskOutcome.CANCELLED:
+            heapq.heappush(ends, task.end_s if task.end_s is not None else math.inf)
+
+
+def waited_for_worker(task: Task, max_workers: int | None) -> bool:
+    """It started, and when it was submitted every worker had a task: it waited for one to
+    finish (a wait for a new worker thread to start does not count)."""
+    return (task.start_s is not None and task.ahead is not None and max_workers is not None
+            and task.ahead >= max_workers)
+
+
 def queue_depth(tasks: list[Task], kind: TaskKind, end_s: float) -> tuple[list[float], list[int]]:
     """The pool's queue depth as a step function: +1 at each submit, -1 when the item leaves
     the queue (its start; a cancelled item at its end; a process pool's at its end)."""
@@ -250,6 +268,7 @@ def _time_mean(times: list[float], values: list[int], start: float, end: float) 
 
 
 def _pool_stats(pool: _Pool, tasks: list[Task], wall_s: float) -> PoolStats:
+    count_ahead(tasks)
     first = min((t.submit_s for t in tasks), default=0.0)
     # The last end; a task still running at the end keeps the pool active to the end (a
     # cancelled one that never left the queue does not).
@@ -268,7 +287,7 @@ def _pool_stats(pool: _Pool, tasks: list[Task], wall_s: float) -> PoolStats:
         errors=sum(t.outcome is TaskOutcome.ERROR for t in tasks),
         cancelled=sum(t.outcome is TaskOutcome.CANCELLED for t in tasks),
         unfinished=sum(t.outcome is TaskOutcome.UNFINISHED for t in tasks),
-        waited=sum(w >= WAITED_S for w in waits),
+        waited=sum(waited_for_worker(t, pool.max_workers) for t in tasks),
         max_queue_wait_s=max(waits) if waits else None,
         peak_queue_depth=max(depths, default=0),
         mean_queue_depth=round(_time_mean(times, depths, first, last), 4),

@@ -1,0 +1,107 @@
+"""Tasks as first-class, on programs whose answers are known by construction: six 0.3 s
+sleeps on two workers (queue waits of 0, 0.3 and 0.6 s), and an event loop that a handler
+blocks three times for 0.3 s of wall time in parse(). Run as a user runs them, on each
+interpreter the tool supports."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.helpers import PROGRAMS, pyenv_interpreters, tracer
+from tracer.model.schema import RunModel, TaskKind, TaskOutcome
+
+INTERPRETERS = [pytest.param(sys.executable, id="running"), *pyenv_interpreters()]
+# Flags that keep each run short: what these checks read comes from the task recorder, plus
+# py-spy's stacks for the blocked steps' code.
+LEAN = ("--no-perf", "--no-gil-sampler")
+
+
+def _record(tmp_path: Path, python: str, program: str, *flags: str) -> tuple[RunModel, Path]:
+    out = tmp_path / "run"
+    result = tracer("run", "--out", str(out), "--python", python, *LEAN, *flags,
+                    str(PROGRAMS / program))
+    assert result.returncode == 0, result.stderr
+    return RunModel.load(out / "model.json"), out
+
+
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_six_tasks_on_two_workers_wait_for_a_free_worker(tmp_path: Path, python: str) -> None:
+    model, out = _record(tmp_path, python, "pool_six_on_two.py")
+    tasks = [t for t in model.tasks if t.kind is TaskKind.THREAD_POOL and t.function == "fetch"]
+    assert len(tasks) == 7
+    ran = sorted((t for t in tasks if t.start_s is not None), key=lambda t: t.start_s or 0.0)
+    assert len(ran) == 6
+    waits = [t.queue_wait_s or 0.0 for t in ran]
+    # By construction: 0 for the first two, one task (0.3 s) for the next two, two tasks for the
+    # last two. Sleeps of 0.3 s run at least 0.3 s, so the waits are measured, not assumed.
+    assert all(w < 0.05 for w in waits[:2]), waits
+    assert all(0.27 <= w <= 0.33 for w in waits[2:4]), waits
+    assert all(0.54 <= w <= 0.66 for w in waits[4:]), waits
+    assert all(0.29 <= (t.run_s or 0.0) <= 0.45 for t in ran)
+    assert len({t.tid for t in ran}) == 2
+    assert [t.outcome for t in ran].count(TaskOutcome.ERROR) == 1
+    assert next(t for t in ran if t.outcome is TaskOutcome.ERROR).error == "LookupError"
+    cancelled = [t for t in tasks if t.outcome is TaskOutcome.CANCELLED]
+    assert len(cancelled) == 1 and cancelled[0].start_s is None
+    (pool,) = [p for p in model.pools if p.name == "fetcher"]
+    assert (pool.max_workers, pool.workers_started, pool.tasks, pool.waited) == (2, 2, 7, 4)
+    assert pool.peak_queue_depth >= 5
+    html = (out / "report.html").read_text()
+    assert 'id="tasks"' in html and "fig-task-gantt" in html
+    assert "4 of 6 tasks waited" in html and "max_workers=2" in html
+
+
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_a_handler_that_blocks_the_loop_three_times_is_named(tmp_path: Path,
+                                                             python: str) -> None:
+    model, out = _record(tmp_path, python, "loop_blocked_three.py")
+    (loop,) = model.loops
+    blocked = [b for b in loop.blocked if b.task and b.task.startswith("handler")]
+    assert len(blocked) == 3, [(b.task, b.end_s - b.start_s) for b in loop.blocked]
+    for step in blocked:
+        # parse() spins until 0.3 s of wall time have passed: the step lasts at least that,
+        # and only a preemption at its very end could make it longer.
+        assert 0.3 * 0.85 <= step.end_s - step.start_s <= 0.3 * 1.15
+        assert step.coroutine == "handler"
+        assert step.function == "parse", step.stack
+    handlers = [t for t in model.tasks if t.kind is TaskKind.ASYNCIO
+                and t.name.startswith("handler-")]
+    assert len(handlers) == 3 and all(t.outcome is TaskOutcome.OK for t in handlers)
+    assert all(t.function == "handler" and t.tid == loop.tid for t in handlers)
+    ticker = next(t for t in model.tasks if t.name == "ticker")
+    assert ticker.parent is not None and len(ticker.steps) > 10
+    html = (out / "report.html").read_text()
+    assert 'id="event-loop"' in html and "blocked 3 times" in html
+    assert "handler() -&gt; parse()" in html
+
+
+def test_without_tasks_nothing_is_recorded(tmp_path: Path) -> None:
+    model, out = _record(tmp_path, sys.executable, "pool_six_on_two.py", "--no-tasks",
+                         "--no-pyspy")
+    assert model.tasks == [] and model.pools == []
+    assert not (out / "raw" / "tasks.bin").exists()
+    assert 'id="tasks"' not in (out / "report.html").read_text()
+
+
+def test_a_process_pool_is_seen_from_the_parent(tmp_path: Path) -> None:
+    program = tmp_path / "procs.py"
+    program.write_text(
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "def square(x):\n    return x * x\n"
+        "if __name__ == '__main__':\n"
+        "    with ProcessPoolExecutor(max_workers=2) as pool:\n"
+        "        print(sum(pool.submit(square, n).result() for n in range(4)))\n"
+        "        print(list(pool.map(square, range(3))))\n")
+    out = tmp_path / "run"
+    result = tracer("run", "--out", str(out), *LEAN, "--no-pyspy", str(program))
+    assert result.returncode == 0, result.stderr
+    assert "14\n[0, 1, 4]" in result.stdout
+    model = RunModel.load(out / "model.json")
+    items = [t for t in model.tasks if t.kind is TaskKind.PROCESS_POOL]
+    assert [t.function for t in items].count("square") == 7  # 4 submits, map: 3 batches of 1
+    assert all(t.outcome is TaskOutcome.OK and t.end_s is not None for t in items)
+    (pool,) = model.pools
+    assert pool.kind is TaskKind.PROCESS_POOL and pool.max_workers == 2

@@ -84,9 +84,9 @@ def test_pool_results_are_the_programs_and_each_item_is_recorded(tmp_path: Path,
     traced, plain = _run(tmp_path, POOL, python), _run(tmp_path, POOL, python, "plain")
     assert traced["out"] == plain["out"]
     events = traced["events"]
-    items = [e for e in events if e[0] == "item"]
+    items = [(e[1], *(e[5:] if len(e) > 5 else ("ok", None))) for e in events if e[0] == "item"]
     functions = {e[1]: e[2] for e in events if e[0] == "fn"}
-    by_name = [(functions[e[4]], e[10], e[11]) for e in items]
+    by_name = [(functions[stamp[2]], outcome, error) for stamp, outcome, error in items]
     assert ("double", "error", "KeyError") in by_name
     assert by_name.count(("double", "ok", None)) == 3
     assert ("double", "cancelled", None) in by_name
@@ -130,9 +130,9 @@ def test_asyncio_results_and_its_own_warnings_are_unchanged(tmp_path: Path,
     assert done["child"] == ("ok", None)
     assert set(tasks.values()) >= {"main", "fails", "child"}
     main = next(n for n, name in tasks.items() if name == "main")
-    (item,) = [e for e in events if e[0] == "item"]
+    (stamp,) = [e[1] for e in events if e[0] == "item"]
     # asyncio.to_thread's work item: the function it ran, linked to the task that awaited it.
-    assert functions[item[4]] == "sum" and item[12] == main
+    assert functions[stamp[2]] == "sum" and stamp[5] == main
     assert traced["faults"] == {}
 
 

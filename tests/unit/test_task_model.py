@@ -30,6 +30,15 @@ def _s(ms: float) -> int:
     return T0 + int(ms * MS)
 
 
+def item(number: int, submit_ms: float, start_ms: float | None, end_ms: float | None,
+         worker: int | None, outcome: str = "ok", error: str | None = None,
+         pool: int = 1) -> tuple[object, ...]:
+    """An ITEM event as tracer.instrument.tasks writes it (fn 1, submitted by MAIN)."""
+    return ("item", (number, pool, 1, _s(submit_ms), MAIN, 0),
+            None if start_ms is None else _s(start_ms), None if end_ms is None else _s(end_ms),
+            worker, outcome, error)
+
+
 def six_on_two() -> list[tuple[object, ...]]:
     """Six 300 ms tasks submitted at 0 on two workers: waves at 0, 300 and 600 ms; the fourth
     raises, a seventh is cancelled in the queue and never leaves it."""
@@ -37,16 +46,14 @@ def six_on_two() -> list[tuple[object, ...]]:
         ("start", 1, PID, T0, "3.11.7"),
         ("pool", 1, PID, "thread_pool", "fetcher", 2, _s(0)),
         ("fn", 1, "fetch", "/app/fetch.py:3"),
-        ("workers", 1, PID, 2, _s(0.2)),
     ]
     for n in range(6):
         wave = n // 2
         worker = W1 if n % 2 == 0 else W2
         start, end = wave * 300 + 0.1, wave * 300 + 300.1
         outcome, error = ("error", "LookupError") if n == 3 else ("ok", None)
-        events.append(("item", n + 1, PID, 1, 1, _s(0), MAIN, _s(start), _s(end), worker,
-                       outcome, error, 0))
-    events.append(("item", 7, PID, 1, 1, _s(0), MAIN, None, None, None, "cancelled", None, 0))
+        events.append(item(n + 1, 0, start, end, worker, outcome, error))
+    events.append(item(7, 0, None, None, None, "cancelled"))
     return events
 
 
@@ -97,8 +104,7 @@ def test_mean_queue_depth_is_time_weighted() -> None:
     active span (0 to 2 s) one task is queued for 1 s: a mean depth of 0.5."""
     events = [("start", 1, PID, T0, "3.11.7"), ("pool", 1, PID, "thread_pool", "p", 1, T0),
               ("fn", 1, "f", "/a.py:1"),
-              ("item", 1, PID, 1, 1, _s(0), MAIN, _s(0), _s(1000), W1, "ok", None, 0),
-              ("item", 2, PID, 1, 1, _s(0), MAIN, _s(1000), _s(2000), W1, "ok", None, 0)]
+              item(1, 0, 0, 1000, W1), item(2, 0, 1000, 2000, W1)]
     (pool,) = build_tasks(events, T0, _s(2000)).pools
     assert pool.mean_queue_depth == pytest.approx(0.5, abs=0.001)
     assert pool.peak_queue_depth == 1
@@ -107,7 +113,7 @@ def test_mean_queue_depth_is_time_weighted() -> None:
 def test_unfinished_item_runs_to_the_end_of_the_recording() -> None:
     events = [("start", 1, PID, T0, "3.11.7"), ("pool", 1, PID, "thread_pool", "p", 1, T0),
               ("fn", 1, "f", "/a.py:1"),
-              ("item", 1, PID, 1, 1, _s(0), MAIN, _s(10), None, W1, "unfinished", None, 0)]
+              item(1, 0, 10, None, W1, "unfinished")]
     model = build_tasks(events, T0, _s(500))
     (task,) = model.tasks
     assert task.outcome is TaskOutcome.UNFINISHED and task.end_s is None
@@ -123,8 +129,8 @@ def loop_events(step_ms: list[tuple[int, float, float]]) -> list[tuple[object, .
         ("task", 2, PID, 1, "handler-0", 1, _s(1), 1)]
     for task, a, b in step_ms:
         events.append(("step", 1, task, _s(a), _s(b), 0))
-    events += [("done", 2, _s(1000), "error", "ValueError", "handler-0"),
-               ("done", 1, None, "unfinished", None, "Task-1")]
+    events += [("done", 2, _s(1000), "error", "ValueError"),
+               ("done", 1, None, "unfinished", None)]
     return events
 
 
@@ -212,7 +218,7 @@ def test_waiting_for_a_new_worker_thread_to_start_is_not_waiting_for_a_free_work
     """On a loaded machine the second worker thread took 20 ms to start: the second task
     waited 20 ms, but with a worker of its own; tasks 3-6 found both workers taken."""
     events = six_on_two()
-    events[5] = ("item", 2, PID, 1, 1, _s(0), MAIN, _s(20), _s(320), W2, "ok", None, 0)
+    events[4] = item(2, 0, 20, 320, W2)
     model = build_tasks(events, T0, _s(1000))
     assert [t.ahead for t in model.tasks[:6]] == [0, 1, 2, 3, 4, 5]
     assert model.pools[0].waited == 4

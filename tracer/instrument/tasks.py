@@ -34,6 +34,7 @@ from __future__ import annotations
 import _thread
 import atexit
 import contextlib
+import itertools
 import marshal
 import os
 import struct
@@ -55,13 +56,15 @@ CHUNK = struct.Struct("<I")  # each chunk: its length, then one marshalled list 
 START = "start"  # (START, format, pid, t_ns, python)
 POOL = "pool"  # (POOL, pool, pid, kind, name, max_workers, t_ns)
 FUNCTION = "fn"  # (FUNCTION, fn, qualname, site)
-ITEM = "item"  # (ITEM, item, pid, pool, fn, submit_ns, submit_tid, start_ns, end_ns, tid,
-#                 outcome, error, task): a work item, finished or (at the end) not
-WORKERS = "workers"  # (WORKERS, pool, pid, threads started so far, t_ns)
+# A work item: (ITEM, stamp, start_ns, end_ns, worker tid[, outcome, error]) where the stamp
+# is (item, pool, fn, submit_ns, submit_tid, asyncio task or 0); outcome "ok" when left out.
+# Start, end and worker are None for what the parent of a process pool does not see, and for
+# an item cancelled before it started.
+ITEM = "item"
 LOOP = "loop"  # (LOOP, loop, pid, tid, t_ns)
 TASK = "task"  # (TASK, task, pid, loop, name, fn, created_ns, parent task or 0)
 STEP = "step"  # (STEP, loop, task or 0, start_ns, end_ns, fn of a slow non-task callback or 0)
-DONE = "done"  # (DONE, task, t_ns, outcome, error, name)
+DONE = "done"  # (DONE, task, t_ns, outcome, error)
 
 OK, ERROR, CANCELLED, UNFINISHED = "ok", "error", "cancelled", "unfinished"
 THREAD_POOL, PROCESS_POOL = "thread_pool", "process_pool"
@@ -71,13 +74,17 @@ NAME_CALLBACK_NS = 10_000_000
 
 _mono = time.monotonic_ns
 _native_id = _thread.get_native_id
-_ATTR = "_threadscope_task"  # our number on a pool executor, a loop or an asyncio task
+_ATTR = "_threadscope_task"  # our number on a pool executor or an event loop
 
 _events: list[tuple[Any, ...]] = []
 _tls = _thread._local()
 _flush_lock = _thread.allocate_lock()
-_pending: dict[int, tuple[Any, ...]] = {}  # item -> (future, the item tuple's first fields)
-_open_tasks: dict[int, str] = {}  # asyncio task -> name, until done
+_pending: dict[int, Any] = {}  # item number -> a thread-pool work item not yet run
+_process_pending: dict[int, tuple[Any, ...]] = {}  # item number -> (future, its stamp)
+_item_numbers = itertools.count(1)
+_task_numbers: dict[int, int] = {}  # id(asyncio task) -> our number, until it is done
+# asyncio's functions the hooks call, once asyncio is imported (None before).
+_asyncio: dict[str, Any] = {"running_loop": None, "current_task": None}
 _functions: dict[Any, int] = {}  # code object (or name) -> fn number
 _next = {"item": 0, "pool": 0, "fn": 0, "loop": 0, "task": 0}
 _state: dict[str, Any] = {"sink": None, "installed": False, "pid": os.getpid(), "writer": 0,
@@ -172,18 +179,26 @@ def _pool_id(executor: Any, kind: str) -> int:
     return int(number)
 
 
+def _tid() -> int:
+    """This thread's native id, read once per thread: ``get_native_id`` is a system call
+    (gettid), 0.6 us each on this machine, three per work item when it was called every time."""
+    tid = getattr(_tls, "tid", None)
+    if tid is None:
+        tid = _tls.tid = _native_id()
+    return int(tid)
+
+
 def _asyncio_task_now() -> int:
     """Our number of the asyncio task running on this thread (work sent to a thread from a
     coroutine, ``asyncio.to_thread`` or ``run_in_executor``), or 0."""
-    events = sys.modules.get("asyncio.events")
-    if events is None:
+    running = _asyncio["running_loop"]
+    if running is None:
         return 0
-    loop = events._get_running_loop()
+    loop = running()
     if loop is None:
         return 0
-    task = sys.modules["asyncio.tasks"].current_task(loop)
-    number = getattr(task, _ATTR, 0) if task is not None else 0
-    return abs(int(number))
+    task = _asyncio["current_task"](loop)
+    return _task_numbers.get(id(task), 0) if task is not None else 0
 
 
 def _wrap_submit(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -193,77 +208,71 @@ def _wrap_submit(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, *args, **kwargs)
         finally:
             _tls.pool = None
-            try:
-                _count_workers(self)
-            except Exception as exc:
-                faults.note("task_event_lost", exc)
 
     _copy_names(submit, original)
     return submit
 
 
-def _count_workers(executor: Any) -> None:
-    """Threads the pool has started (``_adjust_thread_count`` ran inside submit)."""
-    threads = executor.__dict__.get("_threads")
-    if threads is None:
-        return
-    started = len(threads)
-    if started != executor.__dict__.get("_threadscope_workers", started):
-        executor.__dict__["_threadscope_workers"] = started
-        _events.append((WORKERS, executor.__dict__[_ATTR], _state["pid"], started, _mono()))
-
-
 def _traced_work_item(base: Any) -> type:
-    """A ``_WorkItem`` that stamps its submit when made and its run when run."""
+    """A ``_WorkItem`` that stamps its submit when made and its run when run. The stamp is one
+    tuple on the item; a pending item is kept by number until it has run (for what
+    :func:`finish` says of those still queued or running). Written for speed: it runs twice per
+    task, and a pool of short tasks spends about 15 us on each, so every global lookup and
+    function call here shows (the benchmark's bar is 10%)."""
+    base_init = base.__init__
+    base_run = base.run
+    append = _events.append
+    functions = _functions
+    pending = _pending
+    numbers = _item_numbers
+    tls = _tls
+    mono = _mono
+    asyncio_hooks = _asyncio
 
     class WorkItem(base):
         def __init__(self, future: Any, fn: Any, args: Any, kwargs: Any) -> None:
-            base.__init__(self, future, fn, args, kwargs)
+            base_init(self, future, fn, args, kwargs)
             try:
-                executor = getattr(_tls, "pool", None)
-                pool = _pool_id(executor, THREAD_POOL) if executor is not None else 0
-                number = _number("item")
-                head = (number, _state["pid"], pool, _function_id(fn), _mono(), _native_id())
-                self._threadscope = (*head, _asyncio_task_now())
-                _pending[number] = (future, self._threadscope)
+                executor = getattr(tls, "pool", None)
+                pool = executor.__dict__.get(_ATTR) or _pool_id(executor, THREAD_POOL) \
+                    if executor is not None else 0
+                number = next(numbers)
+                self._threadscope = (
+                    number, pool,
+                    functions.get(getattr(fn, "__code__", None)) or _function_id(fn), mono(),
+                    getattr(tls, "tid", None) or _tid(),
+                    _asyncio_task_now() if asyncio_hooks["running_loop"] is not None else 0)
+                pending[number] = self
             except Exception as exc:
                 faults.note("task_event_lost", exc)
 
         def run(self) -> None:
-            start = _mono()
-            stamp = self.__dict__.get("_threadscope")
-            if stamp is not None:  # running: finish() can say since when
-                _pending[stamp[0]] = (self.future, stamp, start, _native_id())
+            start = self._threadscope_start = mono()
             try:
-                base.run(self)
+                base_run(self)
             finally:
-                _item_ran(self, start)
+                end = mono()
+                try:
+                    stamp = self.__dict__.get("_threadscope")
+                    if stamp is not None:
+                        pending.pop(stamp[0], None)
+                        future = self.future
+                        if future._state == "FINISHED" and future._exception is None:
+                            append((ITEM, stamp, start, end, getattr(tls, "tid", None) or _tid()))
+                        else:
+                            outcome, error = _outcome(future)
+                            append((ITEM, stamp, None if outcome == CANCELLED else start, end,
+                                    getattr(tls, "tid", None) or _tid(), outcome, error))
+                except Exception as exc:
+                    faults.note("task_event_lost", exc)
 
     WorkItem.__name__ = WorkItem.__qualname__ = base.__name__
     WorkItem.__module__ = base.__module__
     return WorkItem
 
 
-def _item_ran(item: Any, start: int) -> None:
-    end = _mono()
-    try:
-        stamp = item.__dict__.get("_threadscope")
-        if stamp is None:
-            return
-        number, pid, pool, fn, submitted, submitter, task = stamp
-        future = _pending.pop(number, (item.future,))[0]
-        outcome, error = _outcome(future)
-        if outcome == CANCELLED:
-            start_ns: int | None = None
-        else:
-            start_ns = start
-        _events.append((ITEM, number, pid, pool, fn, submitted, submitter, start_ns, end,
-                        _native_id(), outcome, error, task))
-    except Exception as exc:
-        faults.note("task_event_lost", exc)
-
-
 def _outcome(future: Any) -> tuple[str, str | None]:
+    """A done future's outcome (without retrieving its exception: ``_exception`` is read)."""
     state = future._state
     if state == "FINISHED":
         exc = future._exception
@@ -283,10 +292,10 @@ def _wrap_process_submit(original: Callable[..., Any]) -> Callable[..., Any]:
         future = original(self, *args, **kwargs)  # raises like the original (after shutdown)
         try:
             fn = args[0] if args else kwargs.get("fn")
-            number = _number("item")
-            head = (number, _state["pid"], _pool_id(self, PROCESS_POOL), _function_id(fn),
-                    submitted, _native_id(), _asyncio_task_now())
-            _pending[number] = (future, head)
+            number = next(_item_numbers)
+            head = (number, _pool_id(self, PROCESS_POOL), _function_id(fn), submitted, _tid(),
+                    _asyncio_task_now())
+            _process_pending[number] = (future, head)
             future.add_done_callback(partial(_process_item_done, number))
         except Exception as exc:
             faults.note("task_event_lost", exc)
@@ -299,13 +308,11 @@ def _wrap_process_submit(original: Callable[..., Any]) -> Callable[..., Any]:
 def _process_item_done(number: int, future: Any) -> None:
     end = _mono()
     try:
-        entry = _pending.pop(number, None)
+        entry = _process_pending.pop(number, None)
         if entry is None:
             return
-        item, pid, pool, fn, submitted, submitter, task = entry[1]
         outcome, error = _outcome(future)
-        _events.append((ITEM, item, pid, pool, fn, submitted, submitter, None, end, None,
-                        outcome, error, task))
+        _events.append((ITEM, entry[1], None, end, None, outcome, error))
     except Exception as exc:
         faults.note("task_event_lost", exc)
 
@@ -315,51 +322,69 @@ def _process_item_done(number: int, future: Any) -> None:
 
 
 def _loop_id(loop: Any) -> int:
-    number = getattr(loop, _ATTR, None)
+    number = loop.__dict__.get(_ATTR)
     if number is None:
         number = _number("loop")
-        setattr(loop, _ATTR, number)
-        _events.append((LOOP, number, _state["pid"], _native_id(), _mono()))
+        loop.__dict__[_ATTR] = number
+        _events.append((LOOP, number, _state["pid"], _tid(), _mono()))
     return int(number)
 
 
 def _task_id(task: Any, loop: int, created: int, parent: int) -> int:
-    number = getattr(task, _ATTR, None)
+    """Our number of ``task``, declared with its name and coroutine the first time. Kept by
+    ``id(task)`` until the task is done, not as an attribute: a C task's first attribute costs
+    it a ``__dict__`` of its own."""
+    key = id(task)
+    number = _task_numbers.get(key)
     if number is not None:
-        return int(number)
+        return number
     number = _number("task")
-    setattr(task, _ATTR, number)
-    name = faults.safe_text(task.get_name(), "task_name")
-    _open_tasks[number] = name
-    _events.append((TASK, number, _state["pid"], loop, name, _coroutine_id(task.get_coro()),
-                    created, parent))
+    _task_numbers[key] = number
+    _events.append((TASK, number, _state["pid"], loop,
+                    faults.safe_text(task.get_name(), "task_name"),
+                    _coroutine_id(task.get_coro()), created, parent))
     return number
 
 
 def _task_done(task: Any, number: int, t: int) -> None:
-    """Write the end of a task once (its number turns negative)."""
-    setattr(task, _ATTR, -number)
-    name = _open_tasks.pop(number, "")
+    """Write the end of a task (once: it is forgotten then)."""
+    _task_numbers.pop(id(task), None)
     if task.cancelled():
         outcome, error = CANCELLED, None
     else:
         exc = task._exception  # never exception(): it would mark the exception as retrieved
         outcome, error = (OK, None) if exc is None else (ERROR, _error_of(exc))
-    with contextlib.suppress(Exception):
-        name = faults.safe_text(task.get_name(), "task_name")
-    _events.append((DONE, number, t, outcome, error, name))
+    _events.append((DONE, number, t, outcome, error))
 
 
 def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
                      ) -> Callable[..., Any]:
+    """Every callback the loop runs, timed; a task's step (its callback's ``__self__`` is the
+    task) is written with the task's number. Inlined for speed like the work item's hooks:
+    it runs for every callback of every loop."""
+    append = _events.append
+    numbers = _task_numbers
+    mono = _mono
+
     def _run(self: Any) -> Any:
-        start = _mono()
+        start = mono()
         try:
             return original(self)
         finally:
-            end = _mono()
+            end = mono()
             try:
-                _step(self, start, end, task_types)
+                loop = self._loop.__dict__.get(_ATTR) or _loop_id(self._loop)
+                owner = getattr(self._callback, "__self__", None)
+                number = numbers.get(id(owner)) if owner is not None else None
+                if number is not None:
+                    append((STEP, loop, number, start, end, 0))
+                    if owner.done():
+                        _task_done(owner, number, end)
+                elif owner is not None and isinstance(owner, task_types):
+                    _untracked_step(owner, loop, start, end)
+                else:
+                    append((STEP, loop, 0, start, end, _function_id(self._callback)
+                            if end - start >= NAME_CALLBACK_NS else 0))
             except Exception as exc:
                 faults.note("task_event_lost", exc)
 
@@ -367,23 +392,16 @@ def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
     return _run
 
 
-def _step(handle: Any, start: int, end: int, task_types: tuple[type, ...]) -> None:
-    loop = _loop_id(handle._loop)
-    owner = getattr(handle._callback, "__self__", None)
-    if owner is not None and isinstance(owner, task_types):
-        task: Any = owner
-        number = getattr(task, _ATTR, None)
-        if number is None:  # made without loop.create_task (asyncio.Task(coro) directly)
-            number = _task_id(task, loop, start, 0)
-        elif number < 0:  # a callback of a task already done
-            _events.append((STEP, loop, -number, start, end, 0))
-            return
-        _events.append((STEP, loop, number, start, end, 0))
-        if task.done():
-            _task_done(task, number, end)
+def _untracked_step(task: Any, loop: int, start: int, end: int) -> None:
+    """A step of a task we have no number for: made as ``asyncio.Task(coro)`` directly (its
+    first step declares it), or a late callback of one already done."""
+    if task.done():
+        _events.append((STEP, loop, 0, start, end, 0))
         return
-    fn = _function_id(handle._callback) if end - start >= NAME_CALLBACK_NS else 0
-    _events.append((STEP, loop, 0, start, end, fn))
+    number = _task_id(task, loop, start, 0)
+    _events.append((STEP, loop, number, start, end, 0))
+    if task.done():
+        _task_done(task, number, end)
 
 
 def _wrap_create_task(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -391,8 +409,9 @@ def _wrap_create_task(original: Callable[..., Any]) -> Callable[..., Any]:
         created = _mono()
         task = original(self, *args, **kwargs)
         try:
-            parent = _asyncio_task_now()
-            number = _task_id(task, _loop_id(self), created, parent)
+            parent = _asyncio["current_task"](self)
+            number = _task_id(task, _loop_id(self), created,
+                              _task_numbers.get(id(parent), 0) if parent is not None else 0)
             if task.done():  # an eager task (3.12+) that finished inside create_task
                 _task_done(task, number, _mono())
         except Exception as exc:
@@ -448,6 +467,8 @@ def _patch_base_events(module: Any) -> None:
 
 
 def _patch_asyncio() -> None:
+    _asyncio["running_loop"] = sys.modules["asyncio.events"]._get_running_loop
+    _asyncio["current_task"] = sys.modules["asyncio.tasks"].current_task
     _patch_events(sys.modules["asyncio.events"])
     _patch_base_events(sys.modules["asyncio.base_events"])
 
@@ -559,17 +580,19 @@ def finish() -> None:
     if not _state["installed"]:
         return
     try:
-        for number, entry in list(_pending.items()):
+        for number, work_item in list(_pending.items()):
             _pending.pop(number, None)
-            item, pid, pool, fn, submitted, submitter, task = entry[1]
-            start, worker = (entry[2], entry[3]) if len(entry) > 2 else (None, None)
+            start = work_item.__dict__.get("_threadscope_start")
             # Cancelled in the queue (shutdown(cancel_futures=True)), or still queued or running.
-            outcome = CANCELLED if _outcome(entry[0])[0] == CANCELLED else UNFINISHED
-            _events.append((ITEM, item, pid, pool, fn, submitted, submitter, start, None, worker,
-                            outcome, None, task))
-        for number, name in list(_open_tasks.items()):
-            _open_tasks.pop(number, None)
-            _events.append((DONE, number, None, UNFINISHED, None, name))
+            outcome = CANCELLED if _outcome(work_item.future)[0] == CANCELLED else UNFINISHED
+            _events.append((ITEM, work_item._threadscope, start, None, None, outcome, None))
+        for number, (future, head) in list(_process_pending.items()):
+            _process_pending.pop(number, None)
+            outcome = CANCELLED if _outcome(future)[0] == CANCELLED else UNFINISHED
+            _events.append((ITEM, head, None, None, None, outcome, None))
+        for number in list(_task_numbers.values()):
+            _events.append((DONE, number, None, UNFINISHED, None))
+        _task_numbers.clear()
         flush()
     except Exception as exc:
         faults.note("task_event_lost", exc)
@@ -611,7 +634,8 @@ def _after_fork_in_child() -> None:
         _state["writer"] = -1
         del _events[:]
         _pending.clear()
-        _open_tasks.clear()
+        _process_pending.clear()
+        _task_numbers.clear()
         _events.append((START, FORMAT_VERSION, _state["pid"], _mono(),
                         ".".join(map(str, sys.version_info[:3]))))
     except Exception as exc:

@@ -136,7 +136,7 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
             if pool is not None:
                 pool.workers = max(pool.workers, int(event[3]))
         elif tag == "item":
-            items.append((pid, *event[1:]))
+            items.append(_item_row(pid, event))
         elif tag == "loop":
             loops[(event[2], event[1])] = _Loop(event[1], event[2], event[3])
         elif tag == "task":
@@ -153,7 +153,6 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
             known = async_tasks.get((pid, event[1]))
             if known is not None:
                 known.done, known.outcome, known.error = event[2], str(event[3]), event[4]
-                known.name = str(event[5]) or known.name
     model = TaskModel(hook_events=len(events), user_files=_user_files(functions.values()))
     sec = _seconds(t0_ns)
     pool_tasks = _pool_tasks(items, pools, functions, sec)
@@ -175,6 +174,14 @@ def _user_files(functions: Iterable[tuple[str, str]]) -> set[str]:
         if path and short_file(path) == path and not path.startswith("<"):
             files.update((path, os.path.basename(path)))
     return files
+
+
+def _item_row(pid: int, event: tuple[Any, ...]) -> tuple[Any, ...]:
+    """(pid, item, pid, pool, fn, submit, submitter, start, end, tid, outcome, error, task)
+    from an ITEM event (tracer.instrument.tasks says its shape)."""
+    (item, pool, fn, submitted, submitter, task), start, end, tid = event[1:5]
+    outcome, error = (event[5], event[6]) if len(event) > 5 else ("ok", None)
+    return (pid, item, pid, pool, fn, submitted, submitter, start, end, tid, outcome, error, task)
 
 
 def _seconds(t0_ns: int) -> Any:

@@ -374,7 +374,7 @@ def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
             end = mono()
             try:
                 loop = self._loop.__dict__.get(_ATTR) or _loop_id(self._loop)
-                owner = getattr(self._callback, "__self__", None)
+                owner: Any = getattr(self._callback, "__self__", None)
                 number = numbers.get(id(owner)) if owner is not None else None
                 if number is not None:
                     append((STEP, loop, number, start, end, 0))

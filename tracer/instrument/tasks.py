@@ -64,7 +64,7 @@ ITEM = "item"
 LOOP = "loop"  # (LOOP, loop, pid, tid, t_ns)
 TASK = "task"  # (TASK, task, pid, loop, name, fn, created_ns, parent task or 0)
 STEP = "step"  # (STEP, loop, task or 0, start_ns, end_ns, fn of a slow non-task callback or 0)
-DONE = "done"  # (DONE, task, t_ns, outcome, error)
+DONE = "done"  # (DONE, task, t_ns, outcome, error[, name])
 
 OK, ERROR, CANCELLED, UNFINISHED = "ok", "error", "cancelled", "unfinished"
 THREAD_POOL, PROCESS_POOL = "thread_pool", "process_pool"
@@ -354,7 +354,8 @@ def _task_done(task: Any, number: int, t: int) -> None:
     else:
         exc = task._exception  # never exception(): it would mark the exception as retrieved
         outcome, error = (OK, None) if exc is None else (ERROR, _error_of(exc))
-    _events.append((DONE, number, t, outcome, error))
+    # Read again: asyncio.create_task(coro, name=...) names the task after loop.create_task.
+    _events.append((DONE, number, t, outcome, error, faults.safe_text(task.get_name())))
 
 
 def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]

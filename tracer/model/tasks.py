@@ -153,6 +153,8 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
             known = async_tasks.get((pid, event[1]))
             if known is not None:
                 known.done, known.outcome, known.error = event[2], str(event[3]), event[4]
+                if len(event) > 5 and event[5]:
+                    known.name = str(event[5])  # a name given after creation
     model = TaskModel(hook_events=len(events), user_files=_user_files(functions.values()))
     sec = _seconds(t0_ns)
     pool_tasks = _pool_tasks(items, pools, functions, sec)

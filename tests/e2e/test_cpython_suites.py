@@ -72,3 +72,49 @@ def test_a_thread_named_by_a_mock_runs_and_the_record_says_what_was_coerced(
     assert "never ran" not in result.stdout and "ran" in result.stdout
     target = json.loads((run_dir / "raw" / "target.json").read_text())
     assert target["hook_faults"]["thread_name"]["n"] >= 1
+
+
+# CPython's tests of what the task recorder hooks: the thread pool's and asyncio's tasks. The
+# whole suites take minutes (benchmarks/cpython_tests.py runs them on every version); these
+# parts take a few seconds each way and go through every hook (submit, work items, shutdown with
+# cancel_futures, Task steps, eager tasks on 3.12+, to_thread).
+TASK_SUITES = ("test_asyncio.test_tasks", "test_asyncio.test_threads")
+TASK_MATCH = ("*ThreadPool*", "*CTask_CFuture*", "*test_threads*")  # C tasks: the default
+
+
+def _task_suites(python: str) -> tuple[str, ...]:
+    """pyenv's 3.11 and 3.12 here ship no test_concurrent_futures; 3.13's is a package."""
+    has_it = subprocess.run([python, "-c", "import test.test_concurrent_futures"],
+                            capture_output=True, check=False).returncode == 0
+    return TASK_SUITES + (("test_concurrent_futures",) if has_it else ())
+
+
+def _outcomes(junit: Path) -> dict[str, str]:
+    from benchmarks.cpython_tests import read_junit
+
+    return read_junit(junit)
+
+
+@pytest.mark.parametrize("python", [pytest.param(sys.executable, id="running"),
+                                    *pyenv_interpreters()])
+def test_pool_and_asyncio_tests_give_the_same_results_traced(tmp_path: Path,
+                                                             python: str) -> None:
+    selection = [arg for pattern in TASK_MATCH for arg in ("-m", pattern)]
+    suites = _task_suites(python)
+    plain_xml, traced_xml = tmp_path / "untraced.xml", tmp_path / "traced.xml"
+    plain = subprocess.run([python, "-m", "test", "--junit-xml", str(plain_xml), *suites,
+                            *selection], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=300, check=False)
+    traced = tracer("run", "--no-viztracer", "--no-pyspy", "--no-perf", "--python", python,
+                    "--out", str(tmp_path / "run"), "-m", "test", "--", "--junit-xml",
+                    str(traced_xml), *suites, *selection, cwd=tmp_path, timeout=300)
+    assert plain_xml.exists(), plain.stdout[-2000:]
+    assert traced_xml.exists(), (traced.stdout + traced.stderr)[-3000:]
+    untraced_outcomes, traced_outcomes = _outcomes(plain_xml), _outcomes(traced_xml)
+    assert len(untraced_outcomes) > 150
+    differ = {name: (untraced_outcomes.get(name), traced_outcomes.get(name))
+              for name in set(untraced_outcomes) | set(traced_outcomes)
+              if untraced_outcomes.get(name) != traced_outcomes.get(name)}
+    assert differ == {}
+    model = json.loads((tmp_path / "run" / "model.json").read_text())
+    assert len(model["tasks"]) > 100  # the hooks did run: the suites' own tasks are recorded

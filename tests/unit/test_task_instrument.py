@@ -72,8 +72,11 @@ with ThreadPoolExecutor(max_workers=1, thread_name_prefix="doubler") as pool:
     was_cancelled = cancelled.cancel()
     wait(futures)
     mapped = list(pool.map(abs, [-1, -2]))
+    # "self" and "fn" as the function's keywords (CPython's test_submit_keyword)
+    keywords = pool.submit(lambda *a, **k: (a, sorted(k)), 1, self=2, fn=3).result()
 OUT = {"results": [repr(f.exception()) if f.exception() else f.result() for f in futures],
        "cancelled": was_cancelled and cancelled.cancelled(), "mapped": mapped,
+       "keywords": repr(keywords),
        "type": type(pool).__name__, "workitem": __import__("concurrent.futures.thread",
        fromlist=["x"])._WorkItem.__name__}
 """

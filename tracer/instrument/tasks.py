@@ -202,7 +202,7 @@ def _asyncio_task_now() -> int:
 
 
 def _wrap_submit(original: Callable[..., Any]) -> Callable[..., Any]:
-    def submit(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def submit(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         _tls.pool = self
         try:
             return original(self, *args, **kwargs)
@@ -297,7 +297,7 @@ def _outcome(future: Any) -> tuple[str, str | None]:
 
 
 def _wrap_process_submit(original: Callable[..., Any]) -> Callable[..., Any]:
-    def submit(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def submit(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         submitted = _mono()
         future = original(self, *args, **kwargs)  # raises like the original (after shutdown)
         try:
@@ -416,7 +416,7 @@ def _untracked_step(task: Any, loop: int, start: int, end: int) -> None:
 
 
 def _wrap_create_task(original: Callable[..., Any]) -> Callable[..., Any]:
-    def create_task(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def create_task(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         created = _mono()
         task = original(self, *args, **kwargs)
         try:

@@ -1,7 +1,7 @@
 """ThreadPoolExecutor(max_workers=3) with 5 tasks: the pool starts at most three threads and
-reuses them, so tasks 4 and 5 wait in the pool's queue until a worker is free. Every task leaves
-a mark when it is submitted, starts and finishes, so the queue wait and the two waves are
-measured, not assumed."""
+reuses them, so tasks 4 and 5 wait in the pool's queue until a worker is free. The task
+recorder times every work item's submit, start and end (model.json's ``tasks``), so the queue
+wait and the two waves are measured, not assumed; the scenario marks only its results."""
 
 from __future__ import annotations
 
@@ -20,33 +20,34 @@ if TYPE_CHECKING:
 
 def check(model: RunModel) -> list[Claim]:
     from scenarios.checks import marks, not_checked, phase_window, run_params
-    from tracer.model.schema import Claim
+    from tracer.model.schema import Claim, TaskKind
 
     params = run_params(SCENARIO, model)
     workers, tasks, seconds = params.workers, params.tasks, params.seconds
-
-    def by_task(name: str) -> dict[int, float]:
-        return {int(m.fields.get("task", -1)): m.start for m in marks(model, name)}
-
-    submitted, started, finished = by_task("submit"), by_task("task_start"), by_task("task_finish")
+    # The task recorder's own figures for the pool: no marks of the scenario's own are needed.
+    items = sorted((t for t in model.tasks if t.kind is TaskKind.THREAD_POOL
+                    and t.pool == "pool" and t.function == "task"), key=lambda t: t.id)
     window = phase_window(model, "pool")
-    if window is None or len(started) < tasks or len(finished) < tasks or len(submitted) < tasks:
+    ran = [t for t in items if t.start_s is not None and t.end_s is not None]
+    if window is None or len(ran) < tasks:
         return [not_checked("The pool runs at most max_workers tasks at once",
-                            "the pool phase or the task marks are missing")]
+                            "the pool phase or the pool's tasks are missing (recorded "
+                            "without the task recorder?)")]
     claims: list[Claim] = []
-    events = sorted([(t, 1) for t in started.values()] + [(t, -1) for t in finished.values()])
+    events = sorted([(t.start_s or 0.0, 1) for t in ran] + [(t.end_s or 0.0, -1) for t in ran],
+                    key=lambda e: (e[0], e[1]))
     running = peak = 0
     for _, step in events:
         running += step
         peak = max(peak, running)
-    pool_threads = {m.tid for m in marks(model, "task_start")}
+    pool_threads = {t.tid for t in ran}
     claims.append(Claim(
         claim=f"At most max_workers={workers} tasks run at once, on {workers} reused threads",
         held=peak == min(workers, tasks) and len(pool_threads) == min(workers, tasks),
         detail=f"at most {peak} tasks ran at once; {tasks} tasks ran on "
                f"{len(pool_threads)} pool threads",
     ))
-    waits = {task: started[task] - submitted[task] for task in range(tasks)}
+    waits = {index: t.queue_wait_s or 0.0 for index, t in enumerate(ran)}
     queued = [task for task in range(tasks) if task >= workers]
     first = [task for task in range(tasks) if task < workers]
     waits_text = ", ".join(f"Task-{task}: {waits[task]:.3f} s" for task in range(tasks))
@@ -94,11 +95,9 @@ SCENARIO = Scenario(
 
 def task(index: int, seconds: float) -> str:
     name = f"Task-{index}"
-    mark("task_start", task=index)
     print(f"Started {name}")
     time.sleep(seconds)
     print(f"Finished {name}")
-    mark("task_finish", task=index)
     return f"{name} done"
 
 
@@ -109,7 +108,6 @@ def main(argv: list[str] | None = None) -> None:
                                            thread_name_prefix="pool") as executor:
         futures = []
         for i in range(args.tasks):
-            mark("submit", task=i)
             futures.append(executor.submit(task, i, args.seconds))
         for i, future in enumerate(futures):
             result = future.result()

@@ -54,7 +54,7 @@ def test_the_pool_sentence_says_who_waited_and_why() -> None:
 
 
 def test_a_pool_whose_workers_were_never_all_taken_says_no_task_waited() -> None:
-    events = six_on_two()[:3] + [item(1, 0, 0.1, 300, 4243), item(2, 400, 400.1, 700, 4243)]
+    events = [*six_on_two()[:3], item(1, 0, 0.1, 300, 4243), item(2, 400, 400.1, 700, 4243)]
     (sentence,) = prose.pool_reading(build_view(with_tasks(events)).tasks)
     assert "No task waited for a free worker" in sentence
 

@@ -3,8 +3,8 @@
     python -m benchmarks.run                 # all: ~35 min on 2 cores (6 without growth)
     python -m benchmarks.run --quick         # one round, fewer cases
     python -m benchmarks.run --only growth   # one of: overhead, gil-cost, gil, gil-waits, locks,
-                                             # scale, growth, viztracer, pyspy, children,
-                                             # where, cpython
+                                             # tasks, scale, growth, viztracer, pyspy,
+                                             # children, where, cpython
     python -m benchmarks.run --write         # and update benchmarks/RESULTS.md
 
 The sections: ``overhead`` (traced / untraced time of three scenarios, per recorder),
@@ -15,7 +15,8 @@ recording, wait counts against gil_truth.py and against uprobes in the same exec
 (sampled GIL states against exact ones), ``gil-waits`` (benchmarks/gil_accuracy.py: the
 sampled-only mode's wait counts and longest waits, with their bounds, against an independent
 uprobe count of the same run: convoys and CPU threads, 3 rounds, ~2 min), ``locks`` (ns per
-instrumented lock pair), ``scale``
+instrumented lock pair), ``tasks`` (benchmarks/task_cost.py: 100,000 short pool tasks and
+100,000 asyncio tasks with only the task recorder, ~3 min), ``scale``
 (analysis and report of synthetic recordings up to 512 threads and 60 s), ``growth``
 (benchmarks/recording_scale.py: a real threaded program recorded at 1/8/64/512 threads for
 1/10/60 s, with overhead, time after exit, sizes and events per case, and where cost per thread or
@@ -63,13 +64,14 @@ from benchmarks import (
     pyspy_cost,
     recording_scale,
     report_scale,
+    task_cost,
     viztracer_cost,
     where_cost,
 )
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ["overhead", "gil-cost", "gil", "gil-waits", "locks", "scale", "growth", "viztracer",
-            "pyspy", "children", "where", "cpython"]
+SECTIONS = ["overhead", "gil-cost", "gil", "gil-waits", "locks", "tasks", "scale", "growth",
+            "viztracer", "pyspy", "children", "where", "cpython"]
 
 
 def _pythons() -> list[str]:
@@ -228,6 +230,12 @@ def main(argv: list[str] | None = None) -> int:
             console, "Lock instrumentation: ns per uncontended pair",
             ["python", "form", "plain ns", "instrumented ns", "added ns"],
             [[v, f, f"{p:.0f}", f"{t:.0f}", f"{t - p:.0f}"] for v, f, p, t in rows_lock]))
+    if "tasks" in chosen:
+        rows_task = task_cost.measure(_pythons(), rounds=3 if args.quick else task_cost.ROUNDS)
+        sections.append(_show(
+            console, f"Task recorder alone: {task_cost.TASKS:,} short tasks, traced / untraced "
+                     "(pairs in one interpreter, median ratio)", task_cost.HEADER,
+            [task_cost.row(r) for r in rows_task]))
     if "scale" in chosen:
         cases = [(1, 1.0, 10_000), (8, 10.0, 100_000), (64, 60.0, 1_000_000)]
         if not args.quick:

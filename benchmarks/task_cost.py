@@ -83,6 +83,16 @@ class TaskCost:
     recorded_bytes: int  # raw/tasks.bin for one round
 
 
+HEADER = ["python", "tasks", "untraced s", "traced s", "ratio (pairs: low-high)", "raw MB"]
+
+
+def row(cost: TaskCost) -> list[str]:
+    return [cost.python, f"{cost.tasks:,} {cost.kind}", f"{cost.untraced_s:.3f}",
+            f"{cost.traced_s:.3f}",
+            f"{cost.ratio:.2f}x ({cost.ratio_low:.2f}-{cost.ratio_high:.2f})",
+            f"{cost.recorded_bytes / 1e6:.1f}"]
+
+
 def measure(pythons: list[str] | None = None, rounds: int = ROUNDS,
             tasks: int = TASKS) -> list[TaskCost]:
     import json
@@ -106,7 +116,5 @@ def measure(pythons: list[str] | None = None, rounds: int = ROUNDS,
 
 
 if __name__ == "__main__":
-    for row in measure(rounds=int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS):
-        print(f"{row.python} {row.kind}: untraced {row.untraced_s:.3f} s, traced "
-              f"{row.traced_s:.3f} s, {row.ratio:.3f}x ({row.ratio_low:.2f}-{row.ratio_high:.2f}),"
-              f" {row.recorded_bytes / 1e6:.1f} MB")
+    for found in measure(rounds=int(sys.argv[1]) if len(sys.argv) > 1 else ROUNDS):
+        print(" | ".join(row(found)))

@@ -222,3 +222,22 @@ def test_waiting_for_a_new_worker_thread_to_start_is_not_waiting_for_a_free_work
     model = build_tasks(events, T0, _s(1000))
     assert [t.ahead for t in model.tasks[:6]] == [0, 1, 2, 3, 4, 5]
     assert model.pools[0].waited == 4
+
+
+def test_chunks_of_a_forked_child_keep_their_own_pid(tmp_path: Path) -> None:
+    """A forked child appends its own chunks between the parent's: each chunk says its pid,
+    and a function number means the function its own process declared."""
+    child = 5151
+    parent_first = [("start", 1, PID, T0, "3.11.7"), ("pool", 1, PID, "thread_pool", "p", 1, T0),
+                    ("fn", 1, "parent_work", "/a.py:1")]
+    child_chunk = [("start", 1, child, T0, "3.11.7"),
+                   ("pool", 1, child, "thread_pool", "c", 1, T0),
+                   ("fn", 1, "child_work", "/a.py:9"), item(1, 0, 1, 2, child + 1)]
+    parent_then = [item(1, 0, 1, 5, W1)]  # no start event of its own: the chunk's pid says
+    data = b"".join(struct.pack("<I", len(body)) + body for body in (
+        marshal.dumps((PID, parent_first), 4), marshal.dumps((child, child_chunk), 4),
+        marshal.dumps((PID, parent_then), 4)))
+    (tmp_path / "tasks.bin").write_bytes(data)
+    model = build_tasks(read_task_events(tmp_path / "tasks.bin"), T0, _s(10))
+    assert sorted((t.pid, t.function, t.pool) for t in model.tasks) == [
+        (PID, "parent_work", "p"), (child, "child_work", "c")]

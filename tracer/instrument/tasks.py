@@ -50,7 +50,7 @@ FORMAT_VERSION = 1
 # A crash loses at most this much of the tail; a 4 Hz wake-up costs nothing measurable.
 FLUSH_INTERVAL_S = 0.25
 MARSHAL_VERSION = 4  # the same on 3.4-3.13: a target on any of them writes what 3.11 reads
-CHUNK = struct.Struct("<I")  # each chunk: its length, then one marshalled list of events
+CHUNK = struct.Struct("<I")  # each chunk: its length, then marshalled (pid, [events])
 
 # Event tags (the first element of each tuple; tracer.model.tasks reads them).
 START = "start"  # (START, format, pid, t_ns, python)
@@ -567,11 +567,12 @@ def flush() -> None:
         return
     try:
         batch = _take()
+        pid = _state["pid"]  # each chunk says whose it is: a forked child appends to the file
         try:
-            data = marshal.dumps(batch, MARSHAL_VERSION)
+            data = marshal.dumps((pid, batch), MARSHAL_VERSION)
         except ValueError as exc:  # a value marshal cannot write: keep what it can
             faults.note("task_event_lost", exc)
-            data = marshal.dumps([e for e in batch if _marshallable(e)], MARSHAL_VERSION)
+            data = marshal.dumps((pid, [e for e in batch if _marshallable(e)]), MARSHAL_VERSION)
         with open(sink, "ab") as out:
             out.write(CHUNK.pack(len(data)) + data)  # one write: a forked child's never interleave
     finally:
@@ -644,6 +645,7 @@ def _after_fork_in_child() -> None:
         _state["pid"] = os.getpid()
         _state["writer"] = -1
         del _events[:]
+        _functions.clear()  # declared again under the child's pid, which the model keys them by
         _pending.clear()
         _process_pending.clear()
         _task_numbers.clear()

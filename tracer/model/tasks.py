@@ -73,6 +73,9 @@ def _chunks(data: bytes, path: Path) -> Iterator[tuple[Any, ...]]:
         except (ValueError, EOFError, TypeError) as exc:
             raise CorruptRecording(f"{path}: a chunk at byte {at} is not readable ({exc})") \
                 from exc
+        if isinstance(events, tuple) and len(events) == 2 and isinstance(events[0], int):
+            pid, events = events  # whose chunk: a forked child's interleave with the parent's
+            yield ("start", 0, pid, 0, "")
         for event in events:
             if isinstance(event, tuple) and event:
                 yield event

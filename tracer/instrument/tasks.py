@@ -251,7 +251,8 @@ def _traced_work_item(base: Any) -> type:
                     number, pool,
                     functions.get(getattr(fn, "__code__", None)) or _function_id(fn), mono(),
                     getattr(tls, "tid", None) or _tid(),
-                    _asyncio_task_now() if asyncio_hooks["running_loop"] is not None else 0)
+                    _asyncio_task_now() if asyncio_hooks["running_loop"] is not None
+                    and asyncio_hooks["running_loop"]() is not None else 0)
                 pending[number] = self
             except Exception as exc:
                 faults.note("task_event_lost", exc)

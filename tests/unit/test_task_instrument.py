@@ -161,3 +161,43 @@ def test_nothing_is_imported_for_a_program_that_uses_neither(tmp_path: Path,
                                                               python: str) -> None:
     body = 'OUT = sorted(m for m in ("asyncio", "concurrent.futures") if m in sys.modules)'
     assert _run(tmp_path, body, python)["out"] == []
+
+
+DROPPED = """
+import asyncio, gc, weakref
+gc.disable()  # only reference counting may free what the program dropped, as it does untraced
+class Payload:
+    pass
+async def fails(payload):
+    1 / 0
+async def main():
+    payload = Payload()
+    alive = weakref.ref(payload)
+    asyncio.get_running_loop().set_exception_handler(lambda *a: None)
+    asyncio.Task(fails(payload))  # made and dropped: freed as soon as its step ends
+    del payload
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    return alive() is None
+from concurrent.futures import ThreadPoolExecutor
+def raises(payload):
+    raise ValueError()
+def pool():
+    payload = Payload()
+    alive = weakref.ref(payload)
+    with ThreadPoolExecutor(max_workers=1) as executor:
+        future = executor.submit(raises, payload)
+        del payload
+        future.exception()
+    del future
+    return alive() is None
+OUT = [asyncio.run(main()), pool()]
+"""
+
+
+def test_what_the_program_dropped_is_freed_as_untraced(tmp_path: Path, python: str) -> None:
+    """A traceback keeps the frames it passed, and they keep their callers' (3.11+): our hooks'
+    frames must not hold the task or the work item (CPython's own break these cycles)."""
+    plain = _run(tmp_path, DROPPED, python, "plain")
+    traced = _run(tmp_path, DROPPED, python)
+    assert traced["out"] == plain["out"]

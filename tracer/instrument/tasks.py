@@ -259,6 +259,7 @@ def _traced_work_item(base: Any) -> type:
 
         def run(self) -> None:
             start = self._threadscope_start = mono()
+            future = None
             try:
                 base_run(self)
             finally:
@@ -276,6 +277,9 @@ def _traced_work_item(base: Any) -> type:
                                     getattr(tls, "tid", None) or _tid(), outcome, error))
                 except Exception as exc:
                     faults.note("task_event_lost", exc)
+                # _WorkItem.run breaks the same cycle (an exception's traceback keeps the
+                # frames it passed, and their locals): this frame must not keep the item.
+                self = future = None  # type: ignore[assignment]
 
     WorkItem.__name__ = WorkItem.__qualname__ = base.__name__
     WorkItem.__module__ = base.__module__
@@ -380,13 +384,14 @@ def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
 
     def _run(self: Any) -> Any:
         start = mono()
+        owner: Any = None
         try:
             return original(self)
         finally:
             end = mono()
             try:
                 loop = self._loop.__dict__.get(_ATTR) or _loop_id(self._loop)
-                owner: Any = getattr(self._callback, "__self__", None)
+                owner = getattr(self._callback, "__self__", None)
                 number = numbers.get(id(owner)) if owner is not None else None
                 if number is not None:
                     append((STEP, loop, number, start, end, 0))
@@ -399,6 +404,12 @@ def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
                             if end - start >= NAME_CALLBACK_NS else 0))
             except Exception as exc:
                 faults.note("task_event_lost", exc)
+            # As Handle._run does ("self = None"): a task that raised keeps its traceback, whose
+            # finished frames keep their callers' frames (3.11+), this one among them; what its
+            # locals held would live on with it, and a task that died unreferenced would not be
+            # collected when the program expects ("Task exception was never retrieved" then
+            # came late or never: CPython's test_task_exc_handler_correct_context, 3.13).
+            self = owner = None
 
     _copy_names(_run, original)
     return _run
@@ -419,6 +430,7 @@ def _untracked_step(task: Any, loop: int, start: int, end: int) -> None:
 def _wrap_create_task(original: Callable[..., Any]) -> Callable[..., Any]:
     def create_task(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         created = _mono()
+        parent = None
         task = original(self, *args, **kwargs)
         try:
             parent = _asyncio["current_task"](self)
@@ -428,7 +440,10 @@ def _wrap_create_task(original: Callable[..., Any]) -> Callable[..., Any]:
                 _task_done(task, number, _mono())
         except Exception as exc:
             faults.note("task_event_lost", exc)
-        return task
+        try:
+            return task
+        finally:  # an eager task's finished frames keep this one (see _wrap_handle_run)
+            self = args = kwargs = task = parent = None  # type: ignore[assignment]
 
     _copy_names(create_task, original)
     return create_task

@@ -29,8 +29,10 @@ DEPTH_POINTS = 4_000
 WAIT_BINS = 30
 
 
-def task_hover(task: Task) -> str:
-    """Everything about one task, escaped (names and paths come from the user's code)."""
+def task_hover(task: Task, senders: dict[tuple[int, int], str] | None = None) -> str:
+    """Everything about one task, escaped (names and paths come from the user's code);
+    ``senders`` names the asyncio task that sent a work item to the pool (to_thread)."""
+    sender = (senders or {}).get((task.pid, task.parent)) if task.parent else None
     lines = [f"<b>{esc(task.name)}</b> ({esc(task.pool)})",
              esc(f"{task.function}  {task.site}" if task.site else task.function),
              f"submitted at {task.submit_s:.3f} s",
@@ -38,6 +40,8 @@ def task_hover(task: Task) -> str:
              f"run time {fmt_seconds(task.run_s)}",
              esc(task_outcome_words(task.outcome)
                  + (f" {task.error}" if task.outcome is TaskOutcome.ERROR and task.error else ""))]
+    if sender is not None:
+        lines.append(esc(f"sent by asyncio task {sender}"))
     return "<br>".join(lines)
 
 
@@ -58,6 +62,7 @@ def task_gantt_figure(view: ReportView, budget: int) -> FigureSpec | None:
     if not pools:
         return None
     labels, rows = _gantt_rows(pools)
+    senders = {(t.pid, t.id): t.name for t in view.model.tasks if t.kind is TaskKind.ASYNCIO}
     ran = [(number, task) for number, pool in enumerate(pools) for task in pool.started
            if task.tid is not None]
     total = len(ran)
@@ -75,7 +80,7 @@ def task_gantt_figure(view: ReportView, budget: int) -> FigureSpec | None:
             x=[round((t.end_s if t.end_s is not None else view.span_s) - (t.start_s or 0.0), 7)
                for _, t in chosen],
             marker={"color": colour, "line": {"width": 0.5, "color": "#ffffff"}}, width=0.7,
-            hovertext=[task_hover(t) for _, t in chosen],
+            hovertext=[task_hover(t, senders) for _, t in chosen],
             hovertemplate="%{hovertext}<extra></extra>"))
     waited = [(number, t) for number, t in ran if (t.queue_wait_s or 0.0) > 0]
     if waited:
@@ -84,7 +89,7 @@ def task_gantt_figure(view: ReportView, budget: int) -> FigureSpec | None:
             y=[rows[(number, t.pid, t.tid or 0)] + 0.42 for number, t in waited],
             base=[t.submit_s for _, t in waited], x=[t.queue_wait_s for _, t in waited],
             marker={"color": QUEUE_WAIT_COLOUR, "opacity": 0.6}, width=0.12,
-            hovertext=[task_hover(t) for _, t in waited],
+            hovertext=[task_hover(t, senders) for _, t in waited],
             hovertemplate="%{hovertext}<extra></extra>"))
     title = "Pool tasks on their worker threads"
     note = ""

@@ -241,3 +241,26 @@ def test_chunks_of_a_forked_child_keep_their_own_pid(tmp_path: Path) -> None:
     model = build_tasks(read_task_events(tmp_path / "tasks.bin"), T0, _s(10))
     assert sorted((t.pid, t.function, t.pool) for t in model.tasks) == [
         (PID, "parent_work", "p"), (child, "child_work", "c")]
+
+
+def test_a_step_blocked_in_the_library_is_named_by_the_library_frame() -> None:
+    """Only the script's <module> above the step is the user's: the step itself spent its time
+    in a library's Condition.wait, and that is what it is named by."""
+    model = build_tasks(loop_events([(2, 100, 400)]), T0, _s(1000))
+    trie = StackTrie()
+    stack = (Frame("<module>", "server.py", 30), Frame("run", "asyncio/runners.py", 190),
+             Frame("handler", "server.py", 12), Frame("Thread.start", "threading.py", 992),
+             Frame("Condition.wait", "threading.py", 327))
+    timeline = StackTimeline()
+    timeline.step(0.0, trie.intern(stack))
+    name_blocked_steps(model.loops, {(PID, MAIN): timeline}, trie, {"server.py"})
+    (step,) = model.loops[0].blocked
+    assert step.function == "handler"  # the user's innermost frame within the step
+    stack2 = (stack[0], stack[1], Frame("Thread.start", "threading.py", 992),
+              Frame("Condition.wait", "threading.py", 327))
+    model = build_tasks(loop_events([(2, 100, 400)]), T0, _s(1000))
+    model.loops[0].blocked[0].coroutine = "Thread.start"
+    timeline = StackTimeline()
+    timeline.step(0.0, trie.intern(stack2))
+    name_blocked_steps(model.loops, {(PID, MAIN): timeline}, trie, {"server.py"})
+    assert model.loops[0].blocked[0].function == "Condition.wait"

@@ -389,8 +389,17 @@ def name_blocked_steps(loops: list[LoopStats], timelines: Mapping[tuple[int, int
             if not longest:
                 continue
             step.stack = longest
-            frame = _innermost_user_frame(longest, user_files)
+            frame = _innermost_user_frame(_below(longest, step.coroutine), user_files)
             step.function, step.site = frame.function, f"{frame.file}:{frame.line}"
+
+
+def _below(stack: Stack, coroutine: str) -> Stack:
+    """The part of the stack the step ran: from its coroutine's (or callback's) frame on, when
+    the stack has it; the frames above are the loop's and whatever started it."""
+    for index in range(len(stack) - 1, -1, -1):
+        if stack[index].function == coroutine:
+            return stack[index:]
+    return stack
 
 
 def _innermost_user_frame(stack: Stack, user_files: set[str]) -> Frame:

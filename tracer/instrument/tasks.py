@@ -525,25 +525,17 @@ class _PatchOnImport:
         real_exec = loader.exec_module
 
         def exec_module(module: Any) -> None:
-            real_exec(module)
+            try:
+                real_exec(module)
+            finally:
+                with contextlib.suppress(AttributeError):
+                    del loader.exec_module  # the class's again
             _patch_now(name)
 
-        spec.loader = _Loader(loader, exec_module)  # type: ignore[assignment]
+        # On this module's own loader object, so that __loader__ and __spec__.loader stay the
+        # standard library's (importlib.resources, inspect and reload read them).
+        loader.exec_module = exec_module  # type: ignore[method-assign]
         return spec
-
-
-class _Loader:
-    """The real loader, with ``exec_module`` followed by our patch."""
-
-    def __init__(self, real: Any, exec_module: Callable[[Any], None]) -> None:
-        self._real = real
-        self.exec_module = exec_module
-
-    def create_module(self, spec: Any) -> Any:
-        return self._real.create_module(spec)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._real, name)
 
 
 def _patch_now(name: str) -> None:

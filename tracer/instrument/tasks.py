@@ -381,6 +381,7 @@ def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
     append = _events.append
     numbers = _task_numbers
     mono = _mono
+    bound: dict[type, bool] = {}  # callback type -> has __self__ (a task step's, a method's)
 
     def _run(self: Any) -> Any:
         start = mono()
@@ -391,7 +392,13 @@ def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
             end = mono()
             try:
                 loop = self._loop.__dict__.get(_ATTR) or _loop_id(self._loop)
-                owner = getattr(self._callback, "__self__", None)
+                callback = self._callback
+                kind = type(callback)
+                has_self = bound.get(kind)
+                if has_self is None:  # once per type: a plain function's miss raises inside
+                    has_self = bound[kind] = hasattr(callback, "__self__")
+                owner = callback.__self__ if has_self else None
+                callback = None
                 number = numbers.get(id(owner)) if owner is not None else None
                 if number is not None:
                     append((STEP, loop, number, start, end, 0))

@@ -83,6 +83,48 @@ class TaskCost:
     recorded_bytes: int  # raw/tasks.bin for one round
 
 
+_PER_TASK = """
+import sys, time, tempfile, asyncio
+from tracer.instrument import tasks
+from concurrent.futures import Future
+import concurrent.futures.thread as cft
+def work(x): return x
+N = 20_000
+def items():
+    made = cft._WorkItem
+    began = time.perf_counter()
+    for i in range(N):
+        made(Future(), work, (i,), {}).run()
+    return (time.perf_counter() - began) / N * 1e6
+async def one(x): return x
+async def gathered(): await asyncio.gather(*(one(n) for n in range(N)))
+def steps():
+    began = time.perf_counter(); asyncio.run(gathered())
+    return (time.perf_counter() - began) / N * 1e6
+for name, fn in (("work item", items), ("asyncio task", steps)):
+    plain, traced = [], []
+    for _ in range(9):
+        plain.append(fn())
+        tasks.install(tempfile.mktemp())
+        traced.append(fn())
+        tasks.uninstall()
+    print(name, min(plain), min(traced))
+"""
+
+
+def per_task(python: str = sys.executable) -> list[tuple[str, float, float]]:
+    """Microseconds per work item made and run, and per asyncio task created, stepped and
+    gathered, in one thread (no pool threads, no GIL hand-offs): the hooks' own cost, the
+    fastest of 9 rounds each way."""
+    out = subprocess.run([python, "-c", _PER_TASK], capture_output=True, text=True, check=True,
+                         cwd=REPO, env={"PYTHONPATH": str(REPO)}).stdout
+    rows = []
+    for line in out.splitlines():
+        name, plain, traced = line.rsplit(" ", 2)
+        rows.append((name, float(plain), float(traced)))
+    return rows
+
+
 HEADER = ["python", "tasks", "untraced s", "traced s", "ratio (pairs: low-high)", "raw MB"]
 
 

@@ -201,3 +201,27 @@ def test_what_the_program_dropped_is_freed_as_untraced(tmp_path: Path, python: s
     plain = _run(tmp_path, DROPPED, python, "plain")
     traced = _run(tmp_path, DROPPED, python)
     assert traced["out"] == plain["out"]
+
+
+EAGER = """
+import asyncio
+async def quick():
+    return 7
+async def main():
+    factory = getattr(asyncio, "eager_task_factory", None)  # 3.12+
+    if factory is not None:
+        asyncio.get_running_loop().set_task_factory(factory)
+    task = asyncio.get_running_loop().create_task(quick())  # done inside create_task (3.12+)
+    return [task.done(), await task]
+OUT = asyncio.run(main())
+"""
+
+
+def test_an_eager_task_that_finishes_inside_create_task(tmp_path: Path, python: str) -> None:
+    """3.12.1's C task crashed the process when asked for the coroutine of such a task
+    (test_eager_task_factory, traced): the hook names it from create_task's argument."""
+    traced, plain = _run(tmp_path, EAGER, python), _run(tmp_path, EAGER, python, "plain")
+    assert traced["out"] == plain["out"]
+    events = traced["events"]
+    functions = {e[1]: e[2] for e in events if e[0] == "fn"}
+    assert "quick" in {functions[e[5]] for e in events if e[0] == "task"}

@@ -345,7 +345,7 @@ def _loop_id(loop: Any) -> int:
     return int(number)
 
 
-def _task_id(task: Any, loop: int, created: int, parent: int) -> int:
+def _task_id(task: Any, loop: int, created: int, parent: int, coro: Any = None) -> int:
     """Our number of ``task``, declared with its name and coroutine the first time. Kept by
     ``id(task)`` until the task is done, not as an attribute: a C task's first attribute costs
     it a ``__dict__`` of its own."""
@@ -355,9 +355,13 @@ def _task_id(task: Any, loop: int, created: int, parent: int) -> int:
         return number
     number = _number("task")
     _task_numbers[key] = number
+    if coro is None and not task.done():
+        # Never get_coro() of a done task: 3.12.1's C task crashes (a NULL coroutine) on an
+        # eager task that finished inside create_task. create_task passes its argument instead.
+        coro = task.get_coro()
     _events.append((TASK, number, _state["pid"], loop,
                     faults.safe_text(task.get_name(), "task_name"),
-                    _coroutine_id(task.get_coro()), created, parent))
+                    _coroutine_id(coro), created, parent))
     return number
 
 
@@ -442,7 +446,8 @@ def _wrap_create_task(original: Callable[..., Any]) -> Callable[..., Any]:
         try:
             parent = _asyncio["current_task"](self)
             number = _task_id(task, _loop_id(self), created,
-                              _task_numbers.get(id(parent), 0) if parent is not None else 0)
+                              _task_numbers.get(id(parent), 0) if parent is not None else 0,
+                              args[0] if args else kwargs.get("coro"))
             if task.done():  # an eager task (3.12+) that finished inside create_task
                 _task_done(task, number, _mono())
         except Exception as exc:

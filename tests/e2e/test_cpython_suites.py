@@ -79,14 +79,19 @@ def test_a_thread_named_by_a_mock_runs_and_the_record_says_what_was_coerced(
 # parts take a few seconds each way and go through every hook (submit, work items, shutdown with
 # cancel_futures, Task steps, eager tasks on 3.12+, to_thread).
 TASK_SUITES = ("test_asyncio.test_tasks", "test_asyncio.test_threads")
-TASK_MATCH = ("*ThreadPool*", "*CTask_CFuture*", "*test_threads*")  # C tasks: the default
+TASK_MATCH = ("*ThreadPool*", "*CTask_CFuture*", "*test_threads*",  # C tasks: the default
+              "*test_eager_task_factory*")
 
 
 def _task_suites(python: str) -> tuple[str, ...]:
-    """pyenv's 3.11 and 3.12 here ship no test_concurrent_futures; 3.13's is a package."""
-    has_it = subprocess.run([python, "-c", "import test.test_concurrent_futures"],
-                            capture_output=True, check=False).returncode == 0
-    return TASK_SUITES + (("test_concurrent_futures",) if has_it else ())
+    """pyenv's 3.11 and 3.12 here ship no test_concurrent_futures (3.13's is a package);
+    eager tasks (whose get_coro() once crashed 3.12.1 traced) are 3.12+."""
+    def has(module: str) -> bool:
+        return subprocess.run([python, "-c", f"import test.{module}"], capture_output=True,
+                              check=False).returncode == 0
+
+    return TASK_SUITES + tuple(module for module in (
+        "test_asyncio.test_eager_task_factory", "test_concurrent_futures") if has(module))
 
 
 def _outcomes(junit: Path) -> dict[str, str]:

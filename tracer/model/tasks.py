@@ -89,7 +89,6 @@ class _Pool:
     kind: TaskKind
     name: str
     max_workers: int | None
-    workers: int = 0
 
 
 @dataclass
@@ -134,10 +133,6 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
         elif tag == "pool":
             pools[(event[2], event[1])] = _Pool(event[1], event[2], TaskKind(event[3]),
                                                 str(event[4]), event[5])
-        elif tag == "workers":
-            pool = pools.get((event[2], event[1]))
-            if pool is not None:
-                pool.workers = max(pool.workers, int(event[3]))
         elif tag == "item":
             items.append(_item_row(pid, event))
         elif tag == "loop":
@@ -292,7 +287,7 @@ def _pool_stats(pool: _Pool, tasks: list[Task], wall_s: float) -> PoolStats:
                for t in tasks if t.start_s is not None)
     span = last - first
     waits = [t.queue_wait_s for t in tasks if t.queue_wait_s is not None]
-    workers = pool.workers or len({t.tid for t in tasks if t.tid is not None})
+    workers = len({t.tid for t in tasks if t.tid is not None and t.start_s is not None})
     return PoolStats(
         name=pool.name, kind=pool.kind, pid=pool.pid, max_workers=pool.max_workers,
         workers_started=workers, tasks=len(tasks),

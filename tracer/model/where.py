@@ -17,12 +17,10 @@ from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
+from tracer.model.gil_blame import MIN_PIECE_S, gil_blame
 from tracer.model.schema import (
-    GIL_WAIT,
     LOCK_WAIT,
-    RUNNING,
     GilBlame,
-    Interval,
     LockBlame,
     StackSource,
     ThreadTimeline,
@@ -33,8 +31,6 @@ from tracer.model.schema import (
 from tracer.model.stacks import EMPTY, UNKNOWN, StackTimeline, StackTrie
 
 Key = tuple[int, int]  # (pid, tid)
-# Pieces shorter than this are clock noise between two sources, not time spent anywhere.
-MIN_PIECE_S = 1e-9
 
 
 @dataclass(frozen=True)
@@ -49,7 +45,7 @@ def attribute(threads: Sequence[ThreadTimeline], timelines: Mapping[Key, StackTi
     """Rows of (thread, state, stack, seconds), and the GIL and lock waits blamed on holders
     (``timelines`` number their stacks in ``trie``)."""
     return Attribution(where=_where(threads, timelines, trie, source, rate_hz),
-                       gil_blame=_gil_blame(threads, timelines, trie),
+                       gil_blame=gil_blame(threads, timelines, trie),
                        lock_blame=_lock_blame(threads, timelines, trie))
 
 
@@ -89,40 +85,6 @@ def _where(threads: Sequence[ThreadTimeline], timelines: Mapping[Key, StackTimel
                   if total >= MIN_PIECE_S})
 
 
-@dataclass(frozen=True)
-class _Holds:
-    """One process's GIL holds (``running`` intervals of any of its threads), sorted by start."""
-
-    starts: list[float]
-    holds: list[tuple[Interval, int]]  # (interval, tid)
-
-    @classmethod
-    def of(cls, threads: Sequence[ThreadTimeline]) -> _Holds:
-        holds = sorted(((i, t.tid) for t in threads for i in t.intervals if i.state == RUNNING),
-                       key=lambda hold: hold[0].start)
-        return cls([hold.start for hold, _ in holds], holds)
-
-    def during(self, start: float, end: float) -> Iterator[tuple[float, float, int | None]]:
-        """[start, end) cut by who held the GIL (None: nobody did, as far as the states say)."""
-        index = max(0, bisect_right(self.starts, start) - 1)
-        at = start
-        while at < end and index < len(self.holds):
-            hold, tid = self.holds[index]
-            index += 1
-            if hold.end <= at:
-                continue
-            if hold.start >= end:
-                break
-            if hold.start > at:
-                yield at, hold.start, None
-                at = hold.start
-            upto = min(end, hold.end)
-            yield at, upto, tid
-            at = upto
-        if at < end:
-            yield at, end, None
-
-
 def _stacks_of(timelines: Mapping[Key, StackTimeline], key: Key | None, start: float,
                end: float) -> Iterator[tuple[float, float, int]]:
     """[start, end) cut by ``key``'s stack; an unknown stack (or thread) is the empty stack."""
@@ -132,34 +94,6 @@ def _stacks_of(timelines: Mapping[Key, StackTimeline], key: Key | None, start: f
         return
     for piece_start, piece_end, stack in timeline.pieces(start, end):
         yield piece_start, piece_end, EMPTY if stack == UNKNOWN else stack
-
-
-def _gil_blame(threads: Sequence[ThreadTimeline], timelines: Mapping[Key, StackTimeline],
-               trie: StackTrie) -> list[GilBlame]:
-    by_pid: dict[int, list[ThreadTimeline]] = defaultdict(list)
-    for thread in threads:
-        by_pid[thread.pid].append(thread)
-    totals: dict[tuple[int, int, int | None, int], float] = defaultdict(float)
-    for pid, members in by_pid.items():
-        holds = _Holds.of(members)
-        for waiter in members:
-            me = (pid, waiter.tid)
-            for wait in waiter.intervals:
-                if wait.state != GIL_WAIT:
-                    continue
-                for start, end, holder in holds.during(wait.start, wait.end):
-                    if holder == waiter.tid:
-                        holder = None  # overlapping records of one thread: not a holder
-                    for a, b, waiter_stack in _stacks_of(timelines, me, start, end):
-                        holder_key = (pid, holder) if holder is not None else None
-                        for c, d, holder_stack in _stacks_of(timelines, holder_key, a, b):
-                            totals[(waiter.tid, waiter_stack, holder, holder_stack)] += d - c
-    blame = [GilBlame(waiter, trie.stack(waiter_stack), holder, trie.stack(holder_stack),
-                      round(total, 9))
-             for (waiter, waiter_stack, holder, holder_stack), total in totals.items()
-             if total >= MIN_PIECE_S]
-    blame.sort(key=lambda b: -b.seconds)
-    return blame
 
 
 def _lock_blame(threads: Sequence[ThreadTimeline], timelines: Mapping[Key, StackTimeline],

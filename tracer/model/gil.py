@@ -91,8 +91,11 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
         return None
     warnings: list[str] = []
     result = _exact(raw_dir, pid, t0_ns, end_ns, warnings, forks) if prefer_exact else None
-    sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns)
     cut = _budget_cut(raw_dir, t0_ns)
+    # With exact figures for the whole run, the samples only fill on-CPU stretches: their
+    # wait bounds would go unused.
+    sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns,
+                       with_evidence=result is None or cut is not None)
     if result is not None and cut is not None:
         # Exact events cover only the start of the run: the sampler speaks for all of it.
         warnings.append(cut + (" GIL figures are sampled." if sampled is not None else
@@ -197,7 +200,7 @@ def _fill(exact: GilResult, sampled: GilResult) -> None:
 
 
 def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns: int,
-             end_ns: int) -> GilResult | None:
+             end_ns: int, with_evidence: bool = True) -> GilResult | None:
     path = raw_dir / raw_files.GIL_SAMPLES
     if not path.is_file():
         return None
@@ -212,7 +215,8 @@ def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
         return None
     tick_ns = gil_sampled.tick_cost_ns(path)
     tstates = gil_sampled.tstate_map(thread_events, pid)
-    analysed = gil_sampled.analyse_samples(samples, tstates, t0_ns, end_ns, tick_ns)
+    analysed = gil_sampled.analyse_samples(samples, tstates, t0_ns, end_ns, tick_ns,
+                                           with_evidence)
     switches = gil_sampled.sampled_switches(samples, t0_ns, end_ns)
     result = gil_sampled.SampledGilResult(
         Method.SAMPLED, SourceName.GIL_SAMPLER, analysed.timelines,
@@ -224,6 +228,6 @@ def _sampled(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
             continue
         timelines = gil_sampled.analyse_samples(
             found, gil_sampled.tstate_map(thread_events, child), t0_ns, end_ns,
-            tick_ns).timelines
+            tick_ns, with_evidence=False).timelines
         result.children[child] = ProcessGil(timelines, method=Method.SAMPLED, held_known=True)
     return result

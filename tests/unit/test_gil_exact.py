@@ -15,8 +15,10 @@ from tracer.instrument.gil_probe import FutexWords
 from tracer.model.gil_exact import (
     WAIT_LOOP_BOUND_NS,
     Ev,
+    FutexClassifier,
     GilEvent,
     UprobeRecording,
+    _parse_line,
     gil_metrics,
     gil_timelines,
     parse_perf_script,
@@ -420,3 +422,41 @@ def test_held_time_never_exceeds_wall_time(events: list[GilEvent], t0: int, span
     held = sum(t.held_s for t in threads.values())
     assert held <= wall_s * (1 + 1e-9)
     assert 0.0 <= float(str(metrics.utilisation)) <= 1 + 1e-9
+
+
+# -- the fast line reader agrees with the regular expressions ------------------------------------
+
+
+def _slow(lines: list[str], words: FutexWords) -> list[GilEvent]:
+    classify = FutexClassifier(words)
+    parsed = (_parse_line(line, classify, n) for n, line in enumerate(lines, start=1))
+    return [event for event in parsed if event is not None]
+
+
+def test_fast_reading_equals_the_regular_expressions_on_a_real_recording() -> None:
+    lines = FIXTURE.read_text().splitlines()
+    words = FutexWords(int(str(_header("layout")["gil_addr"])))
+    assert parse_perf_script(lines, words) == _slow(lines, words)
+    assert parse_perf_script(LINES.splitlines(), WORDS) == _slow(LINES.splitlines(), WORDS)
+
+
+_PAYLOADS = st.sampled_from([
+    "PERF_RECORD_SWITCH IN", "PERF_RECORD_SWITCH OUT", "PERF_RECORD_SWITCH OUT preempt",
+    "PERF_RECORD_SWITCH", "PERF_RECORD_SWITCH SIDEWAYS", "PERF_RECORD_SWITCH_CPU_WIDE OUT",
+    "PERF_RECORD_FORK(1:3):(1:2)", "PERF_RECORD_EXIT(1:3):(1:2)", "PERF_RECORD_COMM: py:1/2",
+    "syscalls:sys_exit_futex: 0xfffffffffffffff5", "syscalls:sys_exit_futex: 0x0",
+    "syscalls:sys_exit_futex: 0x1 extra", "other:event: ignored",
+])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(-1, 99_999), st.integers(-1, 99_999), st.integers(0, 10**6),
+       st.sampled_from([3, 6, 9]), st.integers(0, 999_999_999),
+       st.one_of(_PAYLOADS, st.builds(lambda word, op: _futex(word, op),
+                                      st.sampled_from([COND, MUTEX, SWITCH, 0x1234]),
+                                      st.sampled_from([0x0, 0x1, 0x9, 0x80, 0x81, 0x89, 0x8a]))),
+       st.sampled_from(["", "   ", "\t"]))
+def test_fast_reading_equals_the_regular_expressions_line_by_line(
+        pid: int, tid: int, sec: int, digits: int, frac: int, payload: str, pad: str) -> None:
+    line = f"{pad}{pid:>5}/{tid:<5} {sec:>8}.{frac % 10**digits:0{digits}d}: {payload}{pad}"
+    assert parse_perf_script([line], WORDS) == _slow([line], WORDS)

@@ -1,13 +1,20 @@
 """trace.json: every event, in Chrome trace-event JSON, for Perfetto and VizTracer's viewer.
 
 The HTML report aggregates past a drawing budget; this file never does. It carries VizTracer's
-function events unchanged, and adds our own tracks next to them: per-thread state slices on a
-synthetic process, the GIL holder's turns, counters for CPU parallelism and GIL waiters, and the
-run markers. Timestamps are microseconds from the model's t0, the same clock as the function
+function events (moved to their thread's track, below), and adds our own tracks next to them:
+per-thread state slices, the GIL holder's turns, counters for CPU parallelism and GIL waiters, and
+the run markers. Timestamps are microseconds from the model's t0, the same clock as the function
 events.
 
-The state tracks live in their own process with their own synthetic tids: Perfetto keys threads
-by tid, so reusing the real tids under a second pid would split or merge the real threads' tracks.
+Every track lives in its thread's own process, so a user who expands the program's process sees
+each thread's functions with its states right under them. Perfetto's JSON importer orders a
+process's thread tracks by tid and ignores ``thread_sort_index`` (checked in the Perfetto UI that
+vizviewer ships, v52), so tracks get synthetic tids that sort as they should: thread ``t``'s
+function slices move to tid ``t * TRACK_STRIDE`` (:func:`function_tid`), its states to the next
+tid, its lock lanes to the ones after; the GIL holder's turns and the run's phases take tids 1 and
+2, above every thread. Track names carry the real tid ("worker (tid 7200)"), and the viewer
+shows the synthetic one after it. The counters (CPU parallelism, GIL waiters) are the process's
+own tracks, which Perfetto draws after its threads.
 
 Lock waits and holds get a track of their own under each thread's state track ("locks: <thread>"),
 and each hand-off (a holder releases, a waiter acquires) is a flow arrow from the holder's hold
@@ -22,6 +29,7 @@ Pool work items and asyncio steps are slices on the real threads (:mod:`reports.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,17 +54,15 @@ from tracer.model.schema import (
 )
 from tracer.runfolder import atomic_write_pieces
 
-# Synthetic ids, far above Linux's pid_max (4,194,304), so they cannot collide with real ones.
-STATES_PID = 900_000_000
-GIL_TID = STATES_PID + 1
-PHASES_TID = STATES_PID + 2
-FIRST_STATE_TID = STATES_PID + 10
-# Each thread owns TRACK_STRIDE consecutive tids: its state track, then up to LANES_PER_THREAD
-# lock lanes. Perfetto's JSON importer orders a process's threads by tid (it ignores
-# thread_sort_index), so consecutive tids keep each thread's lock lanes right under its states.
+# Each thread owns TRACK_STRIDE consecutive tids: its function slices, its state track, then up to
+# LANES_PER_THREAD lock lanes. A real tid is at least 1 (and below pid_max, 4,194,304), so the
+# tids 1 and 2 sort above every thread and no synthetic tid passes 2**31.
 LANES_PER_THREAD = 20
-TRACK_STRIDE = LANES_PER_THREAD + 1
-STATES_PROCESS = "threadscope: thread states"
+TRACK_STRIDE = LANES_PER_THREAD + 2
+GIL_TID = 1
+PHASES_TID = 2
+# "pid":P,"tid":T as VizTracer writes every event (and orjson keeps its key order)
+_EVENT_IDS = re.compile(rb'"pid":(-?\d+),"tid":(-?\d+)')
 US = 1e6
 # One Chrome trace event: its keys vary by phase ("X", "M", "C", "i", "s", "f"), and the format
 # is JSON the viewer reads, so a dict is its honest type.
@@ -75,11 +81,38 @@ def write_trace(
     objects again, nor one giant buffer."""
     view = as_view(source)
     head = _metadata(view)
-    head.extend(function_events or ())
+    head.extend(_on_function_track(event) for event in function_events or ())
     tail = _own_events(view)
-    arrays = [orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY), *function_chunks,
+    arrays = [orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY),
+              *(_chunk_on_function_tracks(chunk) for chunk in function_chunks),
               orjson.dumps(tail, option=orjson.OPT_SERIALIZE_NUMPY)]
     atomic_write_pieces(out, _trace_pieces(arrays))
+
+
+def function_tid(tid: int) -> int:
+    """The synthetic tid of thread ``tid``'s function slices; its other tracks follow it."""
+    return tid * TRACK_STRIDE
+
+
+def state_tid(tid: int) -> int:
+    return function_tid(tid) + 1
+
+
+def lock_tid(tid: int, lane: int) -> int:
+    return function_tid(tid) + 2 + lane
+
+
+def _on_function_track(event: TraceEvent) -> TraceEvent:
+    if "tid" not in event:
+        return event
+    return {**event, "tid": function_tid(int(event["tid"]))}
+
+
+def _chunk_on_function_tracks(chunk: bytes) -> bytes:
+    """A serialised batch of function events with each event's tid moved, without parsing it
+    (one regular-expression pass: a long trace has millions of events)."""
+    return _EVENT_IDS.sub(
+        lambda m: b'"pid":%s,"tid":%d' % (m[1], function_tid(int(m[2]))), chunk)
 
 
 def _trace_pieces(arrays: list[bytes]) -> Iterator[bytes]:
@@ -103,7 +136,7 @@ def trace_events(
     """All events: metadata first, then function events, state slices, GIL, counters, markers."""
     view = as_view(source)
     events = _metadata(view)
-    events.extend(function_events or ())
+    events.extend(_on_function_track(event) for event in function_events or ())
     events.extend(_own_events(view))
     return events
 
@@ -130,58 +163,54 @@ def _meta(name: str, pid: int, tid: int, args: TraceEvent) -> TraceEvent:
     return {"ph": "M", "name": name, "pid": pid, "tid": tid, "ts": 0, "args": args}
 
 
-def _state_tid(row: int) -> int:
-    return FIRST_STATE_TID + row * TRACK_STRIDE
+def _target_pid(model: RunModel) -> int:
+    """The program's own process: the main thread's (an attach may have none: the first)."""
+    main = next((t.pid for t in model.threads if t.is_main), None)
+    return main if main is not None else min((t.pid for t in model.threads), default=0)
 
 
 def _metadata(view: ReportView) -> list[TraceEvent]:
-    """Process and thread names plus sort indices: real threads first, our tracks right after."""
+    """Process and thread names plus sort indices (for viewers that read them; Perfetto orders by
+    tid, which the synthetic tids already follow)."""
     model = view.model
     events = []
-    pids = sorted({t.pid for t in model.threads})
-    target = next((t.pid for t in model.threads if t.is_main), None)
+    pids = sorted({t.pid for t in model.threads} | {p.pid for p in model.processes})
+    target = _target_pid(model)
     commands = {p.pid: p.command for p in model.processes}
     for index, pid in enumerate(pids):
         own = model.target.name if pid == target or not commands.get(pid) else commands[pid]
         name = f"{own} (pid {pid})"
         events.append(_meta("process_name", pid, 0, {"name": name}))
         events.append(_meta("process_sort_index", pid, 0, {"sort_index": index}))
-    events.append(_meta("process_name", STATES_PID, 0, {"name": STATES_PROCESS}))
-    events.append(_meta("process_sort_index", STATES_PID, 0, {"sort_index": len(pids)}))
-    if view.gil_recorded:
-        events.append(_meta("thread_name", STATES_PID, GIL_TID, {"name": "GIL holder"}))
-        events.append(_meta("thread_sort_index", STATES_PID, GIL_TID, {"sort_index": -2}))
+    for pid in sorted({view.threads[turn.row].pid for turn in view.gil_turns}):
+        events.append(_meta("thread_name", pid, GIL_TID, {"name": "GIL holder"}))
+        events.append(_meta("thread_sort_index", pid, GIL_TID, {"sort_index": -2}))
     if any(m.kind == "phase" for m in model.markers):
-        events.append(_meta("thread_name", STATES_PID, PHASES_TID, {"name": "phases"}))
-        events.append(_meta("thread_sort_index", STATES_PID, PHASES_TID, {"sort_index": -1}))
+        events.append(_meta("thread_name", target, PHASES_TID, {"name": "phases"}))
+        events.append(_meta("thread_sort_index", target, PHASES_TID, {"sort_index": -1}))
     for row, thread in enumerate(view.threads):
         label = thread_label(thread)
-        events.append(_meta("thread_name", thread.pid, thread.tid, {"name": thread.name}))
-        events.append(_meta("thread_sort_index", thread.pid, thread.tid, {"sort_index": row}))
-        events.append(_meta("thread_name", STATES_PID, _state_tid(row), {"name": label}))
-        events.append(
-            _meta(
-                "thread_sort_index",
-                STATES_PID,
-                _state_tid(row),
-                {"sort_index": row * TRACK_STRIDE},
-            )
-        )
+        for tid, name, sort in ((function_tid(thread.tid), label, row * TRACK_STRIDE),
+                                (state_tid(thread.tid), f"states: {label}",
+                                 row * TRACK_STRIDE + 1)):
+            events.append(_meta("thread_name", thread.pid, tid, {"name": name}))
+            events.append(_meta("thread_sort_index", thread.pid, tid, {"sort_index": sort}))
     return events
 
 
 def _state_slices(threads: Sequence[ThreadTimeline]) -> list[TraceEvent]:
     """One complete event per merged interval, on the thread's own state track."""
     events = []
-    for row, thread in enumerate(threads):
+    for thread in threads:
+        tid = state_tid(thread.tid)
         for interval in merge_intervals(thread.intervals):
             events.append(
                 {
                     "ph": "X",
                     "name": interval.state,
                     "cat": "thread_state",
-                    "pid": STATES_PID,
-                    "tid": _state_tid(row),
+                    "pid": thread.pid,
+                    "tid": tid,
                     "ts": _us(interval.start),
                     "dur": _us(interval.duration),
                     "args": {"thread": thread.name, "tid": thread.tid},
@@ -191,14 +220,14 @@ def _state_slices(threads: Sequence[ThreadTimeline]) -> list[TraceEvent]:
 
 
 def _gil_holder_slices(view: ReportView) -> list[TraceEvent]:
-    """One slice per holding turn, named by the holder, on a single 'GIL holder' track."""
+    """One slice per holding turn, named by the holder, on its process's 'GIL holder' track."""
     threads = view.threads
     return [
         {
             "ph": "X",
             "name": threads[turn.row].name,
             "cat": "gil",
-            "pid": STATES_PID,
+            "pid": threads[turn.row].pid,
             "tid": GIL_TID,
             "ts": _us(turn.start),
             "dur": _us(turn.end - turn.start),
@@ -208,32 +237,36 @@ def _gil_holder_slices(view: ReportView) -> list[TraceEvent]:
     ]
 
 
-def _counter(name: str, at: float, args: dict[str, float]) -> TraceEvent:
-    return {"ph": "C", "name": name, "pid": STATES_PID, "tid": 0, "ts": _us(at), "args": args}
+def _counter(name: str, pid: int, at: float, args: dict[str, float]) -> TraceEvent:
+    return {"ph": "C", "name": name, "pid": pid, "tid": 0, "ts": _us(at), "args": args}
 
 
 def _parallelism_counter(model: RunModel) -> list[TraceEvent]:
     series = model.parallelism
     if series is None or not series.t:
         return []
+    pid = _target_pid(model)
     events = [
-        _counter("CPU parallelism", t, {"cores busy": round(float(v), 4)})
+        _counter("CPU parallelism", pid, t, {"cores busy": round(float(v), 4)})
         for t, v in zip(series.t, series.values, strict=False)
     ]
     # Close the last bin so the final value spans its width rather than ending at a point.
-    events.append(_counter("CPU parallelism", series.t[-1] + series.bin_s, {"cores busy": 0.0}))
+    events.append(_counter("CPU parallelism", pid, series.t[-1] + series.bin_s,
+                           {"cores busy": 0.0}))
     return events
 
 
 def _gil_waiters_counter(view: ReportView) -> list[TraceEvent]:
     waiters = view.gil_waiters
-    return [_counter("GIL waiters", x, {"threads waiting": y})
+    pid = _target_pid(view.model)
+    return [_counter("GIL waiters", pid, x, {"threads waiting": y})
             for x, y in zip(waiters.times, waiters.counts, strict=True)]
 
 
 def _marker_events(model: RunModel) -> list[TraceEvent]:
     """Marks as instant events (on their thread when known); phases also as slices."""
     tids = {t.tid: t.pid for t in model.threads}
+    target = _target_pid(model)
     events = []
     for marker in model.markers:
         args = {"kind": marker.kind, **marker.fields}
@@ -244,10 +277,10 @@ def _marker_events(model: RunModel) -> list[TraceEvent]:
             "ts": _us(marker.start),
             "args": args,
         }
-        if marker.tid is not None and marker.tid in tids:
-            instant.update(pid=tids[marker.tid], tid=marker.tid, s="t")
+        if marker.tid is not None and marker.tid in tids:  # on the thread's state track
+            instant.update(pid=tids[marker.tid], tid=state_tid(marker.tid), s="t")
         else:
-            instant.update(pid=STATES_PID, tid=0, s="g")
+            instant.update(pid=target, tid=0, s="g")
         events.append(instant)
         if marker.kind == "phase" and marker.end is not None:
             events.append(
@@ -255,7 +288,7 @@ def _marker_events(model: RunModel) -> list[TraceEvent]:
                     "ph": "X",
                     "name": marker.name,
                     "cat": "phase",
-                    "pid": STATES_PID,
+                    "pid": target,
                     "tid": PHASES_TID,
                     "ts": _us(marker.start),
                     "dur": _us(max(0.0, marker.end - marker.start)),
@@ -291,10 +324,6 @@ class LockSlice:
 # so no hand-off binds to it).
 UNKNOWN_LOCK = WaitDetail(lock=-1, pid=-1, name="a lock (not recorded which)", kind="lock",
                           holder=None, ok=True)
-
-
-def _lock_tid(row: int, lane: int) -> int:
-    return _state_tid(row) + 1 + lane
 
 
 def place_in_lanes(slices: list[LockSlice]) -> int:
@@ -349,13 +378,13 @@ def _lock_events(view: ReportView) -> list[TraceEvent]:
         label = thread_label(thread)
         for lane in range(lanes):
             name = f"locks: {label}" + (f" ({lane + 1})" if lane else "")
-            tid = _lock_tid(row, lane)
-            events.append(_meta("thread_name", STATES_PID, tid, {"name": name}))
-            sort = {"sort_index": row * TRACK_STRIDE + 1 + lane}
-            events.append(_meta("thread_sort_index", STATES_PID, tid, sort))
+            tid = lock_tid(thread.tid, lane)
+            events.append(_meta("thread_name", thread.pid, tid, {"name": name}))
+            sort = {"sort_index": row * TRACK_STRIDE + 2 + lane}
+            events.append(_meta("thread_sort_index", thread.pid, tid, sort))
         for item in sorted(slices, key=lambda x: (x.interval.start, -x.interval.end)):
             item.ts, item.dur = _us(item.interval.start), _us(max(0.0, item.interval.duration))
-            events.append(_lock_slice(item, _lock_tid(row, item.lane), view.names))
+            events.append(_lock_slice(item, lock_tid(thread.tid, item.lane), view.names))
             placed.append(item)
     events.extend(_handoff_flows(view.model.locks, placed))
     return events
@@ -381,7 +410,7 @@ def _lock_slice(item: LockSlice, tid: int, names: Mapping[int, str]) -> TraceEve
         "ph": "X",
         "name": f"wait for a signal on {detail.name}" if signal else f"{item.what} {detail.name}",
         "cat": SIGNAL_WAIT if signal else f"lock_{item.what}",
-        "pid": STATES_PID,
+        "pid": item.thread.pid,
         "tid": tid,
         "ts": item.ts,
         "dur": item.dur,
@@ -406,14 +435,15 @@ def _moment(item: LockSlice, verb: str, flow: int, phase: str) -> list[TraceEven
     detail = item.detail
     dur = MOMENT_US if item.dur >= 4 * MOMENT_US else round(item.dur / 4, 3)
     ts = round(item.ts + item.dur - dur - NS_US, 3)  # ends a nanosecond inside the parent
-    tid = _lock_tid(item.row, item.lane)
+    tid = lock_tid(item.thread.tid, item.lane)
+    pid = item.thread.pid
     name = f"{verb} {detail.name}"
     flow_event: TraceEvent = {
         "ph": phase,
         "name": "hand-off",
         "cat": "lock_handoff",
         "id": flow,
-        "pid": STATES_PID,
+        "pid": pid,
         "tid": tid,
         "ts": round(ts + dur / 2, 3),
     }
@@ -423,7 +453,7 @@ def _moment(item: LockSlice, verb: str, flow: int, phase: str) -> list[TraceEven
         "ph": "X",
         "name": name,
         "cat": "lock_handoff",
-        "pid": STATES_PID,
+        "pid": pid,
         "tid": tid,
         "ts": ts,
         "dur": dur,

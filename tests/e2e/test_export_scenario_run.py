@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from reports.perfetto import function_tid
 from tests.e2e.helpers import tracer
 
 WRAPPERS = ("tracer/bootstrap.py", "tracer/inprocess.py", "runpy")
@@ -29,7 +30,7 @@ def test_trace_json_names_no_bootstrap_or_runpy_frame(run_dir: Path) -> None:
     assert not [name for name in named if any(w in name for w in WRAPPERS)]
     model = json.loads((run_dir / "model.json").read_text())
     main = next(t for t in model["threads"] if t["is_main"])
-    slices = [e for e in events if e.get("ph") == "X" and e.get("tid") == main["tid"]
+    slices = [e for e in events if e.get("ph") == "X" and e.get("tid") == function_tid(main["tid"])
               and e.get("pid") == main["pid"]]
     outermost = max(slices, key=lambda e: e["dur"])
     assert outermost["name"].startswith("<module> (")  # the user's module, not exec

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from reports.perfetto import STATES_PID, STATES_PROCESS, LockSlice, place_in_lanes, write_trace
+from reports.perfetto import (
+    GIL_TID,
+    LockSlice,
+    function_tid,
+    place_in_lanes,
+    state_tid,
+    write_trace,
+)
 from reports.threads import thread_label, thread_state_seconds
 from tests.fixtures.synthetic_model import (
     HOSTILE_LOCK,
@@ -72,13 +79,30 @@ def meta(events: list[dict[str, Any]], name: str, pid: int) -> dict[int, Any]:
 
 
 def state_tids(events: list[dict[str, Any]]) -> dict[str, int]:
-    """Thread label -> synthetic tid of its state track."""
-    return {args["name"]: tid for tid, args in meta(events, "thread_name", STATES_PID).items()}
+    """Track name -> synthetic tid, over every process ("states: <label>" is a state track)."""
+    return {e["args"]["name"]: e["tid"] for e in events
+            if e["ph"] == "M" and e["name"] == "thread_name"}
 
 
-def test_function_events_are_included_unchanged(events: list[dict[str, Any]]) -> None:
+def test_function_events_are_included_unchanged_on_their_threads_track(
+        events: list[dict[str, Any]]) -> None:
     for event in FUNCTION_EVENTS:
-        assert event in events
+        if event["ph"] != "M":
+            assert {**event, "tid": function_tid(event["tid"])} in events
+
+
+def test_each_threads_states_are_the_track_right_after_its_functions(
+        model: RunModel, events: list[dict[str, Any]]) -> None:
+    """Perfetto orders a process's threads by tid: consecutive tids keep them together."""
+    tids = state_tids(events)
+    for thread in model.threads:
+        label = thread_label(thread)
+        assert tids[label] == function_tid(thread.tid)
+        assert tids[f"states: {label}"] == tids[label] + 1 == state_tid(thread.tid)
+    # the GIL holder's track sorts above every thread's, in the program's own process
+    assert tids["GIL holder"] == GIL_TID < min(tids[thread_label(t)] for t in model.threads)
+    pids = {e["pid"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert pids == {t.pid for t in model.threads}
 
 
 def test_function_events_may_be_a_generator(model: RunModel, tmp_path: Path) -> None:
@@ -86,19 +110,19 @@ def test_function_events_may_be_a_generator(model: RunModel, tmp_path: Path) -> 
         yield from FUNCTION_EVENTS
 
     write_trace(model, tmp_path / "trace.json", generate())
-    assert FUNCTION_EVENTS[0] in load(tmp_path / "trace.json")["traceEvents"]
+    moved = {**FUNCTION_EVENTS[0], "tid": function_tid(FUNCTION_EVENTS[0]["tid"])}
+    assert moved in load(tmp_path / "trace.json")["traceEvents"]
 
 
 def test_metadata_names_processes_and_tracks(model: RunModel, events: list[dict[str, Any]]) -> None:
-    assert meta(events, "process_name", STATES_PID)[0] == {"name": STATES_PROCESS}
     assert meta(events, "process_name", 4242)[0] == {"name": "gil_cpu (pid 4242)"}
-    sort = {e["pid"]: e["args"]["sort_index"] for e in events if e["name"] == "process_sort_index"}
-    assert sort[STATES_PID] == sort[4242] + 1  # state tracks right after the real process
+    assert not [e for e in events if e["name"] == "process_name" and e["pid"] != 4242]
     labels = state_tids(events)
     for thread in model.threads:
         assert thread_label(thread) in labels
+        assert f"states: {thread_label(thread)}" in labels
     assert "GIL holder" in labels
-    assert meta(events, "thread_sort_index", STATES_PID)
+    assert meta(events, "thread_sort_index", 4242)
 
 
 def test_state_slices_cover_each_thread(model: RunModel, events: list[dict[str, Any]]) -> None:
@@ -107,7 +131,8 @@ def test_state_slices_cover_each_thread(model: RunModel, events: list[dict[str, 
         mine = [
             e
             for e in events
-            if e["ph"] == "X" and e["pid"] == STATES_PID and e["tid"] == tids[thread_label(thread)]
+            if e["ph"] == "X" and e["pid"] == thread.pid
+            and e["tid"] == tids[f"states: {thread_label(thread)}"]
         ]
         assert mine, thread.name
         for state, seconds in thread_state_seconds(thread).items():
@@ -145,7 +170,8 @@ def test_counters_for_parallelism_and_gil_waiters(
 def test_markers_become_instant_events(model: RunModel, events: list[dict[str, Any]]) -> None:
     instants = {e["name"]: e for e in events if e["ph"] == "i" and e.get("cat") == "marker"}
     assert set(instants) == {m.name for m in model.markers}
-    assert instants["start workers"]["tid"] == 1000 and instants["start workers"]["s"] == "t"
+    assert instants["start workers"]["tid"] == state_tid(1000)
+    assert instants["start workers"]["s"] == "t"
     assert instants["<img src=x onerror=alert(1)>"]["s"] == "g"
     phases = [e for e in events if e.get("cat") == "phase"]
     assert [p["name"] for p in phases] == ["threads"]
@@ -181,7 +207,7 @@ def test_empty_model_writes_a_valid_trace(tmp_path: Path) -> None:
     model.threads, model.parallelism, model.markers = [], None, []
     write_trace(model, tmp_path / "trace.json", [])
     events = load(tmp_path / "trace.json")["traceEvents"]
-    assert [e for e in events if e["ph"] == "M"]
+    assert_valid_trace_events(events)  # no thread, no track to name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,10 +268,12 @@ def test_each_thread_with_lock_activity_has_a_lock_track(lock_events: list[dict[
         "locks: hasher (tid 1101)",
     }
     # Each lock track sits right after its thread's state track, by tid and by sort index.
-    assert tids["locks: worker-0 (tid 1001)"] == tids["worker-0 (tid 1001)"] + 1
-    sort = meta(lock_events, "thread_sort_index", STATES_PID)
+    assert tids["locks: worker-0 (tid 1001)"] == tids["states: worker-0 (tid 1001)"] + 1
+    pid = next(e["pid"] for e in lock_events if e["name"] == "process_name")
+    sort = meta(lock_events, "thread_sort_index", pid)
     for label in ("worker-0 (tid 1001)", "hasher (tid 1101)"):
-        assert sort[tids[f"locks: {label}"]]["sort_index"] == sort[tids[label]]["sort_index"] + 1
+        assert (sort[tids[f"locks: {label}"]]["sort_index"]
+                == sort[tids[f"states: {label}"]]["sort_index"] + 1)
 
 
 def test_lock_waits_and_holds_become_named_slices(lock_events: list[dict[str, Any]]) -> None:

@@ -81,7 +81,7 @@ def write_trace(
     objects again, nor one giant buffer."""
     view = as_view(source)
     head = _metadata(view)
-    head.extend(_on_function_track(event) for event in function_events or ())
+    head.extend(_on_function_tracks(function_events or ()))
     tail = _own_events(view)
     arrays = [orjson.dumps(head, option=orjson.OPT_SERIALIZE_NUMPY),
               *(_chunk_on_function_tracks(chunk) for chunk in function_chunks),
@@ -102,10 +102,21 @@ def lock_tid(tid: int, lane: int) -> int:
     return function_tid(tid) + 2 + lane
 
 
-def _on_function_track(event: TraceEvent) -> TraceEvent:
+def _on_function_track(event: TraceEvent) -> TraceEvent | None:
+    """A function event on its thread's track; VizTracer's own names of processes and threads
+    are left out (ours replace them, as :mod:`tracer.model.functions` does for its chunks)."""
+    if event.get("ph") == "M" and event.get("name") in ("process_name", "thread_name"):
+        return None
     if "tid" not in event:
         return event
     return {**event, "tid": function_tid(int(event["tid"]))}
+
+
+def _on_function_tracks(events: Iterable[TraceEvent]) -> Iterator[TraceEvent]:
+    for event in events:
+        moved = _on_function_track(event)
+        if moved is not None:
+            yield moved
 
 
 def _chunk_on_function_tracks(chunk: bytes) -> bytes:
@@ -136,7 +147,7 @@ def trace_events(
     """All events: metadata first, then function events, state slices, GIL, counters, markers."""
     view = as_view(source)
     events = _metadata(view)
-    events.extend(_on_function_track(event) for event in function_events or ())
+    events.extend(_on_function_tracks(function_events or ()))
     events.extend(_own_events(view))
     return events
 

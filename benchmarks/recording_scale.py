@@ -19,6 +19,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -138,21 +139,26 @@ def _size_mb(path: Path) -> float:
     return path.stat().st_size / 1e6 if path.exists() else math.nan
 
 
-def run_traced(threads: int, iterations: int, flags: list[str], seconds: float) -> TracedRun:
+def run_traced(threads: int, iterations: int, flags: list[str], seconds: float,
+               repo: Path = REPO, keep: Path | None = None) -> TracedRun:
     """One ``tracer run``; a failed or timed-out run is a row that says so, not an exception,
-    so one bad case (512 threads, say) does not lose the rest of the table."""
+    so one bad case (512 threads, say) does not lose the rest of the table. ``repo`` is the
+    checkout whose tracer runs (another one measures a baseline side by side); ``keep`` moves
+    the run folder there instead of deleting it."""
     entries = tracer_entries_for(threads, iterations)
     # generous: the full mode runs the work about 2x slower, and a loaded machine slower still
     timeout_s = 10 * seconds + 120
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "run"
+        env = {**os.environ, "PYTHONPATH": str(repo)}
         command = [sys.executable, "-m", "tracer", "run", "--quiet", "--force", "--out", str(out),
                    "--tracer-entries", str(entries), "--timeout", f"{timeout_s:g}", *flags,
                    str(PROGRAM), "--", *_program_args(threads, iterations)]
         errors = Path(tmp) / "stderr.txt"
         with errors.open("wb") as sink:
             began_ns = time.monotonic_ns()
-            proc = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=sink)
+            proc = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=sink)
             # wait4, not wait: its rusage has the peak RSS of the command and of every process
             # it waited for (the target among them), i.e. of the largest one
             _, status, usage = os.wait4(proc.pid, 0)
@@ -164,6 +170,9 @@ def run_traced(threads: int, iterations: int, flags: list[str], seconds: float) 
                 [f"exit code {proc.returncode}"]
             return TracedRun(status=f"failed: {lines[-1][:200]}")
         run = _read_run(out, began_ns, ended_ns, realtime_offset_ns)
+        if keep is not None:
+            shutil.rmtree(keep, ignore_errors=True)
+            shutil.move(str(out), keep)
         return dataclasses.replace(run, peak_mib=usage.ru_maxrss / 1024)
 
 

@@ -90,19 +90,26 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
     if wall_s <= 0:
         return None
     warnings: list[str] = []
-    result = _exact(raw_dir, pid, t0_ns, end_ns, warnings, forks) if prefer_exact else None
     cut = _budget_cut(raw_dir, t0_ns)
-    # With exact figures for the whole run, the samples only fill on-CPU stretches: their
-    # wait bounds would go unused.
-    sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns,
-                       with_evidence=result is None or cut is not None)
-    if result is not None and cut is not None:
-        # Exact events cover only the start of the run: the sampler speaks for all of it.
-        warnings.append(cut + (" GIL figures are sampled." if sampled is not None else
-                               " The GIL sampler did not run, so the GIL figures cover only "
-                               "that first part of the run."))
-        if sampled is not None:
-            result = None
+    perf_text = raw_dir / raw_files.PERF_TEXT
+    if cut is not None and prefer_exact and perf_text.is_file() and perf_text.stat().st_size:
+        # Exact events cover only the start of the run: the sampler speaks for all of it, so
+        # the events are read only when it did not run (a minute of them took 40 s to read,
+        # only to be set aside).
+        sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns)
+        result = None if sampled is not None else _exact(raw_dir, pid, t0_ns, end_ns,
+                                                         warnings, forks)
+        if sampled is not None or result is not None:
+            warnings.append(cut + (" GIL figures are sampled." if sampled is not None else
+                                   " The GIL sampler did not run, so the GIL figures cover "
+                                   "only that first part of the run."))
+    else:
+        result = (_exact(raw_dir, pid, t0_ns, end_ns, warnings, forks) if prefer_exact
+                  else None)
+        # With exact figures for the whole run, the samples only fill on-CPU stretches: their
+        # wait bounds would go unused.
+        sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns,
+                           with_evidence=result is None or cut is not None)
     if result is None:
         result = sampled
     elif sampled is not None:

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -651,7 +652,7 @@ class _ThreadSamples:
     def _runs(self) -> None:
         """Runs of consecutive samples in one state, for the quantisation error of shares."""
         ev, ticks = self.evidence, self.ticks
-        ev.sample_times = [self._s(ticks.times[i]) for i in self.at]
+        ev.sample_times = array("d", [self._s(ticks.times[i]) for i in self.at])
         k = 0
         while k < len(self.at):
             state, first = self.states[k], k

@@ -39,6 +39,15 @@ import orjson
 
 from reports.intervals import merge_intervals
 from reports.perfetto_tasks import task_events
+from reports.perfetto_tracks import (
+    GIL_TID,
+    LANES_PER_THREAD,
+    PHASES_TID,
+    TRACK_STRIDE,
+    function_tid,
+    lock_tid,
+    state_tid,
+)
 from reports.threads import thread_label
 from reports.view import ReportView, as_view
 from reports.vocabulary import wait_kind_words
@@ -54,13 +63,6 @@ from tracer.model.schema import (
 )
 from tracer.runfolder import atomic_write_pieces
 
-# Each thread owns TRACK_STRIDE consecutive tids: its function slices, its state track, then up to
-# LANES_PER_THREAD lock lanes. A real tid is at least 1 (and below pid_max, 4,194,304), so the
-# tids 1 and 2 sort above every thread and no synthetic tid passes 2**31.
-LANES_PER_THREAD = 20
-TRACK_STRIDE = LANES_PER_THREAD + 2
-GIL_TID = 1
-PHASES_TID = 2
 # "pid":P,"tid":T as VizTracer writes every event (and orjson keeps its key order)
 _EVENT_IDS = re.compile(rb'"pid":(-?\d+),"tid":(-?\d+)')
 US = 1e6
@@ -87,19 +89,6 @@ def write_trace(
               *(_chunk_on_function_tracks(chunk) for chunk in function_chunks),
               orjson.dumps(tail, option=orjson.OPT_SERIALIZE_NUMPY)]
     atomic_write_pieces(out, _trace_pieces(arrays))
-
-
-def function_tid(tid: int) -> int:
-    """The synthetic tid of thread ``tid``'s function slices; its other tracks follow it."""
-    return tid * TRACK_STRIDE
-
-
-def state_tid(tid: int) -> int:
-    return function_tid(tid) + 1
-
-
-def lock_tid(tid: int, lane: int) -> int:
-    return function_tid(tid) + 2 + lane
 
 
 def _on_function_track(event: TraceEvent) -> TraceEvent | None:

@@ -1,8 +1,8 @@
 """trace.json's tasks: each pool work item as a slice on the worker thread that ran it, with a
 flow arrow from a moment slice on the submitting thread ("submit <task>") to its start; each
 asyncio step as a slice on the loop's thread named by its task (a blocked step says so in its
-category). They go on the real threads' tracks, beside VizTracer's calls: a task's slice encloses
-the calls it made.
+category). They go on the threads' function tracks, beside VizTracer's calls
+(:func:`reports.perfetto_tracks.function_tid`): a task's slice encloses the calls it made.
 
 A process-pool item has no start nor worker in the parent's recording, so it has no slice here;
 it is in model.json."""
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from reports.perfetto_tracks import function_tid
 from reports.view import ReportView
 from reports.vocabulary import task_outcome_words
 from tracer.model.schema import Task, TaskKind
@@ -46,7 +47,7 @@ def task_events(view: ReportView) -> list[TraceEvent]:
                 events.append({
                     "ph": "X", "name": task.name,
                     "cat": "asyncio_blocked" if (start, stop) in blocked else "asyncio_step",
-                    "pid": task.pid, "tid": loop.stats.tid, "ts": _us(start),
+                    "pid": task.pid, "tid": function_tid(loop.stats.tid), "ts": _us(start),
                     "dur": max(_us(stop - start), 0.001),
                     "args": {"coroutine": task.function, "site": task.site}})
     return events
@@ -54,7 +55,8 @@ def task_events(view: ReportView) -> list[TraceEvent]:
 
 def _task_slice(task: Task, end: float) -> TraceEvent:
     return {
-        "ph": "X", "name": task.name, "cat": "pool_task", "pid": task.pid, "tid": task.tid,
+        "ph": "X", "name": task.name, "cat": "pool_task", "pid": task.pid,
+        "tid": function_tid(task.tid or 0),
         "ts": _us(task.start_s or 0.0), "dur": max(_us(end - (task.start_s or 0.0)), 0.001),
         "args": {"pool": task.pool, "function": task.function, "site": task.site,
                  "queue_wait_s": task.queue_wait_s, "run_s": task.run_s,
@@ -69,9 +71,9 @@ def _submit_flow(task: Task, flow: int) -> list[TraceEvent]:
     start = _us(task.start_s or 0.0)
     return [
         {"ph": "X", "name": f"submit {task.name}", "cat": "pool_submit", "pid": task.pid,
-         "tid": task.submit_tid, "ts": submit, "dur": MOMENT_US},
+         "tid": function_tid(task.submit_tid or 0), "ts": submit, "dur": MOMENT_US},
         {"ph": "s", "name": "queued", "cat": "pool_flow", "id": flow, "pid": task.pid,
-         "tid": task.submit_tid, "ts": round(submit + MOMENT_US / 2, 3)},
+         "tid": function_tid(task.submit_tid or 0), "ts": round(submit + MOMENT_US / 2, 3)},
         {"ph": "f", "bp": "e", "name": "queued", "cat": "pool_flow", "id": flow,
-         "pid": task.pid, "tid": task.tid, "ts": round(start + 0.001, 3)},
+         "pid": task.pid, "tid": function_tid(task.tid or 0), "ts": round(start + 0.001, 3)},
     ]

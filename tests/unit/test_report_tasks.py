@@ -10,6 +10,7 @@ import re
 from reports import prose
 from reports.html import render_report_html
 from reports.perfetto import trace_events
+from reports.perfetto_tracks import function_tid
 from reports.view import build_view
 from tests.fixtures.synthetic_model import HOSTILE_FUNCTION, HOSTILE_THREAD, build_synthetic_model
 from tests.unit.test_task_model import MAIN, T0, item, loop_events, six_on_two
@@ -87,5 +88,5 @@ def test_trace_json_has_task_slices_and_a_flow_from_each_submit() -> None:
     starts = [e for e in events if e.get("cat") == "pool_flow" and e["ph"] == "s"]
     ends = [e for e in events if e.get("cat") == "pool_flow" and e["ph"] == "f"]
     assert len(starts) == len(ends) == 6
-    assert all(e["tid"] == MAIN for e in starts)
+    assert all(e["tid"] == function_tid(MAIN) for e in starts)  # the main thread's calls
     assert {e["id"] for e in starts} == {e["id"] for e in ends}

@@ -37,6 +37,7 @@ from typing import Any
 
 import orjson
 
+from reports.format import MISSING
 from reports.intervals import merge_intervals
 from reports.perfetto_tasks import task_events
 from reports.perfetto_tracks import (
@@ -176,7 +177,9 @@ def _metadata(view: ReportView) -> list[TraceEvent]:
     events = []
     pids = sorted({t.pid for t in model.threads} | {p.pid for p in model.processes})
     target = _target_pid(model)
-    commands = {p.pid: p.command for p in model.processes}
+    # The Processes table's commands: a fork of the target shows the program, not our bootstrap
+    commands = {row.pid: row.command for row in view.processes.rows
+                if row.command != MISSING} if view.processes else {}
     for index, pid in enumerate(pids):
         own = model.target.name if pid == target or not commands.get(pid) else commands[pid]
         name = f"{own} (pid {pid})"

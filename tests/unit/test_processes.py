@@ -124,3 +124,14 @@ def test_a_forked_childs_thread_addresses_are_its_own() -> None:
               {"ev": "start", "t_ns": 5, "pid": 20, "tid": 21, "tstate": 0xA0}]
     assert tstate_map(events, 10) == [(0xA0, 10, None, None)]
     assert tstate_map(events, 20) == [(0xA0, 21, 5, None)]
+
+
+def test_trace_json_names_a_fork_after_the_program_not_the_bootstrap() -> None:
+    from reports.perfetto import trace_events
+
+    model = _with_children(None)
+    model.target.argv = ["app.py"]
+    names = [e["args"]["name"] for e in trace_events(model)
+             if e.get("ph") == "M" and e.get("name") == "process_name"]
+    assert "app.py (pid 2)" in names
+    assert not any("tracer.bootstrap" in name for name in names)

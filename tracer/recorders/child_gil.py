@@ -34,6 +34,8 @@ from tracer.gil_locate import find_interpreter, gil_layout
 from tracer.procfs import descendants
 from tracer.recorders.gil_reading import BLOCKED, Classifier, GilReader, ThreadWatch
 
+# A GIL head whose switch interval (sys.getswitchinterval(), in us) reads above this is not one
+MAX_SWITCH_INTERVAL_US = 10_000_000
 CHILDREN_PER_TICK = 2  # children sampled on one tick; more take turns
 MAX_CHILDREN = 64  # followed at most; past it, the note says how many were not
 # A spawned interpreter has no libc mapped and no GIL for its first milliseconds: retried this
@@ -121,6 +123,8 @@ class ChildFollower:
         self._locator: threading.Thread | None = None
         self._turn = 0
         self._asked = 0  # children given to the locator
+        # (image, version, runtime size) -> a found layout and its GIL's offset in _PyRuntime
+        self._layouts: dict[tuple[str, str, int], tuple[dict[str, Any], int]] = {}
         self.report = FollowReport()
 
     def discover(self) -> None:
@@ -190,16 +194,32 @@ class ChildFollower:
                 self.report.followed += 1
                 self._ready.append(child)
 
+    def _layout(self, interpreter: Any) -> dict[str, Any]:
+        """The child's GIL layout. Searching ``_PyRuntime`` for the GIL is most of a child's
+        cost (7 of 10 ms here), and in every process of one build the GIL sits at the same
+        offset from ``_PyRuntime``: the first search per image and version is kept, and the
+        next child of that build is only checked (its GIL's head must read sanely, see
+        :meth:`ChildProcess`'s first read) before it is sampled."""
+        key = (interpreter.image, interpreter.version_text, interpreter.runtime_size)
+        known = self._layouts.get(key)
+        if known is not None:
+            layout, offset = known
+            return {**layout, "gil_addr": interpreter.runtime_addr + offset,
+                    "pid": interpreter.pid}
+        layout = gil_layout(interpreter)
+        self._layouts[key] = (layout, int(layout["gil_addr"]) - interpreter.runtime_addr)
+        return layout
+
     def _locate(self, pid: int) -> ChildProcess | None:
         reason = ""
         for _ in range(LOCATE_ATTEMPTS):
             try:
                 interpreter = find_interpreter(pid)
-                layout = gil_layout(interpreter)
+                layout = self._layout(interpreter)
                 child = ChildProcess(pid, layout, _thread_log(interpreter, self._log),
                                      self._futex_nr)
-                _, _, locked, _ = child.reader.read()
-                if locked in (0, 1):
+                interval, _, locked, _ = child.reader.read()
+                if locked in (0, 1) and 0 < interval <= MAX_SWITCH_INTERVAL_US:
                     return child
                 child.close()
                 reason = f"its GIL at {layout['gil_addr']:#x} reads locked={locked}"

@@ -472,3 +472,20 @@ def test_names_and_stdlib_origin(sink: Path) -> None:
     assert mutex["made_by"] == "queue.Queue.mutex"
     assert mutex["name"] == "queue.Queue.mutex of jobs"
     assert mutex["site"].endswith("test_lock_instrument.py:" + mutex["site"].rsplit(":", 1)[1])
+
+
+def test_a_primitive_made_through_our_own_wrappers_is_made_where_the_user_called(
+        sink: Path) -> None:
+    # The task hooks wrap ThreadPoolExecutor.submit: a future's condition was once "made at"
+    # tracer/instrument/tasks.py rather than at the user's submit.
+    from tracer.instrument import tasks
+
+    def made_by_us() -> threading.Lock:
+        return threading.Lock()
+
+    made_by_us.__code__ = made_by_us.__code__.replace(co_filename=tasks.__file__)
+    lock = made_by_us()
+    with lock:
+        time.sleep(0.002)
+    record = next(e for e in recorded(sink) if e["ev"] == "lock" and e["id"] == lock._id)
+    assert "test_lock_instrument.py" in record["site"], record["site"]

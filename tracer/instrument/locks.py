@@ -106,7 +106,8 @@ _state: dict[str, Any] = {"sink": None, "installed": False, "pid": os.getpid(), 
 _file_kind: dict[str, int] = {}
 _USER, _STDLIB, _OURS = 0, 1, 2
 _STDLIB_DIR = os.path.dirname(threading.__file__) + os.sep
-_OUR_FILE = __file__
+# Our package: a frame of ours (this file, the task hooks' wrapped submit) is never "made at"
+_OUR_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 _THREAD_INIT = threading.Thread.__init__.__code__
 _ASSIGN = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
 
@@ -119,7 +120,7 @@ _ASSIGN = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(?::[^=]*)?=(?!=)")
 def _classify(filename: str) -> int:
     kind = _file_kind.get(filename)
     if kind is None:
-        if filename == _OUR_FILE:
+        if filename.startswith(_OUR_DIR):
             kind = _OURS
         elif filename.startswith(_STDLIB_DIR) and "-packages" not in filename:
             kind = _STDLIB

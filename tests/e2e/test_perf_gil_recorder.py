@@ -184,7 +184,9 @@ def test_three_cpu_threads_share_the_gil(python: str, tmp_path: Path) -> None:
                    for iv in threads[tid].intervals if iv.state == RUNNING)
         shares.append(round(held / overlap_s, 3))
         # Each waits about once per turn of the other two (5 ms switch interval): many waits.
-        assert sum(w.slept for w in threads[tid].waits) >= 0.2 * overlap_s / 0.005
+        # Turns stretch when the OS preempts the holder on two busy cores: a clean CI run once
+        # counted 18 in 0.46 s (one per 25 ms), so the bar is one per 50 ms.
+        assert sum(w.slept for w in threads[tid].waits) >= 0.1 * overlap_s / 0.005
     print(f"{python}: GIL held share per thread over {overlap_s:.3f} s of overlap: {shares}")
     # One GIL: together they held it nearly all the time, never more; each got turns. How fair
     # the turns are is the OS's business on a loaded 2-core machine (one got 11% once).

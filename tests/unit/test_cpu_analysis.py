@@ -127,3 +127,21 @@ def test_a_process_older_than_the_recording_counts_only_what_it_used_in_it() -> 
         row["p"] = [[30, 50 + t // 10]]  # 500 ms before the recording began
         records.append(row)
     assert analyse_cpu(records, 0, 100 * MS).process_cpu[30] == pytest.approx(0.1)
+
+
+def test_credit_left_from_a_finished_spin_is_not_drawn_at_a_later_blip() -> None:
+    # A spin whose last period was 49% on a CPU (2.45 ms of credit left, not drawn), 50 ms
+    # asleep, then a 0.1 ms blip: the blip must not pay out the spin's credit as a 5 ms run.
+    records, cpu = [], 0.0
+    for step in range(0, 121):
+        t = step * 5
+        records.append(_sample(t, [(3, 3, cpu, "R")]))
+        if t < 395:
+            cpu += 5
+        elif t == 395:
+            cpu += 5 * 0.49
+        elif t == 450:
+            cpu += 0.1
+    thread = analyse_cpu(records, 0, 600 * MS).threads[(3, 3)]
+    on = [i for i in thread.intervals if i.state == "on_cpu"]
+    assert on[-1].end <= 0.405

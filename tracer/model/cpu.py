@@ -4,10 +4,11 @@
 sampling grid; only *when* inside one sampling period a thread ran is unknown. Periods are drawn
 ``on_cpu`` so that the drawn on-CPU time matches the measured CPU time: each period adds its
 on-CPU time to a running credit, and a period is drawn ``on_cpu`` once the credit reaches half a
-period (which it then pays). A thread that ran all the time is drawn running all the time; one
-that had a fifth of a core every period (ten processes on two cores) is drawn running every
-fifth period, not never. ``cpu_wait`` (ready, but no free core: ``schedstat``'s second field)
-is drawn the same way in the periods left.
+period (which it then pays), carried only through periods in which it ran at least a tenth of
+the time. A thread that ran all the time is drawn running all the time; one that had a fifth of
+a core every period (ten processes on two cores) is drawn running every fifth period, not never.
+``cpu_wait`` (ready, but no free core: ``schedstat``'s second field) is drawn the same way in
+the periods left.
 
 A process's CPU time comes from its own ``/proc/PID/stat`` as well, which counts threads that
 exited between two listings of its threads: whichever says more is its CPU time.
@@ -23,6 +24,7 @@ from typing import Any
 from tracer.model.schema import CPU_WAIT, OFF_CPU, ON_CPU, Interval, ProcessInfo, Series
 
 ON_CPU_THRESHOLD = 0.5
+CARRY_SHARE = 0.1  # a period with less of its time on a CPU (or queued) carries no credit
 MAX_BINS = 2000  # parallelism curve resolution: enough for a smooth plot, small in the report
 
 
@@ -152,8 +154,13 @@ def _intervals(readings: list[tuple[int, int, str, int]], t0_ns: int,
         if end <= start or tb <= ta:
             continue
         share = (end - start) / (tb - ta)  # of this period inside the window
-        on_credit += (cb - ca) * share
-        queue_credit += (qb - qa) * share
+        ran, queued = (cb - ca) * share, (qb - qa) * share
+        # Credit is carried only through periods the thread kept using: a period it hardly ran
+        # in starts afresh, or the rest of a finished spin would be drawn at the next blip (a
+        # 5 ms period drawn running 50 ms after the spin, seen in test_clock_alignment).
+        on_credit = on_credit + ran if ran >= CARRY_SHARE * (end - start) else ran
+        queue_credit = queue_credit + queued if queued >= CARRY_SHARE * (end - start) \
+            else queued
         half = ON_CPU_THRESHOLD * (end - start)
         if on_credit >= half:
             state = ON_CPU

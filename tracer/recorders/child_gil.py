@@ -32,7 +32,7 @@ from tracer.attached_threads import AttachedThreads
 from tracer.errors import RecorderUnavailable
 from tracer.gil_locate import find_interpreter, gil_layout
 from tracer.procfs import descendants
-from tracer.recorders.gil_reading import BLOCKED, Classifier, GilReader, ThreadWatch
+from tracer.recorders.gil_reading import Classifier, GilReader, ProcessThreads
 
 # A GIL head whose switch interval (sys.getswitchinterval(), in us) reads above this is not one
 MAX_SWITCH_INTERVAL_US = 10_000_000
@@ -54,35 +54,18 @@ class ChildProcess:
         self.reader = GilReader(pid, self.gil_addr)
         self.classifier = Classifier(futex_nr, layout)
         self.threads = threads  # None: its thread states could not be matched to threads
-        self.watches: dict[int, ThreadWatch] = {}
+        self.own = ProcessThreads(pid)
         self.refresh()
 
     def refresh(self) -> None:
         """Watch threads that appeared; log thread states that changed."""
-        try:
-            tids = [int(name) for name in os.listdir(f"/proc/{self.pid}/task")]
-        except OSError:
-            return
-        for tid in tids:
-            if tid not in self.watches:
-                try:
-                    self.watches[tid] = ThreadWatch(self.pid, tid)
-                except OSError:
-                    continue
+        self.own.refresh()
         if self.threads is not None:
             self.threads.poll()
 
     def sample(self, write: Callable[[dict[str, object]], None]) -> bool:
         """One sample, written with its pid; False once the child is gone."""
-        rows: list[tuple[Any, ...]] = []
-        for tid, watch in list(self.watches.items()):
-            got = watch.read(self.classifier.code)
-            if got is None:
-                self.watches.pop(tid).close()
-            elif got[0] == BLOCKED and got[4] >= 0:
-                rows.append((tid, *got))
-            else:
-                rows.append((tid, *got[:4]))
+        rows = self.own.rows(self.classifier.code)
         t_ns = time.monotonic_ns()
         try:
             _, holder, locked, switches = self.reader.read()
@@ -92,9 +75,7 @@ class ChildProcess:
         return True
 
     def close(self) -> None:
-        for watch in self.watches.values():
-            watch.close()
-        self.watches.clear()
+        self.own.close()
         if self.threads is not None:
             self.threads.close()
 

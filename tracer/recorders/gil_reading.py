@@ -131,3 +131,47 @@ class Classifier:
         if self._handoff[0] <= address < self._handoff[1]:
             return HANDOFF_WAIT, -1
         return BLOCKED, int(fields[0])
+
+
+class ProcessThreads:
+    """One process's threads, each with its :class:`ThreadWatch`: the target's for the GIL
+    sampler and each followed child's read the same way."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.watches: dict[int, ThreadWatch] = {}
+
+    def refresh(self) -> None:
+        """Watch the threads that appeared since the last listing."""
+        try:
+            tids = [int(name) for name in os.listdir(f"/proc/{self.pid}/task")]
+        except OSError:
+            return
+        for tid in tids:
+            if tid not in self.watches:
+                try:
+                    self.watches[tid] = ThreadWatch(self.pid, tid)
+                except OSError:
+                    continue
+
+    def rows(self, classify: Callable[[bytes], tuple[str, int]]) -> list[tuple[Any, ...]]:
+        """Each thread's row of one sample (``gil_samples.jsonl``'s ``th``); a thread that
+        exited is dropped."""
+        rows: list[tuple[Any, ...]] = []
+        gone: list[int] = []
+        for tid, watch in self.watches.items():
+            got = watch.read(classify)
+            if got is None:
+                gone.append(tid)
+            elif got[0] == BLOCKED and got[4] >= 0:
+                rows.append((tid, *got))  # the syscall only where it says why: a blocked row
+            else:
+                rows.append((tid, *got[:4]))
+        for tid in gone:
+            self.watches.pop(tid).close()
+        return rows
+
+    def close(self) -> None:
+        for watch in self.watches.values():
+            watch.close()
+        self.watches.clear()

@@ -13,7 +13,7 @@ Each tick it reads, in this order:
    holder that was asked to drop the GIL and waits for the hand-off; any other wait is ``blocked``.
    ``/proc/TID/stat`` is not read: its R/S letter says nothing ``syscall`` does not already say.
    ``schedstat`` is read first, and ``syscall`` only if the thread ran since the last tick (see
-   :class:`ThreadWatch`).
+   :class:`tracer.recorders.gil_reading.ThreadWatch`).
 2. the GIL's first 32 bytes (``interval, last_holder, locked, switch_number``) with one
    ``process_vm_readv``. Reading the GIL *after* the threads means a thread that took the GIL in
    between is credited as the holder for the tick that follows, which is where its time goes.
@@ -73,12 +73,11 @@ from tracer.raw_files import SourceName
 from tracer.recorders.base import RecordContext
 from tracer.recorders.child_gil import ChildFollower, child_notes
 from tracer.recorders.gil_reading import (
-    BLOCKED,
     CODES,
     FUTEX_NR,
     Classifier,
     GilReader,
-    ThreadWatch,
+    ProcessThreads,
 )
 from tracer.recorders.sampling import SamplingRecorder, pace, rate_notes
 
@@ -115,7 +114,7 @@ class GilSampler(SamplingRecorder):
 
     def __init__(self) -> None:
         super().__init__()
-        self._watches: dict[int, ThreadWatch] = {}
+        self._threads: ProcessThreads | None = None
         self._task_links = 0  # st_nlink of /proc/PID/task at the last listing
         self._reader: GilReader | None = None
         self._classifier: Classifier | None = None
@@ -179,9 +178,8 @@ class GilSampler(SamplingRecorder):
             self._children.stop()
         self._close_sampling({"ticks": self._ticks, "cpu_ns": self._cpu_ns,
                               "error": self._error})
-        for watch in self._watches.values():
-            watch.close()
-        self._watches.clear()
+        if self._threads is not None:
+            self._threads.close()
 
     def describe(self) -> Source:
         if self._started_ns == 0:
@@ -245,19 +243,8 @@ class GilSampler(SamplingRecorder):
     def _sample(self) -> bool:
         """One tick; False once the target's memory can no longer be read."""
         assert self._reader is not None and self._classifier is not None
-        code = self._classifier.code
-        rows: list[tuple[Any, ...]] = []
-        gone: list[int] = []
-        for tid, watch in self._watches.items():
-            got = watch.read(code)
-            if got is None:
-                gone.append(tid)
-            elif got[0] == BLOCKED and got[4] >= 0:
-                rows.append((tid, *got))  # the syscall only where it says why: a blocked row
-            else:
-                rows.append((tid, *got[:4]))
-        for tid in gone:
-            self._watches.pop(tid).close()
+        assert self._threads is not None
+        rows = self._threads.rows(self._classifier.code)
         self._max_threads = max(self._max_threads, len(rows))
         t_ns = time.monotonic_ns()
         try:
@@ -278,16 +265,11 @@ class GilSampler(SamplingRecorder):
     def _refresh_threads(self) -> None:
         try:
             self._task_links = os.stat(f"/proc/{self._pid}/task").st_nlink
-            tids = [int(name) for name in os.listdir(f"/proc/{self._pid}/task")]
         except OSError:
             return
-        for tid in tids:
-            if tid not in self._watches:
-                try:
-                    self._watches[tid] = ThreadWatch(self._pid, tid)
-                except OSError:
-                    continue
-
+        if self._threads is None:
+            self._threads = ProcessThreads(self._pid)
+        self._threads.refresh()
 
 def _make_realtime() -> str:
     """Give the calling (sampling) thread SCHED_FIFO priority 1, if allowed (root/CAP_SYS_NICE).

@@ -200,12 +200,9 @@ def _tasks(raw: Path, given: _RunInput, sources: dict[SourceName, Source]) -> Ta
     options = given.run.get("options", {})
     if given.mode == "attach" or not options.get("tasks", False):
         return None
-    unavailable = [e.get("reason", "") for e in given.events
-                   if e.get("ev") == "tasks_unavailable"]
-    path = raw / raw_files.TASKS
-    if unavailable or not path.exists():
-        sources[SourceName.TASKS] = Source(used=False, reason=(unavailable or [
-            "the target ended before the task recorder wrote anything"])[0])
+    path = _in_target_file(raw / raw_files.TASKS, given, sources, SourceName.TASKS,
+                           "tasks_unavailable", "task recorder")
+    if path is None:
         return None
     slow = float(options.get("slow_step_s") or DEFAULT_SLOW_STEP_S)
     found = build_tasks(read_task_events(path), given.t0_ns, given.end_ns, slow)
@@ -514,16 +511,25 @@ def _sampled_uncertainty(thread: ThreadTimeline, gil: GilResult) -> None:
         max_wait_s=thread.max_gil_wait_s or 0.0)
 
 
+def _in_target_file(path: Path, given: _RunInput, sources: dict[SourceName, Source],
+                    name: SourceName, refused: str, recorder: str) -> Path | None:
+    """The raw file of a recorder inside the target, or None with the source saying why: the
+    target said it could not install it (a ``refused`` event), or it never wrote the file."""
+    unavailable = [e.get("reason", "") for e in given.events if e.get("ev") == refused]
+    if unavailable or not path.exists():
+        sources[name] = Source(used=False, reason=(unavailable or [
+            f"the target ended before the {recorder} wrote anything"])[0])
+        return None
+    return path
+
+
 def _locks(raw: Path, given: _RunInput, sources: dict[SourceName, Source],
            warnings: list[str]) -> LockModel | None:
     if not given.run.get("options", {}).get("locks", False) or given.mode == "attach":
         return None
-    unavailable = [e.get("reason", "") for e in given.events
-                   if e.get("ev") == "locks_unavailable"]
-    path = raw / raw_files.LOCKS
-    if unavailable or not path.exists():
-        sources[SourceName.LOCKS] = Source(used=False, reason=(unavailable or [
-            "the target ended before the lock recorder wrote anything"])[0])
+    path = _in_target_file(raw / raw_files.LOCKS, given, sources, SourceName.LOCKS,
+                           "locks_unavailable", "lock recorder")
+    if path is None:
         return None
     lock_events = load_lock_events(path)
     lock_model = build_lock_model(lock_events, given.t0_ns, given.end_ns)

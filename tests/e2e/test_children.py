@@ -97,9 +97,10 @@ def test_the_process_phase_is_measured_beside_the_thread_phase(tmp_path: Path) -
     # processes spread depends on the cores free at the time: benchmarks measure that.)
     assert threads["parallelism"] < 1.3
     # The process phase's CPU is its children's (and the parent's idle wait): what they
-    # measured of themselves, within /proc's ticks and their start-up.
+    # measured of themselves, less what a child ran before the OS sampler first listed it (up to
+    # 50 ms each: the phase starts at that listing; a clean CI run missed 0.055 s of 0.63 s).
     children = sum(truth.values())
-    assert children - 0.05 <= procs["cpu_s"] <= children * 1.3 + 0.1, (procs, truth)
+    assert children * 0.75 - 0.05 <= procs["cpu_s"] <= children * 1.3 + 0.1, (procs, truth)
     assert procs["parallelism"] == pytest.approx(
         procs["cpu_s"] / (procs["end_s"] - procs["start_s"]), rel=0.01)
     html = (tmp_path / "run" / "report.html").read_text()

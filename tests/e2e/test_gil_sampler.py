@@ -281,9 +281,16 @@ def compare(rec: Recording, prefixes: tuple[str, ...]) -> dict[str, dict[str, fl
     return rows
 
 
+# The benchmark (benchmarks/gil_accuracy.py) measures within 5 percentage points on a quiet
+# machine, mostly within 2; inside a full CI run on two cores the tail reached 5.2 and 5.8 once
+# each in 4 runs (and the recorders before this stop's refactor gave the same spread), so the
+# test's bar leaves that margin.
+MARGIN_PP = 7
+
+
 @pytest.mark.perf
 @pytest.mark.parametrize("python", pyenv_interpreters())
-def test_sampled_fractions_match_perf_within_5_points(python: str, tmp_path: Path) -> None:
+def test_sampled_fractions_match_perf_within_a_few_points(python: str, tmp_path: Path) -> None:
     from tracer.recorders.perf_gil import PerfGilRecorder
 
     perf, sampler = PerfGilRecorder(), GilSampler()
@@ -298,5 +305,5 @@ def test_sampled_fractions_match_perf_within_5_points(python: str, tmp_path: Pat
     rows = compare(rec, ("cpu-",))
     print(f"{python}: percentage points, sampled - exact: {rows}")
     for name, row in rows.items():
-        assert abs(row["running_err"]) <= 5, (name, row)
-        assert abs(row["gil_wait_err"]) <= 5, (name, row)
+        assert abs(row["running_err"]) <= MARGIN_PP, (name, row)
+        assert abs(row["gil_wait_err"]) <= MARGIN_PP, (name, row)

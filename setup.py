@@ -1,9 +1,10 @@
-"""Build the optional C core of the lock recorder (everything else is in pyproject.toml).
+"""Build the optional C cores of the lock and task recorders (the rest is in pyproject.toml).
 
-``optional=True``: on a machine without a C compiler the install still succeeds and the lock
-recorder uses its pure-Python core, which is correct but distorts lock-heavy programs; the
-report then says so. The stable ABI (``py_limited_api``) gives one shared object that every
-CPython 3.10+ can load, so a target run with ``--python`` gets the C core too.
+``optional=True``: on a machine without a C compiler the install still succeeds and the
+recorders use their pure-Python hooks, which are correct but distort lock-heavy programs and
+pools of short tasks; the report then says so. The stable ABI (``py_limited_api``) gives one
+shared object that every CPython 3.10+ can load, so a target run with ``--python`` gets the C
+cores too.
 """
 
 from setuptools import Extension, setup
@@ -15,7 +16,13 @@ setup(
             ["tracer/instrument/_lockcore.c"],
             py_limited_api=True,
             optional=True,
-        )
+        ),
+        Extension(
+            "tracer.instrument._taskcore",
+            ["tracer/instrument/_taskcore.c"],
+            py_limited_api=True,
+            optional=True,
+        ),
     ],
     options={"bdist_wheel": {"py_limited_api": "cp310"}},
 )

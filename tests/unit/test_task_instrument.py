@@ -1,6 +1,7 @@
 """The task hooks inside a program: what they record, and that the program sees nothing of
 them (results, exceptions, cancellation, asyncio's own warnings, names of what it uses). Each
-case runs in a fresh interpreter, as the bootstrap would install the hooks."""
+case runs in a fresh interpreter, as the bootstrap would install the hooks, with the C hooks
+and with the Python ones (``THREADSCOPE_PURE_TASKS=1``): both must record the same."""
 
 from __future__ import annotations
 
@@ -9,12 +10,18 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
 from tests.e2e.helpers import PYENV, REPO
+from tracer.instrument import tasks as task_hooks
 from tracer.model.tasks import read_task_events
+
+
+class Target(NamedTuple):
+    python: str
+    pure: bool  # the Python hooks rather than the C ones
 
 PRELUDE = """
 import json, sys
@@ -22,6 +29,7 @@ from tracer.instrument import faults, tasks
 SINK = sys.argv[1]
 if sys.argv[2] == "traced":
     tasks.install(SINK)
+    print(f"native={tasks.NATIVE}")
 """
 REPORT = """
 if sys.argv[2] == "traced":
@@ -42,17 +50,28 @@ def _interpreters() -> list[Any]:
 
 
 @pytest.fixture(params=_interpreters())
-def python(request: pytest.FixtureRequest) -> str:
+def interpreter(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-def _run(tmp_path: Path, body: str, python: str, mode: str = "traced") -> dict[str, Any]:
+@pytest.fixture(params=[pytest.param(False, id="c"), pytest.param(True, id="py")])
+def python(request: pytest.FixtureRequest, interpreter: str) -> Target:
+    pure = bool(request.param)
+    if not pure and not task_hooks.NATIVE:
+        pytest.skip(f"the C hooks are not in use here: {task_hooks.WHY_PURE}")
+    return Target(interpreter, pure)
+
+
+def _run(tmp_path: Path, body: str, python: Target, mode: str = "traced") -> dict[str, Any]:
     sink = tmp_path / f"tasks-{mode}.bin"
     script = PRELUDE + textwrap.dedent(body) + REPORT
-    result = subprocess.run([python, "-c", script, str(sink), mode],
+    env = {"PYTHONPATH": str(REPO), "THREADSCOPE_PURE_TASKS": "1" if python.pure else "0"}
+    result = subprocess.run([python.python, "-c", script, str(sink), mode],
                             capture_output=True, text=True, cwd=REPO, timeout=60,
-                            env={"PYTHONPATH": str(REPO)}, check=False)
+                            env=env, check=False)
     assert result.returncode == 0, result.stderr
+    if mode == "traced":  # the hooks asked for are the hooks in use
+        assert f"native={not python.pure}" in result.stdout, result.stdout
     found: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
     found["stderr"] = result.stderr
     found["events"] = [list(e) for e in read_task_events(sink)]
@@ -83,7 +102,7 @@ OUT = {"results": [repr(f.exception()) if f.exception() else f.result() for f in
 
 
 def test_pool_results_are_the_programs_and_each_item_is_recorded(tmp_path: Path,
-                                                                 python: str) -> None:
+                                                                 python: Target) -> None:
     traced, plain = _run(tmp_path, POOL, python), _run(tmp_path, POOL, python, "plain")
     assert traced["out"] == plain["out"]
     events = traced["events"]
@@ -119,7 +138,7 @@ OUT = asyncio.run(main())
 
 
 def test_asyncio_results_and_its_own_warnings_are_unchanged(tmp_path: Path,
-                                                            python: str) -> None:
+                                                            python: Target) -> None:
     traced, plain = _run(tmp_path, ASYNC, python), _run(tmp_path, ASYNC, python, "plain")
     assert traced["out"] == plain["out"] == [[0, 1, 2], 6]
     # The hook reads a task's exception without retrieving it: asyncio still says it was lost.
@@ -151,14 +170,14 @@ with ThreadPoolExecutor(max_workers=1) as pool:
 """
 
 
-def test_a_callable_whose_name_raises_still_runs(tmp_path: Path, python: str) -> None:
+def test_a_callable_whose_name_raises_still_runs(tmp_path: Path, python: Target) -> None:
     traced = _run(tmp_path, HOSTILE, python)
     assert traced["out"] == "called"
     assert "task_event_lost" in traced["faults"]
 
 
 def test_nothing_is_imported_for_a_program_that_uses_neither(tmp_path: Path,
-                                                              python: str) -> None:
+                                                              python: Target) -> None:
     body = 'OUT = sorted(m for m in ("asyncio", "concurrent.futures") if m in sys.modules)'
     assert _run(tmp_path, body, python)["out"] == []
 
@@ -195,7 +214,7 @@ OUT = [asyncio.run(main()), pool()]
 """
 
 
-def test_what_the_program_dropped_is_freed_as_untraced(tmp_path: Path, python: str) -> None:
+def test_what_the_program_dropped_is_freed_as_untraced(tmp_path: Path, python: Target) -> None:
     """A traceback keeps the frames it passed, and they keep their callers' (3.11+): our hooks'
     frames must not hold the task or the work item (CPython's own break these cycles)."""
     plain = _run(tmp_path, DROPPED, python, "plain")
@@ -217,7 +236,7 @@ OUT = asyncio.run(main())
 """
 
 
-def test_an_eager_task_that_finishes_inside_create_task(tmp_path: Path, python: str) -> None:
+def test_an_eager_task_that_finishes_inside_create_task(tmp_path: Path, python: Target) -> None:
     """3.12.1's C task crashed the process when asked for the coroutine of such a task
     (test_eager_task_factory, traced): the hook names it from create_task's argument."""
     traced, plain = _run(tmp_path, EAGER, python), _run(tmp_path, EAGER, python, "plain")
@@ -225,3 +244,72 @@ def test_an_eager_task_that_finishes_inside_create_task(tmp_path: Path, python: 
     events = traced["events"]
     functions = {e[1]: e[2] for e in events if e[0] == "fn"}
     assert "quick" in {functions[e[5]] for e in events if e[0] == "task"}
+
+
+OPEN_AT_END = """
+import threading
+from concurrent.futures import ThreadPoolExecutor
+def blocked(event):
+    event.wait()
+    return "released"
+release = threading.Event()
+with ThreadPoolExecutor(max_workers=1) as pool:
+    running = pool.submit(blocked, release)
+    queued = pool.submit(abs, -3)
+    while not running.running():
+        threading.Event().wait(0.01)
+    tasks.finish()  # the recording ends here: one item is running, one is queued
+    release.set()
+    OUT = [running.result(), queued.result()]
+"""
+
+
+def test_items_running_or_queued_at_the_end_are_written_as_they_stand(
+        tmp_path: Path, python: Target) -> None:
+    traced = _run(tmp_path, OPEN_AT_END, python)
+    assert traced["out"] == ["released", 3]
+    events = traced["events"]
+    functions = {e[1]: e[2] for e in events if e[0] == "fn"}
+    first: dict[str, list[Any]] = {}  # what finish() wrote (the real ends come after it)
+    for event in events:
+        if event[0] == "item":
+            first.setdefault(functions[event[1][2]], event)
+    blocked, queued = first["blocked"], first["abs"]
+    assert blocked[5] == "unfinished" and blocked[2] is not None and blocked[3] is None
+    assert queued[5] == "unfinished" and queued[2] is None
+    assert blocked[1][3] <= blocked[2]  # submitted, then started
+    assert traced["faults"] == {}
+
+
+FORKED = """
+import os
+from concurrent.futures import ThreadPoolExecutor
+with ThreadPoolExecutor(max_workers=1) as pool:
+    pool.submit(abs, -1).result()
+pid = os.fork()
+if pid == 0:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(divmod, 7, 2).result()
+    tasks.finish()
+    os._exit(0)
+os.waitpid(pid, 0)
+OUT = "parent"
+"""
+
+
+def test_a_forked_childs_items_are_its_own(tmp_path: Path, python: Target) -> None:
+    """The child starts with the parent's memory: it writes only what it ran itself, and
+    declares its functions again under its own pid."""
+    traced = _run(tmp_path, FORKED, python)
+    pid = 0
+    seen: dict[int, list[str]] = {}
+    functions: dict[tuple[int, int], str] = {}
+    for event in traced["events"]:
+        if event[0] == "start":
+            pid = event[2]
+        elif event[0] == "fn":
+            functions[(pid, event[1])] = event[2]
+        elif event[0] == "item":
+            seen.setdefault(pid, []).append(functions[(pid, event[1][2])])
+    assert sorted(seen.values()) == [["abs"], ["divmod"]]
+    assert traced["faults"] == {}

@@ -19,7 +19,10 @@ The modules are patched when the program imports them (a finder on ``sys.meta_pa
 steps aside once all are patched), so a program that never uses them never loads them.
 
 Cost: per work item one clock read and a few attribute writes at submit, two clock reads and one
-tuple appended at the end; per loop callback two clock reads and one tuple. Nothing is encoded on
+tuple appended at the end; per loop callback two clock reads and one tuple. The hooks on that
+path are C (``_taskcore.c``: as Python they cost 1.2-1.4x on a pool of ~15 us tasks); the Python
+hooks here are the same hooks for a machine without a compiler (``THREADSCOPE_PURE_TASKS=1``
+asks for them), and :data:`NATIVE` says which is in use. Nothing is encoded on
 the program's threads: a writer thread (``_thread``, like the lock recorder's) appends the tuples
 to ``raw/tasks.bin`` every ``FLUSH_INTERVAL_S`` with ``marshal`` (C, no dict per event: JSON
 encoding of 100,000 items held the GIL long enough to be measured), and :func:`finish`,
@@ -42,15 +45,19 @@ import sys
 import time
 from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 from tracer.instrument import faults
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: chunks carry the C hooks' records
 # A crash loses at most this much of the tail; a 4 Hz wake-up costs nothing measurable.
 FLUSH_INTERVAL_S = 0.25
 MARSHAL_VERSION = 4  # the same on 3.4-3.13: a target on any of them writes what 3.11 reads
-CHUNK = struct.Struct("<I")  # each chunk: its length, then marshalled (pid, [events])
+# Each chunk: its length, then marshalled (pid, [events], records): the C hooks' fixed records
+# (RECORD, native byte order) of the commonest events, as bytes.
+CHUNK = struct.Struct("<I")
+RECORD = struct.Struct("=10q")  # kind, then 9 values (see _taskcore.c)
+REC_ITEM, REC_STEP = 1, 2
 
 # Event tags (the first element of each tuple; tracer.model.tasks reads them).
 START = "start"  # (START, format, pid, t_ns, python)
@@ -89,6 +96,37 @@ _functions: dict[Any, int] = {}  # code object (or name) -> fn number
 _next = {"item": 0, "pool": 0, "fn": 0, "loop": 0, "task": 0}
 _state: dict[str, Any] = {"sink": None, "installed": False, "pid": os.getpid(), "writer": 0,
                           "saved": [], "finder": None}
+
+
+def _load_core() -> tuple[Any, str]:
+    """The C hooks, or None and why not (as :mod:`tracer.instrument.lock_core` does)."""
+    if os.environ.get("THREADSCOPE_PURE_TASKS") == "1":
+        return None, "turned off by THREADSCOPE_PURE_TASKS=1"
+    try:
+        from tracer.instrument import _taskcore  # type: ignore[attr-defined]
+    except ImportError:
+        return None, "the C core was not built (no C compiler when threadscope was installed?)"
+    before = _mono()
+    if not before <= _taskcore.monotonic_ns() <= _mono():  # the hooks must share our clock
+        return None, "the C core's clock differs from time.monotonic_ns"
+    if (RECORD.size, REC_ITEM, REC_STEP) != \
+            (_taskcore.RECORD_SIZE, _taskcore.REC_ITEM, _taskcore.REC_STEP):
+        return None, "the C core was built for another threadscope version (reinstall it)"
+    return _taskcore, ""
+
+
+_core, WHY_PURE = _load_core()
+NATIVE = _core is not None
+
+
+# Work item numbers: one count for thread and process pools (the C items count in C).
+_next_item: Callable[[], int] = _core.next_item if _core is not None \
+    else partial(next, _item_numbers)
+
+
+def _fault(exc: BaseException) -> None:
+    """What the C hooks call when a step of theirs fails."""
+    faults.note("task_event_lost", exc)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,6 +240,9 @@ def _asyncio_task_now() -> int:
 
 
 def _wrap_submit(original: Callable[..., Any]) -> Callable[..., Any]:
+    if _core is not None:
+        return cast(Callable[..., Any], _core.Hook(_core.SUBMIT, original))
+
     def submit(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         _tls.pool = self
         try:
@@ -232,6 +273,12 @@ def _traced_work_item(base: Any) -> type:
     tls = _tls
     mono = _mono
     asyncio_hooks = _asyncio
+    if _core is not None:
+        return type(base.__name__, (base,), {
+            "__init__": _core.Hook(_core.ITEM_INIT, base_init, None, plain_init),
+            "run": _core.Hook(_core.ITEM_RUN, base_run),
+            "__module__": base.__module__, "__qualname__": base.__qualname__,
+            "__doc__": base.__doc__})
 
     class WorkItem(base):
         def __init__(self, future: Any, fn: Any, args: Any, kwargs: Any) -> None:
@@ -307,7 +354,7 @@ def _wrap_process_submit(original: Callable[..., Any]) -> Callable[..., Any]:
         future = original(self, *args, **kwargs)  # raises like the original (after shutdown)
         try:
             fn = args[0] if args else kwargs.get("fn")
-            number = next(_item_numbers)
+            number = _next_item()
             head = (number, _pool_id(self, PROCESS_POOL), _function_id(fn), submitted, _tid(),
                     _asyncio_task_now())
             _process_pending[number] = (future, head)
@@ -382,6 +429,8 @@ def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
     """Every callback the loop runs, timed; a task's step (its callback's ``__self__`` is the
     task) is written with the task's number. Inlined for speed like the work item's hooks:
     it runs for every callback of every loop."""
+    if _core is not None:
+        return cast(Callable[..., Any], _core.Hook(_core.HANDLE_RUN, original, task_types))
     append = _events.append
     numbers = _task_numbers
     mono = _mono
@@ -508,6 +557,8 @@ def _patch_base_events(module: Any) -> None:
 def _patch_asyncio() -> None:
     _asyncio["running_loop"] = sys.modules["asyncio.events"]._get_running_loop
     _asyncio["current_task"] = sys.modules["asyncio.tasks"].current_task
+    if _core is not None:
+        _core.watch_asyncio(_asyncio["running_loop"])
     _patch_events(sys.modules["asyncio.events"])
     _patch_base_events(sys.modules["asyncio.base_events"])
 
@@ -583,16 +634,24 @@ def _take() -> list[tuple[Any, ...]]:
 def flush() -> None:
     """Append the buffered events to the sink as one marshalled chunk."""
     sink = _state["sink"]
-    if sink is None or not _events or not _flush_lock.acquire(True, 2.0):
+    if sink is None or not _flush_lock.acquire(True, 2.0):
         return
     try:
+        # The C records first: what they refer to (a function, a loop, a task) was declared
+        # before them, so it is in this batch of events or an earlier one.
+        records, dropped = _core.drain() if _core is not None else (b"", 0)
+        if dropped:
+            faults.note("task_event_lost", OverflowError(f"{dropped} events: buffer full"))
         batch = _take()
+        if not batch and not records:
+            return
         pid = _state["pid"]  # each chunk says whose it is: a forked child appends to the file
         try:
-            data = marshal.dumps((pid, batch), MARSHAL_VERSION)
+            data = marshal.dumps((pid, batch, records), MARSHAL_VERSION)
         except ValueError as exc:  # a value marshal cannot write: keep what it can
             faults.note("task_event_lost", exc)
-            data = marshal.dumps((pid, [e for e in batch if _marshallable(e)]), MARSHAL_VERSION)
+            data = marshal.dumps((pid, [e for e in batch if _marshallable(e)], records),
+                                 MARSHAL_VERSION)
         with open(sink, "ab") as out:
             out.write(CHUNK.pack(len(data)) + data)  # one write: a forked child's never interleave
     finally:
@@ -612,12 +671,14 @@ def finish() -> None:
     if not _state["installed"]:
         return
     try:
-        for number, work_item in list(_pending.items()):
-            _pending.pop(number, None)
-            start = work_item.__dict__.get("_threadscope_start")
+        waiting = _core.take_pending() if _core is not None else [
+            (item, item._threadscope, item.__dict__.get("_threadscope_start"))
+            for item in _pending.values()]
+        _pending.clear()
+        for work_item, stamp, start in waiting:
             # Cancelled in the queue (shutdown(cancel_futures=True)), or still queued or running.
             outcome = CANCELLED if _outcome(work_item.future)[0] == CANCELLED else UNFINISHED
-            _events.append((ITEM, work_item._threadscope, start, None, None, outcome, None))
+            _events.append((ITEM, stamp, start, None, None, outcome, None))
         for number, (future, head) in list(_process_pending.items()):
             _process_pending.pop(number, None)
             outcome = CANCELLED if _outcome(future)[0] == CANCELLED else UNFINISHED
@@ -666,6 +727,8 @@ def _after_fork_in_child() -> None:
         _state["writer"] = -1
         del _events[:]
         _functions.clear()  # declared again under the child's pid, which the model keys them by
+        if _core is not None:
+            _core.forget()
         _pending.clear()
         _process_pending.clear()
         _task_numbers.clear()
@@ -681,6 +744,8 @@ def install(sink_path: str) -> None:
     if _state["installed"]:
         return
     _state.update(sink=os.path.abspath(sink_path), installed=True, pid=os.getpid(), done=set())
+    if _core is not None:
+        _core.configure(sys.modules[__name__])
     _events.append((START, FORMAT_VERSION, _state["pid"], _mono(),
                     ".".join(map(str, sys.version_info[:3]))))
     finder = _PatchOnImport()

@@ -34,7 +34,10 @@ from tracer.model.schema import (
 )
 from tracer.model.stacks import UNKNOWN, StackTimeline, StackTrie, short_file
 
-CHUNK = struct.Struct("<I")  # tracer.instrument.tasks.CHUNK (not imported: it runs in the target)
+# tracer.instrument.tasks.CHUNK, RECORD, REC_* (not imported: that module runs in the target)
+CHUNK = struct.Struct("<I")
+RECORD = struct.Struct("=10q")
+REC_ITEM, REC_STEP = 1, 2
 DEFAULT_SLOW_STEP_S = 0.1  # asyncio debug mode's slow_callback_duration
 BUSY_BINS = 200  # bins of a loop's busy-share curve over the run
 
@@ -73,13 +76,26 @@ def _chunks(data: bytes, path: Path) -> Iterator[tuple[Any, ...]]:
         except (ValueError, EOFError, TypeError) as exc:
             raise CorruptRecording(f"{path}: a chunk at byte {at} is not readable ({exc})") \
                 from exc
-        if isinstance(events, tuple) and len(events) == 2 and isinstance(events[0], int):
-            pid, events = events  # whose chunk: a forked child's interleave with the parent's
+        records = b""
+        if isinstance(events, tuple) and len(events) in (2, 3) and isinstance(events[0], int):
+            # whose chunk: a forked child's interleave with the parent's
+            pid, events, records = events if len(events) == 3 else (*events, b"")
             yield ("start", 0, pid, 0, "")
         for event in events:
             if isinstance(event, tuple) and event:
                 yield event
+        if isinstance(records, bytes):  # after the events: they declare what records refer to
+            yield from _records(records[:len(records) - len(records) % RECORD.size])
         at += CHUNK.size + size
+
+
+def _records(data: bytes) -> Iterator[tuple[Any, ...]]:
+    """The C hooks' records as the events tracer.instrument.tasks writes for the same."""
+    for kind, *v in RECORD.iter_unpack(data):
+        if kind == REC_ITEM:
+            yield ("item", tuple(v[:6]), v[6], v[7], v[8])
+        elif kind == REC_STEP:
+            yield ("step", v[0], v[1], v[2], v[3], v[4])
 
 
 @dataclass
@@ -153,6 +169,11 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
                 known.done, known.outcome, known.error = event[2], str(event[3]), event[4]
                 if len(event) > 5 and event[5]:
                     known.name = str(event[5])  # a name given after creation
+    # A chunk holds its Python-written events before the C records of the same moments.
+    for loop in loops.values():
+        loop.steps.sort(key=lambda step: step[1])
+    for known in async_tasks.values():
+        known.steps.sort()
     model = TaskModel(hook_events=len(events), user_files=_user_files(functions.values()))
     sec = _seconds(t0_ns)
     pool_tasks = _pool_tasks(items, pools, functions, sec)

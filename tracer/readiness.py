@@ -53,6 +53,11 @@ try:
 except Exception as exc:
     out["lock_core"] = "%s: %s" % (type(exc).__name__, exc)
 try:
+    from tracer.instrument import tasks
+    out["task_core"] = "" if tasks.NATIVE else tasks.WHY_PURE
+except Exception as exc:
+    out["task_core"] = "%s: %s" % (type(exc).__name__, exc)
+try:
     import viztracer
     out["viztracer"] = getattr(viztracer, "__version__", "installed")
 except Exception as exc:
@@ -79,6 +84,7 @@ class InterpreterFacts:
     # gil_locate.GIL_BUILD_PROBE's answer: a free-threaded build has no GIL figures
     gil_build: dict[str, Any] = field(default_factory=dict)
     lock_core: str = ""  # "" when the C core loads, else why not
+    task_core: str = ""  # the same for the task recorder's
     viztracer: str | None = None  # its version, None when it does not import
     viztracer_error: str = ""
 
@@ -147,7 +153,7 @@ def probe_interpreter(python: str) -> InterpreterFacts:
     return InterpreterFacts(
         python=python, version=str(out.get("version", "")), libc=out.get("libc"),
         gil=dict(out.get("gil") or {}), gil_build=dict(out.get("gil_build") or {}),
-        lock_core=str(out.get("lock_core", "")),
+        lock_core=str(out.get("lock_core", "")), task_core=str(out.get("task_core", "")),
         viztracer=out.get("viztracer"), viztracer_error=str(out.get("viztracer_error", "")),
     )
 
@@ -211,7 +217,7 @@ def gather(python: str, tracefs: TracefsFacts | None = None) -> HostFacts:
 def assess(facts: HostFacts) -> list[Verdict]:
     """One verdict per recorder, in the order the report lists its sources."""
     return [_perf(facts), _gil_sampler(facts), _os_sampler(facts), _pyspy(facts),
-            _lock_core(facts), _viztracer(facts)]
+            _lock_core(facts), _task_core(facts), _viztracer(facts)]
 
 
 def _linux(facts: HostFacts, verdict: Verdict, what: str) -> bool:
@@ -356,19 +362,28 @@ def _pyspy(facts: HostFacts) -> Verdict:
 
 
 def _lock_core(facts: HostFacts) -> Verdict:
-    verdict = Verdict("lock recorder: C core")
+    return _c_core(facts, "lock recorder: C core", facts.interpreter.lock_core, "_lockcore",
+                   "switches threads where real locks do not")
+
+
+def _task_core(facts: HostFacts) -> Verdict:
+    return _c_core(facts, "task recorder: C core", facts.interpreter.task_core, "_taskcore",
+                   "slows pools of short tasks more (1.2-1.4x in benchmarks/RESULTS.md)")
+
+
+def _c_core(facts: HostFacts, name: str, why_not: str, module: str, cost: str) -> Verdict:
+    verdict = Verdict(name)
     py = facts.interpreter
     if py.error:
         verdict.problems.append(Problem(py.error, "pass --python a CPython 3.10-3.13 that runs"))
-    elif py.lock_core:
+    elif why_not:
         root = Path(tracer.__file__).resolve().parent.parent
         verdict.problems.append(Problem(
-            f"{py.lock_core}; the pure-Python fallback is used, which switches threads where "
-            "real locks do not",
+            f"{why_not}; the pure-Python fallback is used, which {cost}",
             f"cd {root} && {sys.executable} -m pip install -e . (needs a C compiler: "
             "apt install gcc)"))
     else:
-        verdict.notes.append(f"tracer.instrument._lockcore loads in {py.python}")
+        verdict.notes.append(f"tracer.instrument.{module} loads in {py.python}")
     return verdict
 
 

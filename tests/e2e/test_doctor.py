@@ -26,10 +26,10 @@ def test_doctor_exit_code_matches_what_it_printed(python: str) -> None:
     out = _flat(result.stdout)
     assert "Traceback" not in result.stdout + result.stderr
     assert result.returncode in (0, 1), result.stderr
-    assert ("All 6 recorders can run here." in out) is (result.returncode == 0)
+    assert ("All 7 recorders can run here." in out) is (result.returncode == 0)
     assert ("recorders cannot run here" in out) is (result.returncode == 1)
     for recorder in ("perf: exact GIL waits", "GIL sampler", "OS sampler", "py-spy",
-                     "lock recorder: C core", "VizTracer"):
+                     "lock recorder: C core", "task recorder: C core", "VizTracer"):
         assert recorder in out
     assert f"python {python}" in out
 

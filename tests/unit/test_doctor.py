@@ -52,7 +52,7 @@ def test_a_good_machine_runs_everything() -> None:
     verdicts = assess(GOOD)
     assert [v.recorder for v in verdicts] == [
         "perf: exact GIL waits", "GIL sampler", "OS sampler", "py-spy",
-        "lock recorder: C core", "VizTracer"]
+        "lock recorder: C core", "task recorder: C core", "VizTracer"]
     assert all(v.available for v in verdicts), [_text(v) for v in verdicts]
     assert "C library: glibc 2.36" in _verdict(GOOD, "perf").notes
 
@@ -142,6 +142,14 @@ def test_missing_lock_core_says_how_to_rebuild() -> None:
     assert "-m pip install -e ." in problem.fix and "C compiler" in problem.fix
 
 
+def test_missing_task_core_says_how_to_rebuild() -> None:
+    facts = _with(interpreter=_python(task_core="turned off by THREADSCOPE_PURE_TASKS=1"))
+    (problem,) = _verdict(facts, "task recorder").problems
+    assert "THREADSCOPE_PURE_TASKS" in problem.why and "pure-Python fallback" in problem.why
+    assert "-m pip install -e ." in problem.fix
+    assert not _verdict(facts, "lock recorder").problems
+
+
 def test_missing_viztracer_names_the_interpreter() -> None:
     facts = _with(interpreter=_python(viztracer=None, viztracer_error="ModuleNotFoundError"))
     (problem,) = _verdict(facts, "VizTracer").problems
@@ -191,11 +199,11 @@ def test_doctor_exits_1_and_prints_the_fix(monkeypatch: pytest.MonkeyPatch,
     assert "apt install linux-perf" in out
     assert "stopped perf record (pid 9)" in out
     assert "deleted uprobe group threadscope_4_5:*" in out
-    assert "1 of 6 recorders cannot run here: perf: exact GIL waits." in out
+    assert "1 of 7 recorders cannot run here: perf: exact GIL waits." in out
 
 
 def test_doctor_exits_0_when_everything_runs(monkeypatch: pytest.MonkeyPatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     _fake_doctor(monkeypatch, GOOD)
     assert cli.main(["doctor", "--python", "/usr/bin/python3.11"]) == 0
-    assert "All 6 recorders can run here." in capsys.readouterr().out
+    assert "All 7 recorders can run here." in capsys.readouterr().out

@@ -264,3 +264,46 @@ def test_a_step_blocked_in_the_library_is_named_by_the_library_frame() -> None:
     timeline.step(0.0, trie.intern(stack2))
     name_blocked_steps(model.loops, {(PID, MAIN): timeline}, trie, {"server.py"})
     assert model.loops[0].blocked[0].function == "Condition.wait"
+
+
+def test_the_c_hooks_records_read_as_the_events_they_stand_for(tmp_path: Path) -> None:
+    """A chunk's third part: the C hooks' fixed records of ok work items and loop steps. The
+    same run written as Python tuples and as records gives the same tasks and loop steps,
+    and a step the Python path wrote in the same chunk still sorts by time."""
+    declared = [("start", 2, PID, T0, "3.11.7", "c"),
+                ("pool", 1, PID, "thread_pool", "p", 2, T0), ("fn", 1, "work", "/a.py:1"),
+                ("loop", 1, PID, MAIN, T0), ("fn", 2, "main", "/a.py:5"),
+                ("task", 1, PID, 1, "Task-1", 2, _s(0), 0)]
+    as_tuples = [("item", (1, 1, 1, _s(0), MAIN, 0), _s(1), _s(4), W1),
+                 ("step", 1, 1, _s(1), _s(2), 0), ("step", 1, 1, _s(5), _s(6), 0),
+                 ("step", 1, 0, _s(7), _s(8), 0)]
+    record = struct.Struct("=10q")
+    records = b"".join((
+        record.pack(1, 1, 1, 1, _s(0), MAIN, 0, _s(1), _s(4), W1),
+        record.pack(2, 1, 1, _s(5), _s(6), 0, 0, 0, 0, 0),
+        record.pack(2, 1, 0, _s(7), _s(8), 0, 0, 0, 0, 0)))
+    python_step = ("step", 1, 1, _s(1), _s(2), 0)  # earlier than the records' steps
+    done = ("done", 1, _s(6), "ok", None, "Task-1")
+
+    def model_of(name: str, chunks: list[tuple[object, ...]]) -> object:
+        path = tmp_path / name
+        path.write_bytes(b"".join(struct.pack("<I", len(body)) + body
+                                  for body in (marshal.dumps(c, 4) for c in chunks)))
+        found = build_tasks(read_task_events(path), T0, _s(10))
+        return ([(t.function, t.queue_wait_s, t.run_s, t.steps, t.outcome) for t in found.tasks],
+                [(loop.busy_s, loop.steps) for loop in found.loops], found.python_hooks)
+
+    python = model_of("tuples.bin", [(PID, declared + as_tuples + [done])])
+    c = model_of("records.bin", [(PID, [*declared, python_step, done], records)])
+    assert c == python
+    tasks, loops, hooks = c
+    assert tasks[0][:3] == ("work", 0.001, 0.003)
+    assert tasks[1][3] == [(0.001, 0.002), (0.005, 0.006)]
+    assert loops == [(0.003, 3)] and hooks == ""
+
+
+def test_a_target_on_the_python_hooks_says_why() -> None:
+    events: list[tuple[object, ...]] = [
+        ("start", 2, PID, T0, "3.11.7", "turned off by THREADSCOPE_PURE_TASKS=1")]
+    assert build_tasks(events, T0, _s(1)).python_hooks == \
+        "turned off by THREADSCOPE_PURE_TASKS=1"

@@ -60,7 +60,7 @@ RECORD = struct.Struct("=10q")  # kind, then 9 values (see _taskcore.c)
 REC_ITEM, REC_STEP = 1, 2
 
 # Event tags (the first element of each tuple; tracer.model.tasks reads them).
-START = "start"  # (START, format, pid, t_ns, python)
+START = "start"  # (START, format, pid, t_ns, python, "c" or why the hooks are Python)
 POOL = "pool"  # (POOL, pool, pid, kind, name, max_workers, t_ns)
 FUNCTION = "fn"  # (FUNCTION, fn, qualname, site)
 # A work item: (ITEM, stamp, start_ns, end_ns, worker tid[, outcome, error]) where the stamp
@@ -732,10 +732,14 @@ def _after_fork_in_child() -> None:
         _pending.clear()
         _process_pending.clear()
         _task_numbers.clear()
-        _events.append((START, FORMAT_VERSION, _state["pid"], _mono(),
-                        ".".join(map(str, sys.version_info[:3]))))
+        _events.append(_start_event())
     except Exception as exc:
         faults.note("fork_handler", exc)
+
+
+def _start_event() -> tuple[Any, ...]:
+    return (START, FORMAT_VERSION, _state["pid"], _mono(),
+            ".".join(map(str, sys.version_info[:3])), "c" if NATIVE else WHY_PURE)
 
 
 def install(sink_path: str) -> None:
@@ -746,8 +750,7 @@ def install(sink_path: str) -> None:
     _state.update(sink=os.path.abspath(sink_path), installed=True, pid=os.getpid(), done=set())
     if _core is not None:
         _core.configure(sys.modules[__name__])
-    _events.append((START, FORMAT_VERSION, _state["pid"], _mono(),
-                    ".".join(map(str, sys.version_info[:3]))))
+    _events.append(_start_event())
     finder = _PatchOnImport()
     _state["finder"] = finder
     sys.meta_path.insert(0, finder)

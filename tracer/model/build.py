@@ -212,7 +212,10 @@ def _tasks(raw: Path, given: _RunInput, sources: dict[SourceName, Source]) -> Ta
         notes=[f"{_count(pool_items, 'pool work item')} in {_count(len(found.pools), 'pool')}, "
                f"{_count(len(found.tasks) - pool_items, 'asyncio task')} on "
                f"{_count(len(found.loops), 'event loop')}; steps of {slow:g} s or longer "
-               "block the loop"])
+               "block the loop",
+               f"work item and event-loop hooks in pure Python ({found.python_hooks}): pools "
+               "of short tasks run slower than untraced (1.2-1.4x in benchmarks/RESULTS.md)"
+               if found.python_hooks else "work item and event-loop hooks in C"])
     return found
 
 

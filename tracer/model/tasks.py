@@ -48,6 +48,8 @@ class TaskModel:
     pools: list[PoolStats] = field(default_factory=list)
     loops: list[LoopStats] = field(default_factory=list)
     hook_events: int = 0  # events read
+    # Why the target's hooks were Python rather than C ("" when C, or not said: before v2).
+    python_hooks: str = ""
     # The user's source files among the recorded functions' (by full path and by name: stack
     # sources name a user's file either way), which tell the user's frames from the library's.
     user_files: set[str] = field(default_factory=set)
@@ -140,10 +142,15 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
     async_tasks: dict[tuple[int, int], _AsyncTask] = {}
     items: list[tuple[Any, ...]] = []
     pid = 0
+    python_hooks = ""
     for event in events:
         tag = event[0]
         if tag == "start":
             pid = int(event[2])
+            if len(event) > 5 and event[5] != "c":
+                python_hooks = str(event[5])
+            elif len(event) == 5 and event[1]:  # format 1 (a chunk's own start says 0)
+                python_hooks = "a recording made before the C hooks existed"
         elif tag == "fn":
             functions[(pid, event[1])] = (str(event[2]), str(event[3]))
         elif tag == "pool":
@@ -174,7 +181,8 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
         loop.steps.sort(key=lambda step: step[1])
     for known in async_tasks.values():
         known.steps.sort()
-    model = TaskModel(hook_events=len(events), user_files=_user_files(functions.values()))
+    model = TaskModel(hook_events=len(events), user_files=_user_files(functions.values()),
+                      python_hooks=python_hooks)
     sec = _seconds(t0_ns)
     pool_tasks = _pool_tasks(items, pools, functions, sec)
     loop_tasks = _asyncio_tasks(async_tasks, loops, functions, sec)

@@ -39,20 +39,25 @@
 #define Py_TPFLAGS_METHOD_DESCRIPTOR (1UL << 17)
 #endif
 
-enum { SUBMIT = 1, HANDLE_RUN = 2, ITEM_INIT = 3, ITEM_RUN = 4 };
+enum { SUBMIT = 1, HANDLE_RUN = 2, ITEM_INIT = 3, ITEM_RUN = 4, CREATE_TASK = 5 };
 
 /* tasks.py's state and slow paths, from configure() (all NULL before: the hooks then only
  * call the original). */
 static PyObject *EVENTS, *FUNCTIONS, *TASKS;
-static PyObject *POOL_ID, *FUNCTION_ID, *ASYNCIO_TASK_NOW, *OUTCOME, *TASK_DONE, *UNTRACKED_STEP,
+static PyObject *POOL_ID, *FUNCTION_ID, *ASYNCIO_TASK_NOW, *OUTCOME, *UNTRACKED_STEP,
     *LOOP_ID, *FAULT, *T_ITEM, *THREAD_POOL, *CANCELLED;
 static PyObject *RUNNING_LOOP;  /* asyncio.events._get_running_loop once asyncio is patched */
+static PyObject *CURRENT_TASK;  /* asyncio.current_task, the same */
+static PyObject *COROUTINE_ID, *TASK_ID, *SAFE_NAME, *ERROR_OF, *T_TASK, *T_DONE, *OK, *ERROR;
+static long long PID = 0;
+static long long NEXT_TASK = 0;
 static long long NAME_CALLBACK_NS = 10000000;
 
 static PyObject *METHOD_TYPE;   /* types.MethodType: a hook read as an attribute of an instance */
 static PyObject *HAS_SELF;      /* callback type -> whether it has __self__ (asked once) */
 static PyObject *S_FUTURE, *S_FN, *S_ARGS, *S_KWARGS, *S_STAMP, *S_STATE,
-    *S_EXCEPTION, *S_LOOP, *S_CALLBACK, *S_SELF, *S_CODE, *S_ATTR, *S_DONE;
+    *S_EXCEPTION, *S_LOOP, *S_CALLBACK, *S_SELF, *S_CODE, *S_ATTR, *S_DONE, *S_CR_CODE,
+    *S_GI_CODE, *S_GET_NAME, *S_CANCELLED, *S_CORO;
 
 /* The executor whose submit() is running on this thread: the work item does not know it. */
 static __thread PyObject *CURRENT_POOL = NULL;
@@ -205,32 +210,48 @@ as_number(PyObject *value)
 static PyObject *CACHED_CODE[CODE_CACHE];
 static long long CACHED_NUMBER[CODE_CACHE];
 
+/* A code object's number if tasks.py declared it (-2 if not), or -1 and an exception. */
 static long long
-function_number(PyObject *fn)
+code_number(PyObject *code)
 {
-    PyObject *code = optional_attr(fn, S_CODE);
+    size_t slot = ((size_t)code >> 4) % CODE_CACHE;
+    if (CACHED_CODE[slot] == code)
+        return CACHED_NUMBER[slot];
+    PyObject *known = PyDict_GetItemWithError(FUNCTIONS, code);
+    if (known == NULL)
+        return PyErr_Occurred() ? -1 : -2;
+    long long n = PyLong_AsLongLong(known);
+    if (n == -1 && PyErr_Occurred())
+        return -1;
+    Py_INCREF(code);
+    Py_XSETREF(CACHED_CODE[slot], code);
+    CACHED_NUMBER[slot] = n;
+    return n;
+}
+
+/* The number of what ``obj`` runs: its code object's (the attribute ``code_attr``, then
+ * ``other_attr``), else what tasks.py's ``declare(obj)`` says (it declares it the first time). */
+static long long
+number_of(PyObject *obj, PyObject *code_attr, PyObject *other_attr, PyObject *declare)
+{
+    PyObject *code = optional_attr(obj, code_attr);
+    if (code == NULL && !PyErr_Occurred() && other_attr != NULL)
+        code = optional_attr(obj, other_attr);
     if (code != NULL) {
-        size_t slot = ((size_t)code >> 4) % CODE_CACHE;
-        if (CACHED_CODE[slot] == code) {
-            Py_DECREF(code);
-            return CACHED_NUMBER[slot];
-        }
-        PyObject *known = PyDict_GetItemWithError(FUNCTIONS, code);
-        if (known != NULL) {
-            long long n = PyLong_AsLongLong(known);
-            if (n == -1 && PyErr_Occurred()) {
-                Py_DECREF(code);
-                return -1;
-            }
-            Py_XSETREF(CACHED_CODE[slot], code);  /* takes the reference */
-            CACHED_NUMBER[slot] = n;
-            return n;
-        }
+        long long n = code_number(code);
         Py_DECREF(code);
+        if (n != -2)
+            return n;
     }
     if (PyErr_Occurred())
         return -1;
-    return as_number(PyObject_CallFunctionObjArgs(FUNCTION_ID, fn, NULL));
+    return as_number(PyObject_CallFunctionObjArgs(declare, obj, NULL));
+}
+
+static long long
+function_number(PyObject *fn)
+{
+    return number_of(fn, S_CODE, NULL, FUNCTION_ID);
 }
 
 static void
@@ -493,6 +514,141 @@ owner_of(PyObject *callback)
     return known == Py_True ? optional_attr(callback, S_SELF) : NULL;
 }
 
+/* A task's name as the record keeps it: a str as itself, anything else as tasks.py says. */
+static PyObject *
+task_name(PyObject *task)
+{
+    PyObject *name = PyObject_CallMethodObjArgs(task, S_GET_NAME, NULL);
+    if (name == NULL || PyUnicode_CheckExact(name))
+        return name;
+    PyObject *text = PyObject_CallFunctionObjArgs(SAFE_NAME, name, NULL);
+    Py_DECREF(name);
+    return text;
+}
+
+/* The end of a task, written once (it is forgotten then): (DONE, task, t, outcome, error,
+ * name); the name is read again, as asyncio.create_task(coro, name=...) names it late. */
+static int
+task_done(PyObject *task, PyObject *key, PyObject *number, long long end)
+{
+    if (PyDict_DelItem(TASKS, key) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError))
+            return -1;
+        PyErr_Clear();
+    }
+    PyObject *outcome = NULL, *error = NULL;
+    PyObject *cancelled = PyObject_CallMethodObjArgs(task, S_CANCELLED, NULL);
+    int is_cancelled = cancelled ? PyObject_IsTrue(cancelled) : -1;
+    Py_XDECREF(cancelled);
+    if (is_cancelled < 0)
+        return -1;
+    if (is_cancelled) {
+        outcome = ref(CANCELLED);
+        error = ref(Py_None);
+    }
+    else {
+        /* never exception(): it would mark the exception as retrieved */
+        PyObject *exc = PyObject_GetAttr(task, S_EXCEPTION);
+        if (exc == NULL)
+            return -1;
+        if (exc == Py_None) {
+            outcome = ref(OK);
+            error = ref(Py_None);
+        }
+        else {
+            outcome = ref(ERROR);
+            error = PyObject_CallFunctionObjArgs(ERROR_OF, exc, NULL);
+        }
+        Py_DECREF(exc);
+    }
+    PyObject *parts[] = {ref(T_DONE), ref(number), PyLong_FromLongLong(end), outcome, error,
+                         task_name(task)};
+    return append(steal_tuple(6, parts));
+}
+
+/* A task made by loop.create_task: (TASK, task, pid, loop, name, fn, created, parent). */
+static int
+declare_task(PyObject *loop, PyObject *task, PyObject *coro, long long created)
+{
+    PyObject *key = PyLong_FromVoidPtr(task), *parent = NULL, *loop_number = NULL;
+    PyObject *number = NULL;
+    long long parent_no = 0, fn;
+    int rc = -1;
+    if (key == NULL)
+        return -1;
+    int known = PyDict_Contains(TASKS, key);
+    if (known != 0) {
+        rc = known < 0 ? -1 : 0;
+        goto done;
+    }
+    parent = PyObject_CallFunctionObjArgs(CURRENT_TASK, loop, NULL);
+    if (parent == NULL)
+        goto done;
+    if (parent != Py_None) {
+        PyObject *parent_key = PyLong_FromVoidPtr(parent);
+        PyObject *found = parent_key ? PyDict_GetItemWithError(TASKS, parent_key) : NULL;
+        Py_XDECREF(parent_key);
+        if (found == NULL && PyErr_Occurred())
+            goto done;
+        parent_no = found ? PyLong_AsLongLong(found) : 0;
+        if (parent_no == -1 && PyErr_Occurred())
+            goto done;
+    }
+    loop_number = optional_attr(loop, S_ATTR);
+    if (loop_number == NULL) {
+        if (PyErr_Occurred())
+            goto done;
+        loop_number = PyObject_CallFunctionObjArgs(LOOP_ID, loop, NULL);
+        if (loop_number == NULL)
+            goto done;
+    }
+    if (coro == NULL) {  /* Python's _task_id knows what to ask a task made without one */
+        PyObject *r = PyObject_CallFunctionObjArgs(TASK_ID, task, loop_number, NULL);
+        Py_XDECREF(r);
+        rc = r ? 0 : -1;
+        goto done;
+    }
+    fn = number_of(coro, S_CR_CODE, S_GI_CODE, COROUTINE_ID);
+    if (fn == -1 && PyErr_Occurred())
+        goto done;
+    number = PyLong_FromLongLong(++NEXT_TASK);
+    if (number == NULL || PyDict_SetItem(TASKS, key, number) < 0)
+        goto done;
+    PyObject *parts[] = {ref(T_TASK), ref(number), PyLong_FromLongLong(PID), ref(loop_number),
+                         task_name(task), PyLong_FromLongLong(fn), PyLong_FromLongLong(created),
+                         PyLong_FromLongLong(parent_no)};
+    if (append(steal_tuple(8, parts)) < 0)
+        goto done;
+    PyObject *finished = PyObject_CallMethodObjArgs(task, S_DONE, NULL);
+    int is_done = finished ? PyObject_IsTrue(finished) : -1;
+    Py_XDECREF(finished);
+    if (is_done < 0)
+        goto done;
+    /* an eager task (3.12+) that finished inside create_task */
+    rc = is_done ? task_done(task, key, number, mono_ns()) : 0;
+done:
+    Py_DECREF(key);
+    Py_XDECREF(parent);
+    Py_XDECREF(loop_number);
+    Py_XDECREF(number);
+    return rc;
+}
+
+static PyObject *
+create_task(PyObject *original, PyObject *args, PyObject *kwargs)
+{
+    long long created = mono_ns();
+    PyObject *task = PyObject_Call(original, args, kwargs);
+    if (task == NULL || EVENTS == NULL || CURRENT_TASK == NULL)
+        return task;
+    PyObject *coro = PyTuple_Size(args) > 1 ? PyTuple_GetItem(args, 1)
+        : kwargs ? PyDict_GetItemWithError(kwargs, S_CORO) : NULL;  /* borrowed */
+    if ((coro == NULL && PyErr_Occurred())
+        || declare_task(PyTuple_GetItem(args, 0), task, coro, created) < 0)
+        fault();
+    return task;
+}
+
 static void
 write_step_record(long long loop, long long task, long long start, long long end, long long fn)
 {
@@ -549,17 +705,9 @@ write_step(PyObject *handle, PyObject *task_types, long long start, long long en
             PyObject *finished = PyObject_CallMethodObjArgs(owner, S_DONE, NULL);
             int is_done = finished ? PyObject_IsTrue(finished) : -1;
             Py_XDECREF(finished);
-            PyObject *r = NULL;
-            if (is_done == 1) {
-                PyObject *t = PyLong_FromLongLong(end);
-                r = t ? PyObject_CallFunctionObjArgs(TASK_DONE, owner, number, t, NULL) : NULL;
-                Py_XDECREF(t);
-            }
+            int ended = is_done == 1 ? task_done(owner, key, number, end) : 0;
             Py_DECREF(number);
-            if (is_done < 0 || (is_done == 1 && r == NULL))
-                goto done;
-            Py_XDECREF(r);
-            rc = 0;
+            rc = is_done < 0 || ended < 0 ? -1 : 0;
             goto done;
         }
         int is_task = PyObject_IsInstance(owner, task_types);
@@ -630,7 +778,7 @@ hook_init(PyObject *op, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|Op", names, &kind, &original, &extra,
                                      &plain))
         return -1;
-    if (kind < SUBMIT || kind > ITEM_RUN || !PyCallable_Check(original)) {
+    if (kind < SUBMIT || kind > CREATE_TASK || !PyCallable_Check(original)) {
         PyErr_SetString(PyExc_ValueError, "Hook(kind, original): unknown kind or not callable");
         return -1;
     }
@@ -660,6 +808,8 @@ hook_call(PyObject *op, PyObject *args, PyObject *kwargs)
         return item_init(self->original, self->plain, args, kwargs);
     case ITEM_RUN:
         return item_run(self->original, args, kwargs);
+    case CREATE_TASK:
+        return create_task(self->original, args, kwargs);
     default:
         return handle_run(self->original, self->extra, args, kwargs);
     }
@@ -765,7 +915,12 @@ configure(PyObject *Py_UNUSED(module), PyObject *tasks)
         || take(tasks, "_pool_id", &POOL_ID) < 0
         || take(tasks, "_function_id", &FUNCTION_ID) < 0
         || take(tasks, "_asyncio_task_now", &ASYNCIO_TASK_NOW) < 0
-        || take(tasks, "_outcome", &OUTCOME) < 0 || take(tasks, "_task_done", &TASK_DONE) < 0
+        || take(tasks, "_outcome", &OUTCOME) < 0
+        || take(tasks, "_coroutine_id", &COROUTINE_ID) < 0
+        || take(tasks, "_declare_task", &TASK_ID) < 0
+        || take(tasks, "_safe_name", &SAFE_NAME) < 0 || take(tasks, "_error_of", &ERROR_OF) < 0
+        || take(tasks, "TASK", &T_TASK) < 0 || take(tasks, "DONE", &T_DONE) < 0
+        || take(tasks, "OK", &OK) < 0 || take(tasks, "ERROR", &ERROR) < 0
         || take(tasks, "_untracked_step", &UNTRACKED_STEP) < 0
         || take(tasks, "_loop_id", &LOOP_ID) < 0 || take(tasks, "_fault", &FAULT) < 0
         || take(tasks, "ITEM", &T_ITEM) < 0
@@ -773,6 +928,7 @@ configure(PyObject *Py_UNUSED(module), PyObject *tasks)
         || take(tasks, "CANCELLED", &CANCELLED) < 0)
         return NULL;
     forget_functions();
+    PID = (long long)getpid();
     PyObject *threshold = PyObject_GetAttrString(tasks, "NAME_CALLBACK_NS");
     if (threshold == NULL)
         return NULL;
@@ -788,10 +944,15 @@ configure(PyObject *Py_UNUSED(module), PyObject *tasks)
 }
 
 static PyObject *
-watch_asyncio(PyObject *Py_UNUSED(module), PyObject *running_loop)
+watch_asyncio(PyObject *Py_UNUSED(module), PyObject *args)
 {
+    PyObject *running_loop, *current_task;
+    if (!PyArg_ParseTuple(args, "OO", &running_loop, &current_task))
+        return NULL;
     Py_INCREF(running_loop);
     Py_XSETREF(RUNNING_LOOP, running_loop);
+    Py_INCREF(current_task);
+    Py_XSETREF(CURRENT_TASK, current_task);
     Py_RETURN_NONE;
 }
 
@@ -799,6 +960,12 @@ static PyObject *
 next_item(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     return PyLong_FromLongLong(++NEXT_ITEM);
+}
+
+static PyObject *
+next_task(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
+{
+    return PyLong_FromLongLong(++NEXT_TASK);
 }
 
 static PyObject *
@@ -839,6 +1006,7 @@ static PyObject *
 forget(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 {
     forget_functions();
+    PID = (long long)getpid();
     N_RECS = 0;
     DROPPED = 0;
     while (FIRST_PENDING != NULL)
@@ -861,11 +1029,12 @@ native_id(PyObject *Py_UNUSED(module), PyObject *Py_UNUSED(ignored))
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_O,
      "configure(tasks module): record into its buffers, with its slow paths."},
-    {"watch_asyncio", watch_asyncio, METH_O,
-     "watch_asyncio(_get_running_loop): work items submitted from a coroutine name its task."},
+    {"watch_asyncio", watch_asyncio, METH_VARARGS,
+     "watch_asyncio(_get_running_loop, current_task): asyncio is imported; record its tasks."},
     {"forget", forget, METH_NOARGS,
      "In a fork's child: drop the parent's records, pending items and function numbers."},
     {"next_item", next_item, METH_NOARGS, "A new work item number (a process pool's)."},
+    {"next_task", next_task, METH_NOARGS, "A new asyncio task number (tasks.py's)."},
     {"take_pending", take_pending, METH_NOARGS,
      "[(work item, its stamp, start or None)] of the items not yet done; forgets them."},
     {"drain", drain, METH_NOARGS,
@@ -897,12 +1066,16 @@ PyInit__taskcore(void)
         || !INTERN(S_STAMP, "_threadscope") || !INTERN(S_STATE, "_state") || !INTERN(S_EXCEPTION, "_exception")
         || !INTERN(S_LOOP, "_loop") || !INTERN(S_CALLBACK, "_callback")
         || !INTERN(S_SELF, "__self__") || !INTERN(S_CODE, "__code__")
-        || !INTERN(S_ATTR, "_threadscope_task") || !INTERN(S_DONE, "done"))
+        || !INTERN(S_ATTR, "_threadscope_task") || !INTERN(S_DONE, "done")
+        || !INTERN(S_CR_CODE, "cr_code") || !INTERN(S_GI_CODE, "gi_code")
+        || !INTERN(S_GET_NAME, "get_name")
+        || !INTERN(S_CANCELLED, "cancelled") || !INTERN(S_CORO, "coro"))
         goto fail;
     pthread_atfork(NULL, NULL, forget_tid);
     if (PyModule_AddIntConstant(module, "SUBMIT", SUBMIT) < 0
         || PyModule_AddIntConstant(module, "ITEM_INIT", ITEM_INIT) < 0
         || PyModule_AddIntConstant(module, "ITEM_RUN", ITEM_RUN) < 0
+        || PyModule_AddIntConstant(module, "CREATE_TASK", CREATE_TASK) < 0
         || PyModule_AddIntConstant(module, "REC_ITEM", REC_ITEM) < 0
         || PyModule_AddIntConstant(module, "REC_STEP", REC_STEP) < 0
         || PyModule_AddIntConstant(module, "RECORD_SIZE", (long)sizeof(Rec)) < 0

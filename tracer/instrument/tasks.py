@@ -119,11 +119,6 @@ _core, WHY_PURE = _load_core()
 NATIVE = _core is not None
 
 
-# Work item numbers: one count for thread and process pools (the C items count in C).
-_next_item: Callable[[], int] = _core.next_item if _core is not None \
-    else partial(next, _item_numbers)
-
-
 def _fault(exc: BaseException) -> None:
     """What the C hooks call when a step of theirs fails."""
     faults.note("task_event_lost", exc)
@@ -136,6 +131,14 @@ def _fault(exc: BaseException) -> None:
 def _number(kind: str) -> int:
     _next[kind] += 1
     return _next[kind]
+
+
+# Work item and task numbers: one count each, which the C hooks keep when they are in use.
+_next_item: Callable[[], int] = _core.next_item if _core is not None \
+    else partial(next, _item_numbers)
+_next_task: Callable[[], int] = _core.next_task if _core is not None \
+    else partial(_number, "task")
+_safe_name = partial(faults.safe_text, kind="task_name")
 
 
 def _target_of(fn: Any) -> Any:
@@ -400,7 +403,7 @@ def _task_id(task: Any, loop: int, created: int, parent: int, coro: Any = None) 
     number = _task_numbers.get(key)
     if number is not None:
         return number
-    number = _number("task")
+    number = _next_task()
     _task_numbers[key] = number
     if coro is None and not task.done():
         # Never get_coro() of a done task: 3.12.1's C task crashes (a NULL coroutine) on an
@@ -487,7 +490,17 @@ def _untracked_step(task: Any, loop: int, start: int, end: int) -> None:
         _task_done(task, number, end)
 
 
+def _declare_task(task: Any, loop: int) -> None:
+    """What the C create_task hook asks of a task made without a coroutine argument."""
+    number = _task_id(task, loop, _mono(), 0)
+    if task.done():
+        _task_done(task, number, _mono())
+
+
 def _wrap_create_task(original: Callable[..., Any]) -> Callable[..., Any]:
+    if _core is not None:
+        return cast(Callable[..., Any], _core.Hook(_core.CREATE_TASK, original))
+
     def create_task(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         created = _mono()
         parent = None
@@ -558,7 +571,7 @@ def _patch_asyncio() -> None:
     _asyncio["running_loop"] = sys.modules["asyncio.events"]._get_running_loop
     _asyncio["current_task"] = sys.modules["asyncio.tasks"].current_task
     if _core is not None:
-        _core.watch_asyncio(_asyncio["running_loop"])
+        _core.watch_asyncio(_asyncio["running_loop"], _asyncio["current_task"])
     _patch_events(sys.modules["asyncio.events"])
     _patch_base_events(sys.modules["asyncio.base_events"])
 

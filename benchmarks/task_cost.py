@@ -3,7 +3,8 @@ the task instrumentation on, against the same work untraced.
 
 Both run in one interpreter, in turns: a round untraced, then the same round with the hooks
 installed (:func:`tracer.instrument.tasks.install`, then ``uninstall``), ``ROUNDS`` pairs, and
-the figure is the median of the pairs' ratios. This machine is shared and its speed drifts by
+the figure is the median of the pairs' ratios, for the C hooks and for the Python ones
+(``THREADSCOPE_PURE_TASKS=1``). This machine is shared and its speed drifts by
 tens of percent within a minute; a pair taken seconds apart sees the same machine, where
 separate interpreters minutes apart did not (one such run read 1.9x, the next 1.0x). The
 issue's bar: within 1.10x."""
@@ -73,6 +74,7 @@ print(json.dumps({"pairs": pairs, "bytes": size}))
 @dataclass(frozen=True)
 class TaskCost:
     python: str
+    hooks: str  # C | Python (THREADSCOPE_PURE_TASKS=1)
     kind: str  # pool | asyncio
     tasks: int
     untraced_s: float  # medians of the rounds
@@ -112,12 +114,19 @@ for name, fn in (("work item", items), ("asyncio task", steps)):
 """
 
 
-def per_task(python: str = sys.executable) -> list[tuple[str, float, float]]:
+HOOKS = {"C": "0", "Python": "1"}  # -> THREADSCOPE_PURE_TASKS
+
+
+def _env(hooks: str) -> dict[str, str]:
+    return {"PYTHONPATH": str(REPO), "THREADSCOPE_PURE_TASKS": HOOKS[hooks]}
+
+
+def per_task(python: str = sys.executable, hooks: str = "C") -> list[tuple[str, float, float]]:
     """Microseconds per work item made and run, and per asyncio task created, stepped and
     gathered, in one thread (no pool threads, no GIL hand-offs): the hooks' own cost, the
     fastest of 9 rounds each way."""
     out = subprocess.run([python, "-c", _PER_TASK], capture_output=True, text=True, check=True,
-                         cwd=REPO, env={"PYTHONPATH": str(REPO)}).stdout
+                         cwd=REPO, env=_env(hooks)).stdout
     rows = []
     for line in out.splitlines():
         name, plain, traced = line.rsplit(" ", 2)
@@ -125,11 +134,12 @@ def per_task(python: str = sys.executable) -> list[tuple[str, float, float]]:
     return rows
 
 
-HEADER = ["python", "tasks", "untraced s", "traced s", "ratio (pairs: low-high)", "raw MB"]
+HEADER = ["python", "hooks", "tasks", "untraced s", "traced s", "ratio (pairs: low-high)",
+          "raw MB"]
 
 
 def row(cost: TaskCost) -> list[str]:
-    return [cost.python, f"{cost.tasks:,} {cost.kind}", f"{cost.untraced_s:.3f}",
+    return [cost.python, cost.hooks, f"{cost.tasks:,} {cost.kind}", f"{cost.untraced_s:.3f}",
             f"{cost.traced_s:.3f}",
             f"{cost.ratio:.2f}x ({cost.ratio_low:.2f}-{cost.ratio_high:.2f})",
             f"{cost.recorded_bytes / 1e6:.1f}"]
@@ -144,16 +154,18 @@ def measure(pythons: list[str] | None = None, rounds: int = ROUNDS,
         version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                                  capture_output=True, text=True, check=True).stdout.strip()
         for kind in ("pool", "asyncio"):
-            out = subprocess.run([python, "-c", _PROGRAM, kind, str(tasks), str(rounds)],
-                                 capture_output=True, text=True, check=True, cwd=REPO,
-                                 env={"PYTHONPATH": str(REPO)}).stdout
-            found = json.loads(out.strip().splitlines()[-1])
-            pairs = [(float(a), float(b)) for a, b in found["pairs"]]
-            ratios = [b / a for a, b in pairs if a > 0]
-            rows.append(TaskCost(version, kind, tasks, statistics.median(a for a, _ in pairs),
-                                 statistics.median(b for _, b in pairs),
-                                 statistics.median(ratios), min(ratios), max(ratios),
-                                 int(found["bytes"])))
+            for hooks in HOOKS:
+                out = subprocess.run([python, "-c", _PROGRAM, kind, str(tasks), str(rounds)],
+                                     capture_output=True, text=True, check=True, cwd=REPO,
+                                     env=_env(hooks)).stdout
+                found = json.loads(out.strip().splitlines()[-1])
+                pairs = [(float(a), float(b)) for a, b in found["pairs"]]
+                ratios = [b / a for a, b in pairs if a > 0]
+                rows.append(TaskCost(version, hooks, kind, tasks,
+                                     statistics.median(a for a, _ in pairs),
+                                     statistics.median(b for _, b in pairs),
+                                     statistics.median(ratios), min(ratios), max(ratios),
+                                     int(found["bytes"])))
     return rows
 
 

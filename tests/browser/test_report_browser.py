@@ -393,3 +393,24 @@ def test_report_without_stacks_says_so(browser: Any, tmp_path: Path) -> None:
         assert_clean(opened)
     finally:
         opened.page.close()
+
+
+TASK_FIGURES = ["fig-task-gantt", "fig-queue-depth", "fig-queue-wait", "fig-loop-busy",
+                "fig-loop-tasks"]
+
+
+def test_tasks_and_event_loop_sections_draw_with_hostile_names(
+        browser: Any, tmp_path: Path) -> None:
+    """A pool, a task and a function named with markup: the Tasks and Event loop figures draw,
+    and the names show as text in the page, running nothing."""
+    from tests.unit.test_report_tasks import EVIL, hostile_events, with_tasks
+
+    opened = open_report(browser, with_tasks(hostile_events()), tmp_path)
+    page = opened.page
+    for div_id in TASK_FIGURES:
+        assert page.locator(f"#{div_id} .main-svg").count() > 0, div_id
+    text = page.locator("body").inner_text()
+    assert EVIL in text and HOSTILE_FUNCTION in text
+    assert page.locator("img").count() == 0
+    assert_clean(opened)
+    page.close()

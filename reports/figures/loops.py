@@ -31,6 +31,7 @@ from tracer.model.schema import BlockedStep, Task
 
 # Blocked steps drawn as bands; more would clutter the curve (all are in the table and JSON).
 BLOCKED_BANDS = 200
+LOOP_ROW_BUDGET = 90  # rows of the task timeline over all loops: two full loops (TASK_ROWS + 1)
 
 
 def blocked_hover(step: BlockedStep) -> str:
@@ -80,23 +81,38 @@ def _task_hover(task: Task) -> str:
     return "<br>".join(lines)
 
 
-def _rows(loop: LoopView) -> tuple[list[str], list[list[Task]]]:
-    labels = [esc(shorten(f"{t.name}: {t.function}")) for t in loop.rows]
+def _rows(loop: LoopView, prefix: str) -> tuple[list[str], list[list[Task]]]:
+    labels = [esc(shorten(f"{prefix}{t.name}: {t.function}")) for t in loop.rows]
     groups = [[t] for t in loop.rows]
     if loop.folded:
-        labels.append(esc(f"{len(loop.folded)} other tasks"))
+        labels.append(esc(f"{prefix}{len(loop.folded)} other tasks"))
         groups.append(list(loop.folded))
     return labels, groups
 
 
+def _loop_rows(loops: list[LoopView]) -> tuple[list[str], list[list[Task]], int]:
+    """Every loop's rows, loop after loop, named with their loop when there are several, up to
+    LOOP_ROW_BUDGET rows (the first loop always); and how many loops that drew."""
+    labels: list[str] = []
+    groups: list[list[Task]] = []
+    drawn = 0
+    for loop in loops:
+        more_labels, more_groups = _rows(loop, f"{loop.label} · " if len(loops) > 1 else "")
+        if labels and len(labels) + len(more_labels) > LOOP_ROW_BUDGET:
+            break
+        labels += more_labels
+        groups += more_groups
+        drawn += 1
+    return labels, groups, drawn
+
+
 def loop_tasks_figure(view: ReportView, budget: int) -> FigureSpec | None:
-    """One row per task (the busiest TASK_ROWS, the rest on one row): its life in grey, each
-    step the loop ran it in green."""
+    """One row per task (the busiest TASK_ROWS of each loop, the rest of a loop on one row):
+    its life in grey, each step the loop ran it in green."""
     loops = [loop for loop in view.tasks.loops if loop.rows]
     if not loops:
         return None
-    loop = loops[0]  # the busiest programs have one loop; every loop is in trace.json
-    labels, groups = _rows(loop)
+    labels, groups, loops_drawn = _loop_rows(loops)
     life_y: list[int] = []
     life_base: list[float] = []
     life_x: list[float] = []
@@ -133,12 +149,18 @@ def loop_tasks_figure(view: ReportView, budget: int) -> FigureSpec | None:
         orientation="h", name="running a step", y=step_y, base=step_base, x=step_x,
         marker={"color": TASK_STEP_COLOUR}, width=0.7,
         hovertext=[hovers[i] for i in step_text], hovertemplate="%{hovertext}<extra></extra>"))
-    title = f"Tasks of the event loop on {esc(loop.label)}"
-    note = ""
+    title = f"Tasks of the event loop on {esc(loops[0].label)}" if len(loops) == 1 else \
+        f"Tasks of {len(loops)} event loops"
+    notes = []
+    if loops_drawn < len(loops):
+        notes.append(f"{loops_drawn} of {len(loops)} event loops drawn (a row budget of "
+                     f"{LOOP_ROW_BUDGET}); every loop's tasks are in trace.json and model.json.")
     if total > drawn:
-        note = (f"{drawn:,} of {total:,} steps drawn; every step is in trace.json and "
-                "model.json.")
+        notes.append(f"{drawn:,} of {total:,} steps drawn; every step is in trace.json and "
+                     "model.json.")
+    note = " ".join(notes)
     layout: PlotlyDict = base_layout(title, rows_height(len(labels), 26, 170))
     layout.update(barmode="overlay", xaxis=time_axis(view.span_s), yaxis=row_axis(labels))
     figure.update_layout(layout)
-    return FigureSpec("fig-loop-tasks", figure, labels, note=note, aggregated=total > drawn)
+    return FigureSpec("fig-loop-tasks", figure, labels, note=note,
+                      aggregated=total > drawn or loops_drawn < len(loops))

@@ -90,3 +90,32 @@ def test_trace_json_has_task_slices_and_a_flow_from_each_submit() -> None:
     assert len(starts) == len(ends) == 6
     assert all(e["tid"] == function_tid(MAIN) for e in starts)  # the main thread's calls
     assert {e["id"] for e in starts} == {e["id"] for e in ends}
+
+
+def _loops(count: int, tasks_each: int) -> list[tuple[object, ...]]:
+    """``count`` event loops, one per thread, each with ``tasks_each`` tasks of one step."""
+    events: list[tuple[object, ...]] = [("start", 2, 4242, T0, "3.11.7", "c"),
+                                        ("fn", 1, "handler", "/app/server.py:10")]
+    number = 0
+    for loop in range(1, count + 1):
+        events.append(("loop", loop, 4242, MAIN + loop, T0))
+        for k in range(tasks_each):
+            number += 1
+            at = T0 + (loop * 1000 + k) * 10_000
+            events += [("task", number, 4242, loop, f"loop{loop}-task{k}", 1, at, 0),
+                       ("step", loop, number, at, at + 5_000, 0),
+                       ("done", number, at + 5_000, "ok", None)]
+    return events
+
+
+def test_every_event_loop_gets_its_rows_in_the_task_timeline() -> None:
+    from reports.figures.loops import LOOP_ROW_BUDGET, loop_tasks_figure
+
+    two = loop_tasks_figure(build_view(with_tasks(_loops(2, 3))), 10_000)
+    assert two is not None and not two.aggregated
+    assert {label.split(" · ")[1].split(":")[0] for label in two.labels} == {
+        f"loop{n}-task{k}" for n in (1, 2) for k in range(3)}
+    assert len({label.split(" · ")[0] for label in two.labels}) == 2  # named by their loop
+    many = loop_tasks_figure(build_view(with_tasks(_loops(30, 5))), 10_000)
+    assert many is not None and many.aggregated and len(many.labels) <= LOOP_ROW_BUDGET
+    assert "of 30 event loops drawn" in many.note

@@ -112,3 +112,58 @@ def test_the_stacks_land_where_the_markers_say_the_thread_was(alternating_run: P
     assert low - SLACK_NS <= max(good) and min(good) <= high + SLACK_NS, (good, clock)
     print(f"best shift by the markers: {min(good) / 1e6:+.1f} to {max(good) / 1e6:+.1f} ms; "
           f"stated uncertainty {clock['uncertainty_ns'] / 1e6:.1f} ms")
+
+
+def test_py_spy_stops_when_the_tracer_is_killed(tmp_path: Path) -> None:
+    """A harness that kills the tracer outright (SIGKILL at a timeout) left py-spy attached to a
+    hung target for an hour: it now gets SIGINT when the tracer dies, and exits."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.e2e.helpers import REPO
+
+    require_recorder(lambda: PySpyRecorder().check(RecordContext(Path("."), "python")))
+    program = tmp_path / "sleeps.py"
+    program.write_text("import time\ntime.sleep(120)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    tracer_proc = subprocess.Popen(
+        [sys.executable, "-m", "tracer", "run", "--quiet", "--no-perf", "--no-viztracer",
+         "--out", str(tmp_path / "run"), str(program)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    spies: list[int] = []
+    target: list[int] = []
+    try:
+        deadline = time.monotonic() + 60
+        while not spies and time.monotonic() < deadline:
+            children = subprocess.run(["ps", "-o", "pid=,comm=", "--ppid", str(tracer_proc.pid)],
+                                      capture_output=True, text=True, check=False).stdout
+            rows = [line.split(None, 1) for line in children.splitlines() if line.strip()]
+            spies = [int(pid) for pid, comm in rows if comm.strip() == "py-spy"]
+            target = [int(pid) for pid, comm in rows if comm.strip().startswith("python")]
+            time.sleep(0.1)
+        assert spies, "py-spy never started"
+        tracer_proc.send_signal(signal.SIGKILL)
+        tracer_proc.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and os.path.exists(f"/proc/{spies[0]}") and \
+                "zombie" not in _proc_state(spies[0]):
+            time.sleep(0.1)
+        assert not os.path.exists(f"/proc/{spies[0]}") or "zombie" in _proc_state(spies[0])
+    finally:
+        for pid in spies + target:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        if tracer_proc.poll() is None:
+            tracer_proc.kill()
+
+
+def _proc_state(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return next((line for line in status if line.startswith("State:")), "")
+    except OSError:
+        return "gone (zombie)"

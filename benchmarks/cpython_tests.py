@@ -109,6 +109,18 @@ def _default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+def _interrupt(proc: subprocess.Popen[str]) -> None:
+    """A hung suite gets Ctrl-C, as a user would give it: the tracer then stops its recorders
+    and the target (SIGKILL, which subprocess.run's timeout sends, left py-spy and the hung
+    target running for an hour); SIGKILL only if that takes more than a minute."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+
+
 def run_suite(python: Path, suite: str, traced: bool, work: Path) -> SuiteRun:
     junit = work / f"{suite}-{'traced' if traced else 'untraced'}.xml"
     test_args = ["--junit-xml", str(junit), suite]
@@ -123,21 +135,22 @@ def run_suite(python: Path, suite: str, traced: bool, work: Path) -> SuiteRun:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)} if traced else None
     began = time.monotonic()
+    proc = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, preexec_fn=_default_sigint)
     try:
-        done = subprocess.run(command, cwd=work, capture_output=True, text=True, env=env,
-                              timeout=SUITE_TIMEOUT_S, check=False,
-                              preexec_fn=_default_sigint)
+        _, stderr = proc.communicate(timeout=SUITE_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        _interrupt(proc)
         return SuiteRun(seconds=time.monotonic() - began, returncode=-1,
                         error=f"hung: no result after {SUITE_TIMEOUT_S} s")
-    run = SuiteRun(seconds=time.monotonic() - began, returncode=done.returncode)
+    run = SuiteRun(seconds=time.monotonic() - began, returncode=proc.returncode)
     if junit.exists():
         try:
             run.outcomes = read_junit(junit)
         except ET.ParseError as exc:
             run.error = f"unreadable JUnit file: {exc}"
     else:
-        run.error = f"no JUnit file (exit {done.returncode}): {done.stderr.strip()[-200:]}"
+        run.error = f"no JUnit file (exit {proc.returncode}): {stderr.strip()[-200:]}"
     return run
 
 

@@ -31,7 +31,6 @@ import orjson
 
 from tracer import raw_files
 from tracer.errors import RecorderUnavailable, ThreadscopeError
-from tracer.leftovers import die_with_parent
 from tracer.model.rawfiles import read_jsonl
 from tracer.model.schema import Method, Source
 from tracer.raw_files import SourceName
@@ -127,9 +126,6 @@ class PySpyRecorder(Recorder):
                      "--pid", str(ctx.pid), "--output", str(ctx.raw_dir / raw_files.PYSPY_TRACE)],
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                     start_new_session=True,  # a Ctrl-C at the terminal is ours to pass on
-                    # A tracer killed outright (SIGKILL, a harness's timeout) must not leave
-                    # py-spy sampling its target for ever: SIGINT makes it write and exit.
-                    preexec_fn=die_with_parent(signal.SIGINT),
                 )
             except OSError as exc:
                 raise RecorderUnavailable(f"cannot start py-spy: {exc}") from exc

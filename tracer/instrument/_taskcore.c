@@ -201,6 +201,17 @@ as_number(PyObject *value)
     return n;
 }
 
+/* Our number of a pool or a loop (the attribute tasks.py sets on it), declared by tasks.py's
+ * ``declare(obj[, kind])`` the first time; a new reference, or NULL and an exception. */
+static PyObject *
+our_number(PyObject *obj, PyObject *declare, PyObject *kind)
+{
+    PyObject *number = optional_attr(obj, S_ATTR);
+    if (number != NULL || PyErr_Occurred())
+        return number;
+    return PyObject_CallFunctionObjArgs(declare, obj, kind, NULL);
+}
+
 /* ---- thread pools ------------------------------------------------------------------------ */
 
 /* Code object -> our function number, by address: a code object's hash is computed afresh on
@@ -326,13 +337,7 @@ stamp_submit(PyObject *item, PyObject *fn)
     long long now = mono_ns(), pool_no = 0, fn_no, task_no = 0;
     PyObject *executor = CURRENT_POOL;
     if (executor != NULL) {
-        PyObject *pool = optional_attr(executor, S_ATTR);
-        if (pool == NULL) {
-            if (PyErr_Occurred())
-                return -1;
-            pool = PyObject_CallFunctionObjArgs(POOL_ID, executor, THREAD_POOL, NULL);
-        }
-        pool_no = as_number(pool);
+        pool_no = as_number(our_number(executor, POOL_ID, THREAD_POOL));
         if (pool_no == -1 && PyErr_Occurred())
             return -1;
     }
@@ -594,14 +599,9 @@ declare_task(PyObject *loop, PyObject *task, PyObject *coro, long long created)
         if (parent_no == -1 && PyErr_Occurred())
             goto done;
     }
-    loop_number = optional_attr(loop, S_ATTR);
-    if (loop_number == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        loop_number = PyObject_CallFunctionObjArgs(LOOP_ID, loop, NULL);
-        if (loop_number == NULL)
-            goto done;
-    }
+    loop_number = our_number(loop, LOOP_ID, NULL);
+    if (loop_number == NULL)
+        goto done;
     if (coro == NULL) {  /* Python's _task_id knows what to ask a task made without one */
         PyObject *r = PyObject_CallFunctionObjArgs(TASK_ID, task, loop_number, NULL);
         Py_XDECREF(r);
@@ -672,14 +672,9 @@ write_step(PyObject *handle, PyObject *task_types, long long start, long long en
     loop = PyObject_GetAttr(handle, S_LOOP);
     if (loop == NULL)
         goto done;
-    loop_number = optional_attr(loop, S_ATTR);
-    if (loop_number == NULL) {
-        if (PyErr_Occurred())
-            goto done;
-        loop_number = PyObject_CallFunctionObjArgs(LOOP_ID, loop, NULL);
-        if (loop_number == NULL)
-            goto done;
-    }
+    loop_number = our_number(loop, LOOP_ID, NULL);
+    if (loop_number == NULL)
+        goto done;
     loop_no = PyLong_AsLongLong(loop_number);
     if (loop_no == -1 && PyErr_Occurred())
         goto done;

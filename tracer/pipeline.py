@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import webbrowser
 from collections.abc import Iterator
+from functools import partial
 
 from rich.console import Console
 
@@ -13,6 +14,7 @@ from reports.view import ReportView, build_view
 from scenarios.registry import get_scenario
 from tracer.model.build import BuiltRun, build_run
 from tracer.model.schema import RunModel
+from tracer.model.side_by_side import Pending
 from tracer.runfolder import RunFolder
 
 
@@ -54,12 +56,20 @@ def _analyse_and_render(folder: RunFolder, console: Console | None) -> ReportVie
 
     with _step(console, "analysing the recording..."):
         built = build_and_check(folder)
-        built.model.save(folder.model_json)
-        view = build_view(built.model)
-    with _step(console, f"writing trace.json ({built.functions.entries:,} function events)"):
-        write_trace(view, folder.trace_json, function_chunks=built.functions.chunks)
-    with _step(console, "writing report.html..."):
-        render_report(view, folder.report_html)
+    # The three outputs are independent: model.json and trace.json are written by children
+    # beside the report (tracer.model.side_by_side; inline where that cannot be).
+    with contextlib.ExitStack() as writers:
+        saving = writers.enter_context(Pending(partial(built.model.save, folder.model_json)))
+        with _step(console, "building the report's view..."):
+            view = build_view(built.model)
+        tracing = writers.enter_context(Pending(partial(
+            write_trace, view, folder.trace_json, function_chunks=built.functions.chunks)))
+        with _step(console, "writing report.html..."):
+            render_report(view, folder.report_html)
+        with _step(console, f"writing trace.json ({built.functions.entries:,} function events) "
+                            "and model.json"):
+            saving.result()
+            tracing.result()
     return view
 
 

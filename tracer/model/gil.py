@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from tracer.model.gil_exact import (
 from tracer.model.gil_fill import fill_from_samples
 from tracer.model.rawfiles import read_json
 from tracer.model.schema import GilRunFigures, Interval, Method
+from tracer.model.side_by_side import Pending
 from tracer.raw_files import BudgetCut, SourceName
 
 
@@ -104,12 +106,18 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
                                    " The GIL sampler did not run, so the GIL figures cover "
                                    "only that first part of the run."))
     else:
-        result = (_exact(raw_dir, pid, t0_ns, end_ns, warnings, forks) if prefer_exact
-                  else None)
         # With exact figures for the whole run, the samples only fill on-CPU stretches: their
-        # wait bounds would go unused.
-        sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns,
-                           with_evidence=result is None or cut is not None)
+        # wait bounds would go unused. Both are read at once, the samples in a child process
+        # (tracer.model.side_by_side); the exact result decides whether the bounds are needed,
+        # so an exact reading that finds nothing reads the samples again, with them.
+        exact_expected = prefer_exact and (raw_dir / raw_files.PERF_TEXT).is_file()
+        with Pending(partial(_sampled, raw_dir, thread_events, pid, t0_ns, end_ns,
+                             with_evidence=not exact_expected or cut is not None)) as reading:
+            result = (_exact(raw_dir, pid, t0_ns, end_ns, warnings, forks) if prefer_exact
+                      else None)
+            sampled = reading.result()
+        if result is None and exact_expected and cut is None:
+            sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns)
     if result is None:
         result = sampled
     elif sampled is not None:

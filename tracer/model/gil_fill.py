@@ -43,20 +43,19 @@ def fill_from_samples(exact: dict[int, list[Interval]],
                       sampled: dict[int, list[Interval]]) -> tuple[dict[int, list[Interval]],
                                                                     FillSummary]:
     """``exact`` with its ``on_cpu`` stretches settled by ``sampled`` where it can."""
-    held = {tid: [iv for iv in intervals if iv.state == RUNNING]
-            for tid, intervals in exact.items()}
+    # Every thread's proven holds in one list, sorted once: each thread skips its own
+    holds = sorted(((iv, tid) for tid, intervals in exact.items() for iv in intervals
+                    if iv.state == RUNNING), key=lambda hold: hold[0].start)
     out: dict[int, list[Interval]] = {}
     unknown = filled = on_cpu = 0.0
     for tid, intervals in exact.items():
         before = _seconds(intervals, ON_CPU)
         unknown += before
-        others = sorted((iv for other, ivs in held.items() if other != tid for iv in ivs),
-                        key=lambda iv: iv.start)
         # On a CPU by the events, the sample's only news is whether it held the GIL: a sample
         # that says otherwise (waiting, or a stale "blocked" read before it woke) means native.
         top = _without_others_holds(
             [iv if iv.state in (RUNNING, NATIVE) else Interval(iv.start, iv.end, NATIVE)
-             for iv in sampled.get(tid, [])], others)
+             for iv in sampled.get(tid, [])], holds, tid)
         merged = overlay(intervals, top, _FILLABLE) if top and before > 0 else list(intervals)
         filled += before - _seconds(merged, ON_CPU)
         running = [iv for iv in top if iv.state == RUNNING]
@@ -73,26 +72,30 @@ def _seconds(intervals: list[Interval], state: str) -> float:
     return sum(iv.duration for iv in intervals if iv.state == state)
 
 
-def _without_others_holds(top: list[Interval], others: list[Interval]) -> list[Interval]:
-    """Sampled ``running`` pieces turned ``native`` wherever another thread provably held the
-    GIL (both lists sorted by start)."""
+def _without_others_holds(top: list[Interval], holds: list[tuple[Interval, int]],
+                          tid: int) -> list[Interval]:
+    """Sampled ``running`` pieces turned ``native`` wherever a thread other than ``tid``
+    provably held the GIL (``holds``: every thread's, with its tid, sorted by start)."""
     out: list[Interval] = []
     k = 0
     for piece in sorted(top, key=lambda iv: iv.start):
         if piece.state != RUNNING:
             out.append(piece)
             continue
-        while k < len(others) and others[k].end <= piece.start:
+        while k < len(holds) and holds[k][0].end <= piece.start:
             k += 1
         at, j = piece.start, k
-        while j < len(others) and others[j].start < piece.end:
-            lo, hi = max(others[j].start, at), min(others[j].end, piece.end)
+        while j < len(holds) and holds[j][0].start < piece.end:
+            other, holder = holds[j]
+            j += 1
+            if holder == tid:
+                continue
+            lo, hi = max(other.start, at), min(other.end, piece.end)
             if lo > at:
                 out.append(Interval(at, lo, RUNNING))
             if hi > lo:
                 out.append(Interval(lo, hi, NATIVE))
             at = max(at, hi)
-            j += 1
         if at < piece.end:
             out.append(Interval(at, piece.end, RUNNING))
     return out

@@ -56,6 +56,7 @@ from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -77,6 +78,7 @@ from tracer.model.gil_turns import (
 from tracer.model.gil_uncertainty import WaitEvidence
 from tracer.model.rawfiles import read_jsonl
 from tracer.model.schema import BLOCKED, CPU_WAIT, GIL_WAIT, NATIVE, RUNNING, Interval
+from tracer.model.side_by_side import Pending, split_evenly, workers_available
 
 _CODE_STATES = {"R": NATIVE, "G": GIL_WAIT, "H": BLOCKED, "B": BLOCKED}
 # How a GIL turn that no sample saw is drawn between two waiting samples: 1 us, too short to
@@ -300,20 +302,47 @@ def analyse_samples(
         raise ValueError(f"end_ns {end_ns} is before t0_ns {t0_ns}")
     ticks = _Ticks(samples, _HolderLookup(tstates))
     ticks.tick_s = (tick_ns if tick_ns is not None else TYPICAL_TICK_NS) / 1e9
+    seen = list(ticks.threads().items())
+    rows = sum(len(positions) for _, positions in seen)
+    parts = 1 + workers_available() if rows >= SIDE_BY_SIDE_ROWS else 1
+    groups = split_evenly(seen, lambda thread: len(thread[1]), parts)
+
+    def analyse(group: list[tuple[int, list[int]]]) -> list[_ThreadResult]:
+        return [_analyse_thread(tid, positions, ticks, t0_ns, end_ns, with_evidence)
+                for tid, positions in group]
+
+    with contextlib.ExitStack() as stack:
+        others = [stack.enter_context(Pending(partial(analyse, group))) for group in groups[1:]]
+        found = {tid: (intervals, evidence)
+                 for part in [analyse(groups[0]) if groups else []] + [p.result() for p in others]
+                 for tid, intervals, evidence in part}
     timelines: dict[int, list[Interval]] = {}
     evidence: dict[int, WaitEvidence] = {}
-    for tid, positions in ticks.threads().items():
-        thread = _ThreadSamples(tid, positions, ticks, t0_ns, with_evidence)
-        ticks.forget_turns()  # keyed by thread: never asked again (~100 MB a minute of 64)
-        intervals: list[Interval] = []
-        for start, end, state in thread.segments():
-            start, end = max(start, t0_ns), min(end, end_ns)
-            if end > start:
-                _append(intervals, (start - t0_ns) / 1e9, (end - t0_ns) / 1e9, state)
+    for tid, _ in seen:  # the order the threads were first seen in, however they were split
+        intervals, proof = found[tid]
         if intervals:
             timelines[tid] = intervals
-            evidence[tid] = thread.evidence
+            evidence[tid] = proof
     return SampledGil(timelines, evidence)
+
+
+# (tid, its intervals, its wait evidence)
+_ThreadResult = tuple[int, list[Interval], WaitEvidence]
+# Fewer thread-samples than this are analysed in one process: a fork of a big process and the
+# results' trip back cost ~10-50 ms, and 100,000 rows take ~0.2 s.
+SIDE_BY_SIDE_ROWS = 100_000
+
+
+def _analyse_thread(tid: int, positions: list[int], ticks: _Ticks, t0_ns: int, end_ns: int,
+                    with_evidence: bool) -> _ThreadResult:
+    thread = _ThreadSamples(tid, positions, ticks, t0_ns, with_evidence)
+    ticks.forget_turns()  # keyed by thread: never asked again (~100 MB a minute of 64)
+    intervals: list[Interval] = []
+    for start, end, state in thread.segments():
+        start, end = max(start, t0_ns), min(end, end_ns)
+        if end > start:
+            _append(intervals, (start - t0_ns) / 1e9, (end - t0_ns) / 1e9, state)
+    return tid, intervals, thread.evidence
 
 
 _NO_TURNS = Turns(0, 0, 0.0, 0)

@@ -15,7 +15,7 @@ from tracer.errors import CorruptRecording
 from tracer.model.blocked import apply_blocked, evidence_note
 from tracer.model.cpu import CpuRecording, analyse_cpu
 from tracer.model.functions import FunctionTrace, load_function_trace
-from tracer.model.gil import GilResult, load_gil
+from tracer.model.gil import GilReading, GilResult
 from tracer.model.gil_exact import ThreadGilFigures, gil_metrics
 from tracer.model.gil_sampled import SampledGilResult, child_gil_addresses
 from tracer.model.gil_uncertainty import sampled_figures
@@ -127,6 +127,12 @@ class _RunInput:
 
 def build_run(folder: RunFolder) -> BuiltRun:
     given = _read_input(folder)
+    # The GIL samples may be read by a child meanwhile (tracer.model.gil.GilReading)
+    with GilReading(folder.raw, given.events, given.pid, given.t0_ns, given.end_ns) as gil_reading:
+        return _build(folder, given, gil_reading)
+
+
+def _build(folder: RunFolder, given: _RunInput, gil_reading: GilReading) -> BuiltRun:
     raw, t0_ns, end_ns, pid = folder.raw, given.t0_ns, given.end_ns, given.pid
     sources, warnings = _sources(given)
     cpu = analyse_cpu(read_jsonl(raw / raw_files.SCHED), t0_ns, end_ns) if (
@@ -143,7 +149,7 @@ def build_run(folder: RunFolder) -> BuiltRun:
                if not (t.pid == pid and t.tid in internal)]
     _mark_thread_ends(threads, given.target_raw, given.status, sampled, given.wall_s)
     figure_sources = {"cpu": Method.SAMPLED if cpu else Method.MISSING}
-    gil = load_gil(raw, given.events, pid, t0_ns, end_ns, forks=_forks(raw, cpu, pid))
+    gil = gil_reading.finish(forks=_forks(raw, cpu, pid))
     if gil is not None:
         _apply_gil(threads, gil, pid)
         warnings.extend(gil.warnings)

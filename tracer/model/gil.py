@@ -24,10 +24,10 @@ from tracer.model.gil_exact import (
     GilEvent,
     UprobeRecording,
     gil_metrics,
-    parse_perf_script,
     reconstruct,
 )
 from tracer.model.gil_fill import fill_from_samples
+from tracer.model.perf_text import read_perf_script
 from tracer.model.rawfiles import read_json
 from tracer.model.schema import GilRunFigures, Interval, Method
 from tracer.model.side_by_side import Pending
@@ -88,36 +88,69 @@ def load_gil(raw_dir: Path, thread_events: list[dict[str, Any]], pid: int, t0_ns
     (:func:`tracer.model.processes.forked_children`): perf's filtered events speak for those
     only, since a spawned interpreter's GIL calls never passed the filter (its context switches
     did, and alone they would read as a GIL nobody waited for)."""
-    wall_s = (end_ns - t0_ns) / 1e9
-    if wall_s <= 0:
-        return None
-    warnings: list[str] = []
-    cut = _budget_cut(raw_dir, t0_ns)
-    perf_text = raw_dir / raw_files.PERF_TEXT
-    if cut is not None and prefer_exact and perf_text.is_file() and perf_text.stat().st_size:
-        # Exact events cover only the start of the run: the sampler speaks for all of it, so
-        # the events are read only when it did not run (a minute of them took 40 s to read,
-        # only to be set aside).
-        sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns)
-        result = None if sampled is not None else _exact(raw_dir, pid, t0_ns, end_ns,
-                                                         warnings, forks)
-        if sampled is not None or result is not None:
-            warnings.append(cut + (" GIL figures are sampled." if sampled is not None else
-                                   " The GIL sampler did not run, so the GIL figures cover "
-                                   "only that first part of the run."))
-    else:
-        # With exact figures for the whole run, the samples only fill on-CPU stretches: their
-        # wait bounds would go unused. Both are read at once, the samples in a child process
-        # (tracer.model.side_by_side); the exact result decides whether the bounds are needed,
-        # so an exact reading that finds nothing reads the samples again, with them.
-        exact_expected = prefer_exact and (raw_dir / raw_files.PERF_TEXT).is_file()
-        with Pending(partial(_sampled, raw_dir, thread_events, pid, t0_ns, end_ns,
-                             with_evidence=not exact_expected or cut is not None)) as reading:
-            result = (_exact(raw_dir, pid, t0_ns, end_ns, warnings, forks) if prefer_exact
-                      else None)
-            sampled = reading.result()
-        if result is None and exact_expected and cut is None:
-            sampled = _sampled(raw_dir, thread_events, pid, t0_ns, end_ns)
+    with GilReading(raw_dir, thread_events, pid, t0_ns, end_ns, prefer_exact) as reading:
+        return reading.finish(forks)
+
+
+class GilReading:
+    """:func:`load_gil` in two steps, so that the caller's other work overlaps the slowest part.
+
+    With exact events for the whole run, the samples only fill on-CPU stretches (their wait
+    bounds would go unused), and creating this starts reading them in a child process
+    (:mod:`tracer.model.side_by_side`) while the caller goes on; :meth:`finish` reads the
+    events. Otherwise the samples are the GIL figures, read in :meth:`finish`, where their
+    threads are split across cores. Use as a context manager: leaving it stops the child."""
+
+    def __init__(self, raw_dir: Path, thread_events: list[dict[str, Any]], pid: int,
+                 t0_ns: int, end_ns: int, prefer_exact: bool = True) -> None:
+        self._where = (raw_dir, thread_events, pid, t0_ns, end_ns)
+        self._prefer_exact = prefer_exact
+        self._cut = _budget_cut(raw_dir, t0_ns)
+        perf_text = raw_dir / raw_files.PERF_TEXT
+        self._exact_whole = (prefer_exact and end_ns > t0_ns and perf_text.is_file()
+                             and (self._cut is None or not perf_text.stat().st_size))
+        self._samples = (Pending(partial(_sampled, *self._where, with_evidence=False))
+                         if self._exact_whole else None)
+
+    def __enter__(self) -> GilReading:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._samples is not None:
+            self._samples.cancel()
+
+    def finish(self, forks: Collection[int] = ()) -> GilResult | None:
+        raw_dir, _, pid, t0_ns, end_ns = self._where
+        wall_s = (end_ns - t0_ns) / 1e9
+        if wall_s <= 0:
+            return None
+        warnings: list[str] = []
+        cut = self._cut
+        if self._samples is not None:
+            result = _exact(raw_dir, pid, t0_ns, end_ns, warnings, forks)
+            sampled = self._samples.result()
+            if result is None:  # no events after all: the samples are the figures
+                sampled = _sampled(*self._where)
+        elif cut is not None and self._prefer_exact and (raw_dir / raw_files.PERF_TEXT).is_file():
+            # Exact events cover only the start of the run: the sampler speaks for all of it,
+            # so the events are read only when it did not run (a minute of them took 40 s to
+            # read, only to be set aside).
+            sampled = _sampled(*self._where)
+            result = None if sampled is not None else _exact(raw_dir, pid, t0_ns, end_ns,
+                                                             warnings, forks)
+            if sampled is not None or result is not None:
+                warnings.append(cut + (" GIL figures are sampled." if sampled is not None else
+                                       " The GIL sampler did not run, so the GIL figures cover "
+                                       "only that first part of the run."))
+        else:
+            result = None
+            sampled = _sampled(*self._where)
+        return _combined(result, sampled, warnings, wall_s)
+
+
+def _combined(result: GilResult | None, sampled: GilResult | None, warnings: list[str],
+              wall_s: float) -> GilResult | None:
+    """The exact result with the samples' fill (or the samples alone), and its figures."""
     if result is None:
         result = sampled
     elif sampled is not None:
@@ -148,8 +181,7 @@ def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
                                "address), which is missing or has no gil_addr")
     words = FutexWords(int(layout["gil_addr"]), int(layout.get("head_size", 32)))
     try:
-        with path.open(encoding="utf-8", errors="replace") as lines:
-            events = parse_perf_script(lines, words)
+        events = read_perf_script(path, words)
     except UprobeRecording as exc:
         warnings.append(str(exc))
         return None

@@ -42,18 +42,29 @@ def overlay(base: list[Interval], top: list[Interval], replaces: frozenset[str])
     b = t = 0
     base_sorted = sorted(base, key=lambda i: i.start)
     top_sorted = sorted(top, key=lambda i: i.start)
+    n_base, n_top = len(base_sorted), len(top_sorted)
+    last: Interval | None = None
     for lo, hi in zip(cuts, cuts[1:]):
         if hi <= lo:
             continue
         mid = (lo + hi) / 2
-        while b < len(base_sorted) and base_sorted[b].end <= mid:
+        while b < n_base and base_sorted[b].end <= mid:
             b += 1
-        while t < len(top_sorted) and top_sorted[t].end <= mid:
+        while t < n_top and top_sorted[t].end <= mid:
             t += 1
-        under = base_sorted[b] if b < len(base_sorted) and base_sorted[b].start <= mid else None
-        over = top_sorted[t] if t < len(top_sorted) and top_sorted[t].start <= mid else None
+        under = base_sorted[b] if b < n_base and base_sorted[b].start <= mid else None
+        over = top_sorted[t] if t < n_top and top_sorted[t].start <= mid else None
         chosen = over if over is not None and (under is None or under.state in replaces) else under
         if chosen is None:
             continue
-        out.append(Interval(lo, hi, chosen.state, chosen.detail))
-    return merge_adjacent(out)
+        # pieces come in order: join them as merge_adjacent would, without making each one
+        if (last is not None and last.state == chosen.state and last.detail == chosen.detail
+                and lo - last.end <= _JOIN_GAP):
+            last.end = max(last.end, hi)
+        else:
+            last = Interval(lo, hi, chosen.state, chosen.detail)
+            out.append(last)
+    return out
+
+
+_JOIN_GAP = 1e-9  # merge_adjacent's default

@@ -109,3 +109,20 @@ def _scan(text: str) -> list[GilEvent] | str:
             return read_perf_script(path, WORDS)
         except CorruptRecording as exc:
             return str(exc)
+
+
+def test_columns_group_each_thread_in_time_order_and_threads_by_first_event() -> None:
+    from tracer.model.gil_events import Ev, EventColumns
+
+    events = [GilEvent(30, 1, 7, Ev.WAIT), GilEvent(10, 1, 8, Ev.SWITCH_IN),
+              GilEvent(20, 2, 7, Ev.WAKE), GilEvent(20, 1, 7, Ev.SWITCH_OUT),
+              GilEvent(5, 1, 9, Ev.START)]
+    columns = EventColumns.from_events(events)
+    assert list(columns.events()) == events
+    assert columns.pids() == [1, 2]
+    assert [(tid, times, kinds) for tid, times, kinds in columns.of_process(1).by_thread()] == [
+        (9, [5], [Ev.START]), (8, [10], [Ev.SWITCH_IN]), (7, [20, 30], [Ev.SWITCH_OUT, Ev.WAIT])]
+    # one instant: perf's order (the line) decides
+    tied = EventColumns.from_events([GilEvent(5, 1, 3, Ev.WAKE), GilEvent(5, 1, 3, Ev.WAIT)],
+                                    lines=[2, 1])
+    assert [kinds for _, _, kinds in tied.by_thread()] == [[Ev.WAIT, Ev.WAKE]]

@@ -20,14 +20,10 @@ from tracer import raw_files
 from tracer.errors import CorruptRecording
 from tracer.instrument.gil_probe import FutexWords
 from tracer.model.blocked import SyscallSamples, syscall_samples
-from tracer.model.gil_exact import (
-    GilEvent,
-    UprobeRecording,
-    gil_metrics,
-    reconstruct,
-)
+from tracer.model.gil_events import EventColumns
+from tracer.model.gil_exact import UprobeRecording, gil_metrics, reconstruct_columns
 from tracer.model.gil_fill import fill_from_samples
-from tracer.model.perf_text import read_perf_script
+from tracer.model.perf_text import read_perf_events
 from tracer.model.rawfiles import read_json
 from tracer.model.schema import GilRunFigures, Interval, Method
 from tracer.model.side_by_side import Pending
@@ -181,28 +177,25 @@ def _exact(raw_dir: Path, pid: int, t0_ns: int, end_ns: int,
                                "address), which is missing or has no gil_addr")
     words = FutexWords(int(layout["gil_addr"]), int(layout.get("head_size", 32)))
     try:
-        events = read_perf_script(path, words)
+        events = read_perf_events(path, words)
     except UprobeRecording as exc:
         warnings.append(str(exc))
         return None
     except OSError as exc:
         raise CorruptRecording(f"cannot read {path}: {exc}") from exc
-    if not events:
+    if not len(events):
         return None
-    by_pid: dict[int, list[GilEvent]] = defaultdict(list)
-    for event in events:
-        by_pid[event.pid].append(event)
-    mine = _process_gil(by_pid.pop(pid, []), t0_ns, end_ns)
+    mine = _process_gil(events.of_process(pid), t0_ns, end_ns)
     result = GilResult(Method.EXACT, SourceName.PERF, mine.timelines,
                        wait_figures=mine.wait_figures)
-    result.children = {child: _process_gil(found, t0_ns, end_ns)
-                       for child, found in by_pid.items() if child in forks}
+    result.children = {child: _process_gil(events.of_process(child), t0_ns, end_ns)
+                       for child in events.pids() if child != pid and child in forks}
     return result
 
 
-def _process_gil(events: list[GilEvent], t0_ns: int, end_ns: int) -> ProcessGil:
+def _process_gil(events: EventColumns, t0_ns: int, end_ns: int) -> ProcessGil:
     """One process's threads' states and waits, from its events alone."""
-    threads = reconstruct(events, t0_ns, end_ns)
+    threads = reconstruct_columns(events, t0_ns, end_ns)
     out = ProcessGil({tid: t.intervals for tid, t in threads.items()})
     for tid, thread in threads.items():
         spans = [min(w.end_ns, end_ns) - max(w.start_ns, t0_ns) for w in thread.waits]

@@ -49,14 +49,13 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
 
 from tracer.errors import CorruptRecording
 from tracer.instrument.gil_probe import FutexWords
+from tracer.model.gil_events import Ev, EventColumns, GilEvent
 from tracer.model.schema import (
     BLOCKED,
     CPU_WAIT,
@@ -65,23 +64,6 @@ from tracer.model.schema import (
     RUNNING,
     Interval,
 )
-
-
-class Ev(str, Enum):
-    """What one recorded event says a thread did."""
-
-    WAIT = "wait"
-    MUTEX_WAIT = "mutex_wait"
-    NO_SLEEP = "no_sleep"
-    WAKE = "wake"
-    HANDOFF_WAIT = "handoff_wait"
-    HANDOFF_WAKE = "handoff_wake"
-    SWITCH_OUT = "switch_out"
-    PREEMPTED = "preempted"
-    SWITCH_IN = "switch_in"
-    START = "start"
-    EXIT = "exit"
-
 
 # futex(2) commands, after masking FUTEX_PRIVATE_FLAG (128) and FUTEX_CLOCK_REALTIME (256).
 _FUTEX_CMD_MASK = ~(128 | 256)
@@ -106,17 +88,6 @@ _UPROBE_NAMES = ("take_gil", "drop_gil")
 
 class UprobeRecording(CorruptRecording):
     """A ``perf_gil.txt`` from a threadscope that probed take_gil/drop_gil: no longer read."""
-
-
-class GilEvent(NamedTuple):
-    """One thing a thread did, at ``t_ns`` on CLOCK_MONOTONIC. A named tuple, not a dataclass:
-    a minute of 64 threads makes millions of them, and a frozen dataclass took 1.8 us each to
-    build (the C line reader makes these with ``tuple.__new__``)."""
-
-    t_ns: int
-    pid: int
-    tid: int
-    kind: Ev
 
 
 class FutexClassifier:
@@ -411,9 +382,9 @@ class _ThreadWalk:
 
     # -- events --
 
-    def step(self, event: GilEvent) -> bool:
-        """Apply one event; False once the thread has exited."""
-        now, kind, phase = event.t_ns, event.kind, self.phase
+    def step(self, now: int, kind: Ev) -> bool:
+        """Apply one event (what the thread did at ``now``); False once it has exited."""
+        phase = self.phase
         self._close(now)
         if kind is Ev.EXIT:
             self.finish(now)
@@ -537,23 +508,26 @@ def reconstruct(events: Iterable[GilEvent], t0_ns: int, end_ns: int, *,
     GIL waits (ns, the ones overlapping the window). Events outside the window still count: one
     after it can settle a stretch inside it (a release proves the hold before it). ``pid`` keeps
     only that process's threads (perf also follows child processes, each with its own GIL at its
-    own address)."""
+    own address). Events of one instant keep their order in ``events``."""
+    columns = EventColumns.from_events(events)
+    return reconstruct_columns(columns if pid is None else columns.of_process(pid), t0_ns, end_ns)
+
+
+def reconstruct_columns(events: EventColumns, t0_ns: int, end_ns: int) -> dict[int, ThreadGil]:
+    """:func:`reconstruct` of one process's events held as columns."""
     if end_ns < t0_ns:
         raise ValueError(f"end_ns {end_ns} is before t0_ns {t0_ns}")
-    per_thread: dict[int, list[GilEvent]] = defaultdict(list)
-    for event in sorted(events, key=lambda e: e.t_ns):  # stable: perf's order breaks ties
-        if pid is None or event.pid == pid:
-            per_thread[event.tid].append(event)
     walks: dict[int, _ThreadWalk] = {}
-    for tid, thread_events in per_thread.items():
+    for tid, times, kinds in events.by_thread():
         walk = walks[tid] = _ThreadWalk(t0_ns, end_ns)
+        step = walk.step
         alive = True
-        for event in thread_events:  # events past the window still settle stretches inside it
-            alive = walk.step(event)
+        for now, kind in zip(times, kinds):  # events past the window still settle stretches
+            alive = step(now, kind)
             if not alive:
                 break
         if alive:
-            walk.finish(max(end_ns, thread_events[-1].t_ns))
+            walk.finish(max(end_ns, times[-1]))
     _prove_holds(walks)
     out: dict[int, ThreadGil] = {}
     for tid, walk in walks.items():

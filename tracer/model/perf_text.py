@@ -1,10 +1,12 @@
 """Read a ``perf script`` text file into GIL events, its common lines in C.
 
 Why: a minute of 64 threads is ~5 million lines, and reading them one Python string method at a
-time (:func:`tracer.model.gil_exact.parse_perf_script`) was a third of the exact analysis. The C
-scanner (``_perfscan.c``) reads only the lines whose every character it understands and hands
-the rest back; those go through the same Python reading as before, so the events are the same
-either way (``tests/unit/test_perf_text.py``). Without the C scanner (not built, or
+time (:func:`tracer.model.gil_exact.parse_perf_script`) was a third of the exact analysis, and
+holding each as a Python object ~800 MB. The C scanner (``_perfscan.c``) reads only the lines
+whose every character it understands, into packed records that become numpy columns
+(:class:`tracer.model.gil_events.EventColumns`), and hands the rest back; those go through the
+same Python reading as before, so the events are the same either way
+(``tests/unit/test_perf_text.py``). Without the C scanner (not built, or
 ``THREADSCOPE_PURE_PARSE=1``), every line is read in Python.
 """
 
@@ -12,16 +14,18 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from tracer.instrument.gil_probe import FutexWords
-from tracer.model.gil_exact import Ev, FutexClassifier, GilEvent, parse_perf_script, read_line
+import numpy as np
 
-# The scanner's event codes, in its enum's order.
-KINDS = (Ev.WAIT, Ev.MUTEX_WAIT, Ev.NO_SLEEP, Ev.WAKE, Ev.HANDOFF_WAIT, Ev.HANDOFF_WAKE,
-         Ev.SWITCH_OUT, Ev.PREEMPTED, Ev.SWITCH_IN)
-# Lines are read in chunks this size (cut at a newline): memory stays flat however long the file.
+from tracer.errors import CorruptRecording
+from tracer.instrument.gil_probe import FutexWords
+from tracer.model.gil_events import EV_ORDER, RECORD, EventColumns, GilEvent
+from tracer.model.gil_exact import FutexClassifier, read_line
+
+# Lines are read in chunks this size (cut at a newline): the text is never in memory whole.
 CHUNK_BYTES = 8 << 20
 
 
@@ -32,6 +36,9 @@ def _load_scanner() -> Any:
         from tracer.model import _perfscan  # type: ignore[attr-defined]
     except ImportError:
         return None
+    # its event codes are indices into EV_ORDER: a scanner built from other sources is not used
+    if tuple(_perfscan.KINDS) != tuple(kind.value for kind in EV_ORDER[:len(_perfscan.KINDS)]):
+        return None
     return _perfscan
 
 
@@ -39,54 +46,66 @@ _scanner = _load_scanner()
 NATIVE = _scanner is not None
 
 
-def read_perf_script(path: Path, words: FutexWords) -> list[GilEvent]:
-    """The events of a ``perf script`` text file, in its order (as ``parse_perf_script`` reads
-    it opened as UTF-8 text with errors replaced)."""
+def read_perf_events(path: Path, words: FutexWords) -> EventColumns:
+    """The events of a ``perf script`` text file (as ``parse_perf_script`` reads it opened as
+    UTF-8 text with errors replaced), as columns in the file's order."""
     if _scanner is None:
         with path.open(encoding="utf-8", errors="replace") as lines:
-            return parse_perf_script(lines, words)
+            return _read_in_python(enumerate(lines, start=1), FutexClassifier(words))
     return scan_chunks(_chunks(path), words)
 
 
-def scan_chunks(chunks: Any, words: FutexWords) -> list[GilEvent]:
+def read_perf_script(path: Path, words: FutexWords) -> list[GilEvent]:
+    """:func:`read_perf_events` as a list of events, in the file's order."""
+    return list(in_file_order(read_perf_events(path, words)).events())
+
+
+def scan_chunks(chunks: Iterable[bytes], words: FutexWords) -> EventColumns:
     """Events from chunks of perf script bytes, each ending at a line's end (or the file's)."""
+    assert _scanner is not None
     classify = FutexClassifier(words)
     cond, switch = tuple(words.cond), tuple(words.switch)
-    events: list[GilEvent] = []
-    append = events.append
+    parts: list[EventColumns] = []
     first_line = 1
     for chunk in chunks:
         if b"\r" in chunk:  # text mode reads "\r" as a line end: leave the chunk to Python
-            lines = io.TextIOWrapper(io.BytesIO(chunk), encoding="utf-8", errors="replace")
-            found, count = _read_in_python(list(lines), classify, first_line)
-            events.extend(found)
-            first_line += count
-            continue
-        items, count = _scanner.scan(chunk, cond, switch, words.mutex, tuple.__new__, GilEvent,
-                                     KINDS)
-        for item in items:
-            if len(item) == 4:  # an event (GilEvent is a 4-tuple); else a line left to Python
-                append(item)
-                continue
-            index, raw = item
-            parsed = read_line(raw.decode("utf-8", errors="replace"), classify, first_line + index)
-            if parsed is not None:
-                append(parsed)
+            text = io.TextIOWrapper(io.BytesIO(chunk), encoding="utf-8", errors="replace")
+            unread = [(first_line + n, line) for n, line in enumerate(text)]
+            count = len(unread)
+        else:
+            records, raw_lines, count = _scanner.scan(chunk, cond, switch, words.mutex,
+                                                      first_line)
+            parts.append(EventColumns.from_records(np.frombuffer(records, dtype=RECORD)))
+            unread = [(n, raw.decode("utf-8", errors="replace")) for n, raw in raw_lines]
+        parts.append(_read_in_python(unread, classify))
         first_line += count
-    return events
+    return EventColumns.joined(parts)
 
 
-def _read_in_python(lines: list[str], classify: FutexClassifier,
-                    first_line: int) -> tuple[list[GilEvent], int]:
-    found: list[GilEvent] = []
-    for n, line in enumerate(lines):
-        parsed = read_line(line, classify, first_line + n)
+def _read_in_python(lines: Iterable[tuple[int, str]], classify: FutexClassifier
+                    ) -> EventColumns:
+    events: list[GilEvent] = []
+    numbers: list[int] = []
+    for number, line in lines:
+        parsed = read_line(line, classify, number)
         if parsed is not None:
-            found.append(parsed)
-    return found, len(lines)
+            if not -(1 << 63) <= parsed.t_ns < 1 << 63 or not (
+                    -(1 << 31) <= parsed.pid < 1 << 31 and -(1 << 31) <= parsed.tid < 1 << 31):
+                raise CorruptRecording(f"perf script line {number}: a time, pid or tid out of "
+                                       f"range: {line[:80]!r}")
+            events.append(parsed)
+            numbers.append(number)
+    return EventColumns.from_events(events, numbers)
 
 
-def _chunks(path: Path) -> Any:
+def in_file_order(columns: EventColumns) -> EventColumns:
+    """The columns sorted by line (a file read in chunks interleaves C's and Python's events)."""
+    order = np.argsort(columns.line, kind="stable")
+    return EventColumns(*(getattr(columns, name)[order]
+                          for name in ("t_ns", "line", "pid", "tid", "kind")))
+
+
+def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as raw:
         carry = b""
         while block := raw.read(CHUNK_BYTES):

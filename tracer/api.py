@@ -109,9 +109,11 @@ def _stop_recorders(child: subprocess.Popen[bytes]) -> None:
 
 
 def _report(folder: RunFolder, quiet: bool, open_report: bool) -> None:
+    from tracer.model import side_by_side
     from tracer.pipeline import analyse_and_render
 
-    analyse_and_render(folder)
+    with side_by_side.inline():  # this is the user's process: no forks of it
+        analyse_and_render(folder)
     if not quiet:
         print(f"threadscope: report written to {folder.report_html}", file=sys.stderr)
     if open_report:

@@ -66,6 +66,13 @@ def test_serial_mode_runs_inline(monkeypatch: pytest.MonkeyPatch) -> None:
         assert pending.result() == os.getpid()
 
 
+def test_inside_the_users_process_nothing_forks() -> None:
+    with side_by_side.inline():
+        assert workers_available() == 0
+        with Pending(os.getpid) as pending:
+            assert pending.result() == os.getpid()
+
+
 def test_a_child_starts_no_children_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(side_by_side, "_in_child", True)
     assert workers_available() == 0

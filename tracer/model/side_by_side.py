@@ -7,7 +7,8 @@ result travels back, pickled through a pipe. What a child computes is exactly wh
 would have computed inline, so the model is the same either way (tests check it).
 
 It stays inline where forking would not pay or cannot work: no ``os.fork``, one usable core,
-``THREADSCOPE_SERIAL_ANALYSIS=1``, or inside a child already (no grandchildren). A child that dies
+``THREADSCOPE_SERIAL_ANALYSIS=1``, inside a child already (no grandchildren), or inside the
+user's own process (:func:`inline`). A child that dies
 (killed, out of memory) makes the parent do the work itself; an exception in the child is raised
 in the parent, as inline.
 """
@@ -20,13 +21,26 @@ import os
 import pickle
 import signal
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 SERIAL_ENV = "THREADSCOPE_SERIAL_ANALYSIS"
 _in_child = False
+_inline = False
+
+
+@contextlib.contextmanager
+def inline() -> Iterator[None]:
+    """Everything inside runs in this process: for an analysis inside the user's own program
+    (``tracer.record()``, a notebook), whose threads and libraries a fork would copy."""
+    global _inline
+    before, _inline = _inline, True
+    try:
+        yield
+    finally:
+        _inline = before
 
 
 def usable_cores() -> int:
@@ -39,7 +53,7 @@ def usable_cores() -> int:
 
 def workers_available() -> int:
     """How many children may run beside the parent now (0: run everything inline)."""
-    if _in_child or not hasattr(os, "fork") or os.environ.get(SERIAL_ENV, "") not in ("", "0"):
+    if _in_child or _inline or not hasattr(os, "fork") or os.environ.get(SERIAL_ENV, "") not in ("", "0"):
         return 0
     return max(0, usable_cores() - 1)
 

@@ -53,7 +53,9 @@ def usable_cores() -> int:
 
 def workers_available() -> int:
     """How many children may run beside the parent now (0: run everything inline)."""
-    if _in_child or _inline or not hasattr(os, "fork") or os.environ.get(SERIAL_ENV, "") not in ("", "0"):
+    if _in_child or _inline or not hasattr(os, "fork"):
+        return 0
+    if os.environ.get(SERIAL_ENV, "") not in ("", "0"):
         return 0
     return max(0, usable_cores() - 1)
 

@@ -73,9 +73,19 @@ def test_inside_the_users_process_nothing_forks() -> None:
             assert pending.result() == os.getpid()
 
 
-def test_a_child_starts_no_children_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(side_by_side, "_in_child", True)
+def test_a_grandchild_starts_no_children_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(side_by_side, "_depth", side_by_side.MAX_DEPTH)
     assert workers_available() == 0
+
+
+@needs_a_child
+def test_a_child_may_split_its_work_once_more() -> None:
+    def depths() -> tuple[int, int]:
+        with Pending(lambda: side_by_side._depth) as inner:
+            return side_by_side._depth, inner.result()
+
+    with Pending(depths) as outer:
+        assert outer.result() == (1, 2)
 
 
 def test_split_evenly_balances_weight_and_keeps_order() -> None:

@@ -53,6 +53,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
+import numpy as np
+
 from tracer.errors import CorruptRecording
 from tracer.instrument.gil_probe import FutexWords
 from tracer.model.gil_events import Ev, EventColumns, GilEvent
@@ -538,22 +540,58 @@ def reconstruct_columns(events: EventColumns, t0_ns: int, end_ns: int) -> dict[i
     return out
 
 
-def _merged(spans: Iterable[tuple[int, int]], gap_ns: int) -> list[tuple[int, int]]:
-    """Sorted, disjoint spans; neighbours at most ``gap_ns`` apart are joined."""
-    out: list[tuple[int, int]] = []
-    for start, end in sorted(spans):
-        if out and start <= out[-1][1] + gap_ns:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
+class _OthersWanting:
+    """For each thread, the spans in which other threads wanted the GIL (waiting for it, or
+    forced out and about to ask again), merged where at most ``gap_ns`` apart, and the latest
+    release by another thread before a time. Built once for all threads: asked per thread from
+    every other thread's spans, it took each thread a pass over all of them (64 threads x 60 s:
+    64 passes over 2 million spans)."""
+
+    def __init__(self, wanting: dict[int, list[tuple[int, int]]],
+                 releases: dict[int, list[int]], gap_ns: int) -> None:
+        spans = [(start, end, tid) for tid, mine in wanting.items() for start, end in mine]
+        self._starts = np.array([span[0] for span in spans], dtype=np.int64)
+        self._ends = np.array([span[1] for span in spans], dtype=np.int64)
+        self._tids = np.array([span[2] for span in spans], dtype=np.int64)
+        order = np.lexsort((self._ends, self._starts))
+        self._starts, self._ends, self._tids = (self._starts[order], self._ends[order],
+                                                self._tids[order])
+        self._gap = gap_ns
+        timed = sorted((t, tid) for tid, times in releases.items() for t in times)
+        self._release_times = [t for t, _ in timed]
+        self._release_tids = [tid for _, tid in timed]
+        # the latest release before each one that another thread made than that one's
+        self._other_before: list[int] = []
+        for n, tid in enumerate(self._release_tids):
+            self._other_before.append(n - 1 if n and self._release_tids[n - 1] != tid
+                                      else self._other_before[n - 1] if n else -1)
+
+    def merged(self, tid: int) -> tuple[list[int], list[int]]:
+        """Starts and ends of the others' merged spans, sorted."""
+        keep = self._tids != tid
+        starts, ends = self._starts[keep], self._ends[keep]
+        if not len(starts):
+            return [], []
+        reach = np.maximum.accumulate(ends)
+        # a span begins a new merged one when it starts past the reach of those before it
+        first = np.flatnonzero(np.r_[True, starts[1:] > reach[:-1] + self._gap])
+        last = np.r_[first[1:] - 1, len(starts) - 1]
+        return starts[first].tolist(), reach[last].tolist()
+
+    def last_release_before(self, tid: int, at: int) -> int | None:
+        """The latest release at or before ``at`` by a thread other than ``tid``."""
+        n = bisect.bisect_right(self._release_times, at) - 1
+        if n >= 0 and self._release_tids[n] == tid:
+            n = self._other_before[n]
+        return self._release_times[n] if n >= 0 else None
 
 
-def _covering(spans: list[tuple[int, int]], at: int, slack_ns: int) -> tuple[int, int] | None:
-    """The span that covers ``at`` (or starts at most ``slack_ns`` after it)."""
-    i = bisect.bisect_right(spans, (at + slack_ns, 1 << 62)) - 1
-    if i >= 0 and spans[i][1] >= at:
-        return spans[i]
+def _covering(starts: list[int], ends: list[int], at: int, slack_ns: int
+              ) -> tuple[int, int] | None:
+    """The merged span that covers ``at`` (or starts at most ``slack_ns`` after it)."""
+    i = bisect.bisect_right(starts, at + slack_ns) - 1
+    if i >= 0 and ends[i] >= at:
+        return starts[i], ends[i]
     return None
 
 
@@ -566,25 +604,24 @@ def _prove_holds(walks: dict[int, _ThreadWalk]) -> None:
     long as others were waiting and no other thread released it. Gaps up to the wait loop's
     bound are bridged. Whatever is not proven takes the CPU state it had (``on_cpu`` or
     ``cpu_wait``)."""
-    wanting = {tid: [(w.start_ns, w.end_ns) for w in walk.waits] + walk.wants
-               for tid, walk in walks.items()}
-    releases = {tid: walk.releases for tid, walk in walks.items()}
+    others = _OthersWanting(
+        {tid: [(w.start_ns, w.end_ns) for w in walk.waits] + walk.wants
+         for tid, walk in walks.items()},
+        {tid: walk.releases for tid, walk in walks.items()}, WAIT_LOOP_BOUND_NS)
     for tid, walk in walks.items():
         if not walk.holds:
             continue
-        others = _merged((span for other, spans in wanting.items() if other != tid
-                          for span in spans), WAIT_LOOP_BOUND_NS)
-        released = sorted(t for other, times in releases.items() if other != tid for t in times)
+        starts, ends = others.merged(tid)
         for hold in walk.holds:
             start, end = hold.start, hold.end
-            ahead = _covering(others, start, WAIT_LOOP_BOUND_NS) if hold.start_known else None
+            ahead = (_covering(starts, ends, start, WAIT_LOOP_BOUND_NS) if hold.start_known
+                     else None)
             proven_to = min(end, ahead[1]) if ahead is not None else start
-            behind = _covering(others, end, 0)
+            behind = _covering(starts, ends, end, 0)
             proven_from = end
             if behind is not None:
                 # ...and nobody else released the GIL in between (then it was not this one's).
-                later = bisect.bisect_right(released, end) - 1
-                last_other_release = released[later] if later >= 0 else None
+                last_other_release = others.last_release_before(tid, end)
                 proven_from = max(start, behind[0],
                                   last_other_release if last_other_release is not None
                                   and last_other_release >= start else start)

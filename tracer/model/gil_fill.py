@@ -15,7 +15,9 @@ Pure functions over intervals.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass
+from itertools import accumulate
 
 from tracer.model.schema import CPU_WAIT, NATIVE, ON_CPU, RUNNING, Interval
 from tracer.model.states import overlay
@@ -46,6 +48,8 @@ def fill_from_samples(exact: dict[int, list[Interval]],
     # Every thread's proven holds in one list, sorted once: each thread skips its own
     holds = sorted(((iv, tid) for tid, intervals in exact.items() for iv in intervals
                     if iv.state == RUNNING), key=lambda hold: hold[0].start)
+    # the latest end among the first n holds: where the holds a piece may overlap begin
+    reach = list(accumulate((hold[0].end for hold in holds), max))
     out: dict[int, list[Interval]] = {}
     unknown = filled = on_cpu = 0.0
     for tid, intervals in exact.items():
@@ -55,7 +59,7 @@ def fill_from_samples(exact: dict[int, list[Interval]],
         # that says otherwise (waiting, or a stale "blocked" read before it woke) means native.
         top = _without_others_holds(
             [iv if iv.state in (RUNNING, NATIVE) else Interval(iv.start, iv.end, NATIVE)
-             for iv in sampled.get(tid, [])], holds, tid)
+             for iv in sampled.get(tid, [])], holds, reach, tid)
         merged = overlay(intervals, top, _FILLABLE) if top and before > 0 else list(intervals)
         filled += before - _seconds(merged, ON_CPU)
         running = [iv for iv in top if iv.state == RUNNING]
@@ -73,18 +77,17 @@ def _seconds(intervals: list[Interval], state: str) -> float:
 
 
 def _without_others_holds(top: list[Interval], holds: list[tuple[Interval, int]],
-                          tid: int) -> list[Interval]:
+                          reach: list[float], tid: int) -> list[Interval]:
     """Sampled ``running`` pieces turned ``native`` wherever a thread other than ``tid``
-    provably held the GIL (``holds``: every thread's, with its tid, sorted by start)."""
+    provably held the GIL (``holds``: every thread's, with its tid, sorted by start; ``reach``:
+    the running maximum of their ends)."""
     out: list[Interval] = []
-    k = 0
     for piece in sorted(top, key=lambda iv: iv.start):
         if piece.state != RUNNING:
             out.append(piece)
             continue
-        while k < len(holds) and holds[k][0].end <= piece.start:
-            k += 1
-        at, j = piece.start, k
+        # the first hold that ends after the piece begins (every earlier one ends before it)
+        at, j = piece.start, bisect_right(reach, piece.start)
         while j < len(holds) and holds[j][0].start < piece.end:
             other, holder = holds[j]
             j += 1

@@ -7,8 +7,8 @@ result travels back, pickled through a pipe. What a child computes is exactly wh
 would have computed inline, so the model is the same either way (tests check it).
 
 It stays inline where forking would not pay or cannot work: no ``os.fork``, one usable core,
-``THREADSCOPE_SERIAL_ANALYSIS=1``, inside a child already (no grandchildren), or inside the
-user's own process (:func:`inline`). A child that dies
+``THREADSCOPE_SERIAL_ANALYSIS=1``, in a grandchild (:data:`MAX_DEPTH`), or inside the user's
+own process (:func:`inline`). A child that dies
 (killed, out of memory) makes the parent do the work itself; an exception in the child is raised
 in the parent, as inline.
 """
@@ -27,7 +27,10 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 SERIAL_ENV = "THREADSCOPE_SERIAL_ANALYSIS"
-_in_child = False
+# How many forks deep this process is: a child may split its own work once more (the GIL
+# samples, read beside the exact events, split their threads), a grandchild may not.
+MAX_DEPTH = 2
+_depth = 0
 _inline = False
 
 
@@ -53,7 +56,7 @@ def usable_cores() -> int:
 
 def workers_available() -> int:
     """How many children may run beside the parent now (0: run everything inline)."""
-    if _in_child or _inline or not hasattr(os, "fork"):
+    if _depth >= MAX_DEPTH or _inline or not hasattr(os, "fork"):
         return 0
     if os.environ.get(SERIAL_ENV, "") not in ("", "0"):
         return 0
@@ -135,8 +138,8 @@ class Pending(Generic[T]):
 def _run_child(work: Callable[[], object], write_fd: int) -> None:  # pragma: no cover
     """The child's whole life: compute, answer, leave without running the parent's exit code
     (atexit handlers, buffered output, recorders' cleanup belong to the parent)."""
-    global _in_child
-    _in_child = True
+    global _depth
+    _depth += 1
     code = 0
     try:
         # Ctrl-C reaches the whole process group; the parent decides what it means.

@@ -38,8 +38,8 @@ EV_ORDER: tuple[Ev, ...] = tuple(Ev)
 
 class GilEvent(NamedTuple):
     """One thing a thread did, at ``t_ns`` on CLOCK_MONOTONIC. A named tuple, not a dataclass:
-    a minute of 64 threads makes millions of them, and a frozen dataclass took 1.8 us each to
-    build (the C line reader makes these with ``tuple.__new__``)."""
+    the Python reading and the tests make many of them, and a frozen dataclass took 1.8 us each
+    to build (the C reader writes :data:`RECORD` rows instead)."""
 
     t_ns: int
     pid: int

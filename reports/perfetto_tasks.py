@@ -4,14 +4,16 @@ asyncio step as a slice on the loop's thread named by its task (a blocked step s
 category). They go on the threads' function tracks, beside VizTracer's calls
 (:func:`reports.perfetto_tracks.function_tid`): a task's slice encloses the calls it made.
 
-A process-pool item has no start nor worker in the parent's recording, so it has no slice here;
-it is in model.json."""
+A process-pool item's slice is on its worker process's thread, when the worker was recorded (a
+forked one); the arrow then crosses processes. An item whose start was not seen has no slice
+here; it is in model.json."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from reports.perfetto_tracks import function_tid
+from reports.tasks_view import worker_of
 from reports.view import ReportView
 from reports.vocabulary import task_outcome_words
 from tracer.model.schema import Task, TaskKind
@@ -32,7 +34,7 @@ def task_events(view: ReportView) -> list[TraceEvent]:
     flow = FLOW_BASE
     for pool in view.tasks.pools:
         for task in pool.started:
-            if task.tid is None or task.start_s is None:
+            if worker_of(task) is None or task.start_s is None:
                 continue
             end = task.end_s if task.end_s is not None else view.span_s
             events.append(_task_slice(task, end))
@@ -55,7 +57,7 @@ def task_events(view: ReportView) -> list[TraceEvent]:
 
 def _task_slice(task: Task, end: float) -> TraceEvent:
     return {
-        "ph": "X", "name": task.name, "cat": "pool_task", "pid": task.pid,
+        "ph": "X", "name": task.name, "cat": "pool_task", "pid": _worker_pid(task),
         "tid": function_tid(task.tid or 0),
         "ts": _us(task.start_s or 0.0), "dur": max(_us(end - (task.start_s or 0.0)), 0.001),
         "args": {"pool": task.pool, "function": task.function, "site": task.site,
@@ -75,5 +77,10 @@ def _submit_flow(task: Task, flow: int) -> list[TraceEvent]:
         {"ph": "s", "name": "queued", "cat": "pool_flow", "id": flow, "pid": task.pid,
          "tid": function_tid(task.submit_tid or 0), "ts": round(submit + MOMENT_US / 2, 3)},
         {"ph": "f", "bp": "e", "name": "queued", "cat": "pool_flow", "id": flow,
-         "pid": task.pid, "tid": function_tid(task.tid or 0), "ts": round(start + 0.001, 3)},
+         "pid": _worker_pid(task), "tid": function_tid(task.tid or 0),
+         "ts": round(start + 0.001, 3)},
     ]
+
+
+def _worker_pid(task: Task) -> int:
+    return task.worker_pid if task.worker_pid is not None else task.pid

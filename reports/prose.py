@@ -43,6 +43,7 @@ from tracer.model.schema import (
     HoldDetail,
     Marker,
     PhaseKind,
+    PoolStats,
     RunModel,
     TaskKind,
     TaskOutcome,
@@ -708,8 +709,9 @@ def pool_sentence(pool: PoolView) -> str:
     stats = pool.stats
     kind = "process pool" if stats.kind is TaskKind.PROCESS_POOL else "pool"
     parts = [f"The {kind} {stats.name} ran {plural(stats.tasks, 'task')}"]
-    if stats.kind is TaskKind.THREAD_POOL:
-        parts[0] += f" on {plural(stats.workers_started, 'worker thread')}"
+    if stats.starts_seen:
+        worker = "worker thread" if stats.kind is TaskKind.THREAD_POOL else "worker process"
+        parts[0] += f" on {plural(stats.workers_started, worker)}"
         if stats.utilisation is not None:
             parts[0] += (f", busy {stats.utilisation:.0%} of max_workers={stats.max_workers}"
                          f" over its {stats.active_s:.2f} s")
@@ -725,6 +727,8 @@ def pool_sentence(pool: PoolView) -> str:
         longest = max(t.queue_wait_s or 0.0 for t in started)
         sentence += f" No task waited for a free worker (the longest wait was " \
                     f"{fmt_seconds(longest)})."
+    if not stats.starts_seen:
+        sentence += " " + _unseen_workers_words(stats)
     ended = []
     if stats.errors:
         errors = sorted({t.error or "an exception" for t in pool.tasks
@@ -737,6 +741,18 @@ def pool_sentence(pool: PoolView) -> str:
     if ended:
         sentence += f" Of its tasks, {and_list(ended)}."
     return sentence
+
+
+def _unseen_workers_words(stats: PoolStats) -> str:
+    """Why a pool's starts and queue waits are missing: only forked workers record."""
+    if stats.start_method == "fork":
+        how = "forked, but did not write what they ran (killed, or gone before writing)"
+    else:
+        method = f"multiprocessing's {stats.start_method} method" if stats.start_method \
+            else "a start method other than fork"
+        how = f"started by {method} and are not recorded (forked workers are)"
+    return (f"Its workers were {how}, so when its tasks started, how long they waited and "
+            "where they ran are not known.")
 
 
 def pool_reading(tasks: TasksView) -> list[str]:

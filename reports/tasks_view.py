@@ -16,15 +16,18 @@ TASK_ROWS = 40
 SLOWEST_STEPS = 10
 
 
+Worker = tuple[int, int]  # (pid, tid): a process pool's workers are other processes' threads
+
+
 @dataclass(frozen=True)
 class PoolView:
-    """One pool: its figures, its tasks by submit time, its worker threads in order of first
-    use (the Gantt's rows)."""
+    """One pool: its figures, its tasks by submit time, its workers in order of first use
+    (the Gantt's rows)."""
 
     stats: PoolStats
     tasks: Sequence[Task]
-    workers: Sequence[int]
-    worker_labels: Mapping[int, str]
+    workers: Sequence[Worker]
+    worker_labels: Mapping[Worker, str]
 
     @property
     def started(self) -> list[Task]:
@@ -54,18 +57,33 @@ class TasksView:
         return not self.pools and not self.loops
 
 
+def worker_of(task: Task) -> Worker | None:
+    """The thread that ran the task, with its process (None when no worker was seen)."""
+    if task.tid is None:
+        return None
+    return (task.worker_pid if task.worker_pid is not None else task.pid, task.tid)
+
+
+def _worker_label(worker: Worker, pool_pid: int, labels: Mapping[int, str]) -> str:
+    pid, tid = worker
+    if pid != pool_pid:  # a process pool's worker process
+        return f"process {pid}" if tid == pid else f"process {pid}, thread {tid}"
+    return labels.get(tid, f"thread {tid}")
+
+
 def build_tasks_view(model: RunModel, labels: Mapping[int, str]) -> TasksView:
     pools = []
     for stats in model.pools:
         tasks = sorted((t for t in model.tasks if t.kind is stats.kind and t.pool == stats.name
                         and t.pid == stats.pid), key=lambda t: (t.submit_s, t.id))
-        first_use: dict[int, float] = {}
+        first_use: dict[Worker, float] = {}
         for task in tasks:
-            if task.tid is not None and task.start_s is not None:
-                first_use.setdefault(task.tid, task.start_s)
-        workers = sorted(first_use, key=lambda tid: first_use[tid])
+            worker = worker_of(task)
+            if worker is not None and task.start_s is not None:
+                first_use.setdefault(worker, task.start_s)
+        workers = sorted(first_use, key=lambda w: first_use[w])
         pools.append(PoolView(stats, tuple(tasks), tuple(workers),
-                              {tid: labels.get(tid, f"thread {tid}") for tid in workers}))
+                              {w: _worker_label(w, stats.pid, labels) for w in workers}))
     loops = []
     for loop in model.loops:
         tasks = [t for t in model.tasks if t.kind is TaskKind.ASYNCIO and t.pid == loop.pid

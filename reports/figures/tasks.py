@@ -15,7 +15,7 @@ from reports.figures.layout import (
     time_axis,
 )
 from reports.format import fmt_seconds
-from reports.tasks_view import PoolView
+from reports.tasks_view import PoolView, Worker, worker_of
 from reports.view import ReportView
 from reports.vocabulary import (
     QUEUE_WAIT_COLOUR,
@@ -29,15 +29,16 @@ DEPTH_POINTS = 4_000
 WAIT_BINS = 30
 
 
-def task_hover(task: Task, senders: dict[tuple[int, int], str] | None = None) -> str:
+def task_hover(task: Task, senders: dict[tuple[int, int], str], worker: str) -> str:
     """Everything about one task, escaped (names and paths come from the user's code);
-    ``senders`` names the asyncio task that sent a work item to the pool (to_thread)."""
-    sender = (senders or {}).get((task.pid, task.parent)) if task.parent else None
+    ``senders`` names the asyncio task that sent a work item to the pool (to_thread),
+    ``worker`` is the row's worker as the report names it."""
+    sender = senders.get((task.pid, task.parent)) if task.parent else None
     lines = [f"<b>{esc(task.name)}</b> ({esc(task.pool)})",
              esc(f"{task.function}  {task.site}" if task.site else task.function),
              f"submitted at {task.submit_s:.3f} s",
              f"queue wait {fmt_seconds(task.queue_wait_s)}",
-             f"run time {fmt_seconds(task.run_s)}",
+             f"ran {fmt_seconds(task.run_s)} on {esc(worker)}",
              esc(task_outcome_words(task.outcome)
                  + (f" {task.error}" if task.outcome is TaskOutcome.ERROR and task.error else ""))]
     if sender is not None:
@@ -45,53 +46,56 @@ def task_hover(task: Task, senders: dict[tuple[int, int], str] | None = None) ->
     return "<br>".join(lines)
 
 
-def _gantt_rows(pools: list[PoolView]) -> tuple[list[str], dict[tuple[int, int, int], int]]:
+def _gantt_rows(pools: list[PoolView]) -> tuple[list[str], dict[tuple[int, Worker], int]]:
     labels: list[str] = []
-    rows: dict[tuple[int, int, int], int] = {}
+    rows: dict[tuple[int, Worker], int] = {}
     for number, pool in enumerate(pools):
-        for tid in pool.workers:
-            rows[(number, pool.stats.pid, tid)] = len(labels)
-            labels.append(esc(shorten(f"{pool.stats.name}: {pool.worker_labels[tid]}")))
+        for worker in pool.workers:
+            rows[(number, worker)] = len(labels)
+            labels.append(esc(shorten(f"{pool.stats.name}: {pool.worker_labels[worker]}")))
     return labels, rows
 
 
 def task_gantt_figure(view: ReportView, budget: int) -> FigureSpec | None:
-    """Each thread-pool task as a bar on its worker, coloured by how it ended; the queue wait
-    before it is drawn as a thin bar on the same row, so a task that waited shows its wait."""
-    pools = [p for p in view.tasks.pools if p.stats.kind is TaskKind.THREAD_POOL and p.workers]
+    """Each pool task as a bar on its worker (thread, or a process pool's worker process),
+    coloured by how it ended; the queue wait before it is drawn as a thin bar on the same row,
+    so a task that waited shows its wait."""
+    pools = [p for p in view.tasks.pools if p.workers]
     if not pools:
         return None
     labels, rows = _gantt_rows(pools)
     senders = {(t.pid, t.id): t.name for t in view.model.tasks if t.kind is TaskKind.ASYNCIO}
-    ran = [(number, task) for number, pool in enumerate(pools) for task in pool.started
-           if task.tid is not None]
+    # (row, the worker's name, task)
+    ran = [(rows[(number, worker)], pool.worker_labels[worker], task)
+           for number, pool in enumerate(pools)
+           for task in pool.started if (worker := worker_of(task)) is not None]
     total = len(ran)
     if total > budget:  # the longest ones: the others are in trace.json and model.json
-        ran = sorted(ran, key=lambda item: -(item[1].run_s or 0.0))[:budget]
+        ran = sorted(ran, key=lambda item: -(item[2].run_s or 0.0))[:budget]
     figure = go.Figure()
     for outcome, colour in TASK_OUTCOME_COLOURS.items():
-        chosen = [(number, t) for number, t in ran if t.outcome is outcome]
+        chosen = [entry for entry in ran if entry[2].outcome is outcome]
         if not chosen:
             continue
         figure.add_trace(go.Bar(
             orientation="h", name=task_outcome_words(outcome),
-            y=[rows[(number, t.pid, t.tid or 0)] for number, t in chosen],
-            base=[t.start_s for _, t in chosen],
+            y=[row for row, _, _ in chosen],
+            base=[t.start_s for _, _, t in chosen],
             x=[round((t.end_s if t.end_s is not None else view.span_s) - (t.start_s or 0.0), 7)
-               for _, t in chosen],
+               for _, _, t in chosen],
             marker={"color": colour, "line": {"width": 0.5, "color": "#ffffff"}}, width=0.7,
-            hovertext=[task_hover(t, senders) for _, t in chosen],
+            hovertext=[task_hover(t, senders, worker) for _, worker, t in chosen],
             hovertemplate="%{hovertext}<extra></extra>"))
-    waited = [(number, t) for number, t in ran if (t.queue_wait_s or 0.0) > 0]
+    waited = [entry for entry in ran if (entry[2].queue_wait_s or 0.0) > 0]
     if waited:
         figure.add_trace(go.Bar(
             orientation="h", name="waiting in the queue",
-            y=[rows[(number, t.pid, t.tid or 0)] + 0.42 for number, t in waited],
-            base=[t.submit_s for _, t in waited], x=[t.queue_wait_s for _, t in waited],
+            y=[row + 0.42 for row, _, _ in waited],
+            base=[t.submit_s for _, _, t in waited], x=[t.queue_wait_s for _, _, t in waited],
             marker={"color": QUEUE_WAIT_COLOUR, "opacity": 0.6}, width=0.12,
-            hovertext=[task_hover(t, senders) for _, t in waited],
+            hovertext=[task_hover(t, senders, worker) for _, worker, t in waited],
             hovertemplate="%{hovertext}<extra></extra>"))
-    title = "Pool tasks on their worker threads"
+    title = "Pool tasks on their workers"
     note = ""
     if total > len(ran):
         title += f" (the {len(ran):,} longest of {total:,})"
@@ -121,15 +125,15 @@ def _peaks(times: list[float], depths: list[int], span: float) -> tuple[list[flo
 
 
 def queue_depth_figure(view: ReportView) -> FigureSpec | None:
-    """Tasks waiting in each pool's queue over time (a process pool's: submitted, not done)."""
+    """Tasks waiting in each pool's queue over time (a process pool whose workers were not
+    recorded: submitted and not done, what was in flight)."""
     pools = [p for p in view.tasks.pools if p.stats.depth_t]
     if not pools:
         return None
     figure = go.Figure()
     for pool in pools:
         times, depths = _peaks(pool.stats.depth_t, pool.stats.depth, view.span_s)
-        name = pool.stats.name + (" (in flight)" if pool.stats.kind is TaskKind.PROCESS_POOL
-                                  else "")
+        name = pool.stats.name + ("" if pool.stats.starts_seen else " (in flight)")
         figure.add_trace(go.Scatter(
             x=times, y=depths, name=esc(name), mode="lines", line={"shape": "hv", "width": 2},
             hovertemplate=esc(name) + ": %{y} at %{x:.3f} s<extra></extra>"))
@@ -143,7 +147,7 @@ def queue_depth_figure(view: ReportView) -> FigureSpec | None:
 def queue_wait_figure(view: ReportView) -> FigureSpec | None:
     """How long tasks waited between submit and start, per pool, in equal bins."""
     waits = {p.stats.name: [t.queue_wait_s for t in p.started if t.queue_wait_s is not None]
-             for p in view.tasks.pools if p.stats.kind is TaskKind.THREAD_POOL}
+             for p in view.tasks.pools if p.started}
     values = [w for ws in waits.values() for w in ws]
     if not values:
         return None

@@ -193,12 +193,13 @@ def lock_report(browser: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
     opened.page.close()
 
 
-def hover_trace(page: Any, trace_name: str, expected: str, predicate: str = "() => true") -> str:
-    """Hover the first point of the named timeline trace for which ``predicate`` holds, wait for
-    ``expected`` in the hover box and return the box's text."""
+def hover_trace(page: Any, trace_name: str, expected: str, predicate: str = "() => true",
+                figure: str = "fig-timeline") -> str:
+    """Hover the first point of the named trace of ``figure`` for which ``predicate`` holds,
+    wait for ``expected`` in the hover box and return the box's text."""
     page.evaluate(
-        """([name, predicate]) => {
-        const gd = document.getElementById("fig-timeline");
+        """([name, predicate, figure]) => {
+        const gd = document.getElementById(figure);
         const curve = gd.data.findIndex(t => t.name === name);
         if (curve < 0) { throw new Error("no trace named " + name); }
         const test = eval(predicate);
@@ -206,9 +207,9 @@ def hover_trace(page: Any, trace_name: str, expected: str, predicate: str = "() 
         const point = gd.data[curve].x.findIndex((x, i) => test(gd, curve, i));
         Plotly.Fx.hover(gd, [{curveNumber: curve, pointNumber: Math.max(point, 0)}]);
     }""",
-        [trace_name, predicate],
+        [trace_name, predicate, figure],
     )
-    hover = page.locator("#fig-timeline .hoverlayer")
+    hover = page.locator(f"#{figure} .hoverlayer")
     sync_api.expect(hover).to_contain_text(expected, timeout=DRAW_TIMEOUT_MS)
     return hover.text_content() or ""
 
@@ -411,6 +412,30 @@ def test_tasks_and_event_loop_sections_draw_with_hostile_names(
         assert page.locator(f"#{div_id} .main-svg").count() > 0, div_id
     text = page.locator("body").inner_text()
     assert EVIL in text and HOSTILE_FUNCTION in text
+    assert page.locator("img").count() == 0
+    assert_clean(opened)
+    page.close()
+
+
+def test_a_pool_tasks_hover_names_its_code_wait_and_worker_literally(
+        browser: Any, tmp_path: Path) -> None:
+    """The Gantt's hover box: the task's function (markup, shown as text), its queue wait and
+    run time, and the worker process it ran on."""
+    from tests.unit.test_report_tasks import EVIL, with_tasks
+    from tests.unit.test_task_model import process_six_on_two
+
+    events = process_six_on_two()
+    events[2] = ("fn", 1, HOSTILE_FUNCTION, f"/app/{EVIL}.py:3")
+    opened = open_report(browser, with_tasks(events), tmp_path)
+    page = opened.page
+    last = "(gd, curve, i) => gd.data[curve].base[i] > 0.5"  # a task of the third wave
+    text = hover_trace(page, "returned", "queue wait", last, figure="fig-task-gantt")
+    assert HOSTILE_FUNCTION in text and f"/app/{EVIL}.py:3" in text
+    assert "queue wait 605.0 ms" in text and "ran 300.0 ms on process 600" in text
+    waited_longest = "(gd, curve, i) => gd.data[curve].x[i] > 0.5"
+    waiting = hover_trace(page, "waiting in the queue", "queue wait", waited_longest,
+                          figure="fig-task-gantt")
+    assert "queue wait 605.0 ms" in waiting
     assert page.locator("img").count() == 0
     assert_clean(opened)
     page.close()

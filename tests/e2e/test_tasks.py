@@ -19,10 +19,11 @@ INTERPRETERS = [pytest.param(sys.executable, id="running"), *pyenv_interpreters(
 LEAN = ("--no-perf", "--no-gil-sampler")
 
 
-def _record(tmp_path: Path, python: str, program: str, *flags: str) -> tuple[RunModel, Path]:
+def _record(tmp_path: Path, python: str, program: str, *flags: str,
+            args: tuple[str, ...] = ()) -> tuple[RunModel, Path]:
     out = tmp_path / "run"
     result = tracer("run", "--out", str(out), "--python", python, *LEAN, *flags,
-                    str(PROGRAMS / program))
+                    str(PROGRAMS / program), *args)
     assert result.returncode == 0, result.stderr
     return RunModel.load(out / "model.json"), out
 
@@ -86,7 +87,7 @@ def test_without_tasks_nothing_is_recorded(tmp_path: Path) -> None:
     assert 'id="tasks"' not in (out / "report.html").read_text()
 
 
-def test_a_process_pool_is_seen_from_the_parent(tmp_path: Path) -> None:
+def test_a_process_pools_map_is_named_by_the_mapped_function(tmp_path: Path) -> None:
     program = tmp_path / "procs.py"
     program.write_text(
         "from concurrent.futures import ProcessPoolExecutor\n"
@@ -105,3 +106,48 @@ def test_a_process_pool_is_seen_from_the_parent(tmp_path: Path) -> None:
     assert all(t.outcome is TaskOutcome.OK and t.end_s is not None for t in items)
     (pool,) = model.pools
     assert pool.kind is TaskKind.PROCESS_POOL and pool.max_workers == 2
+    # Linux's default start method on 3.10-3.13 forks the workers, which record their runs.
+    assert pool.start_method == "fork" and pool.starts_seen
+    assert all(t.start_s is not None and t.worker_pid not in (None, t.pid) for t in items)
+
+
+@pytest.mark.parametrize("python", INTERPRETERS)
+def test_six_tasks_on_two_worker_processes_wait_for_a_free_worker(tmp_path: Path,
+                                                                 python: str) -> None:
+    """The thread pool's must-hold on a forking process pool: the workers' own stamps give
+    each item's start, run and worker process."""
+    model, out = _record(tmp_path, python, "process_pool_six_on_two.py", "--no-pyspy")
+    ran = sorted((t for t in model.tasks if t.function == "fetch"),
+                 key=lambda t: t.start_s or 0.0)
+    assert len(ran) == 6 and all(t.kind is TaskKind.PROCESS_POOL for t in ran)
+    waits = [t.queue_wait_s for t in ran]
+    assert None not in waits, waits
+    # The first two wait for the workers to be forked and the item to be sent (well under
+    # 0.3 s); the next two one task, the last two two tasks, as in a thread pool.
+    assert all(w < 0.15 for w in waits[:2]), waits
+    assert all(0.27 <= w <= 0.33 for w in waits[2:4]), waits
+    assert all(0.54 <= w <= 0.66 for w in waits[4:]), waits
+    assert all(0.29 <= (t.run_s or 0.0) <= 0.45 for t in ran)
+    workers = {t.worker_pid for t in ran}
+    assert len(workers) == 2 and ran[0].pid not in workers
+    assert all(t.tid == t.worker_pid for t in ran)  # each worker runs items on its main thread
+    assert next(t for t in ran if t.outcome is TaskOutcome.ERROR).error == "LookupError"
+    (pool,) = model.pools
+    assert (pool.max_workers, pool.workers_started, pool.tasks, pool.waited) == (2, 2, 6, 4)
+    assert pool.starts_seen and pool.utilisation is not None and pool.utilisation > 0.5
+    html = (out / "report.html").read_text()
+    assert "fig-task-gantt" in html and "2 worker processes" in html
+    assert "4 of 6 tasks waited" in html
+
+
+def test_a_spawning_process_pool_is_seen_from_the_parent_and_says_so(tmp_path: Path) -> None:
+    model, out = _record(tmp_path, sys.executable, "process_pool_six_on_two.py", "--no-pyspy",
+                         args=("spawn",))
+    items = [t for t in model.tasks if t.function == "fetch"]
+    assert len(items) == 6 and all(t.end_s is not None for t in items)
+    assert all(t.start_s is None and t.queue_wait_s is None and t.worker_pid is None
+               for t in items)
+    (pool,) = model.pools
+    assert pool.start_method == "spawn" and not pool.starts_seen and pool.utilisation is None
+    html = (out / "report.html").read_text()
+    assert "started by multiprocessing&#39;s spawn method and are not recorded" in html

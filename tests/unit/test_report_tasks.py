@@ -119,3 +119,32 @@ def test_every_event_loop_gets_its_rows_in_the_task_timeline() -> None:
     many = loop_tasks_figure(build_view(with_tasks(_loops(30, 5))), 10_000)
     assert many is not None and many.aggregated and len(many.labels) <= LOOP_ROW_BUDGET
     assert "of 30 event loops drawn" in many.note
+
+
+def test_a_process_pools_tasks_go_on_their_worker_processes() -> None:
+    from tests.unit.test_task_model import PID, process_six_on_two
+    model = with_tasks(process_six_on_two())
+    view = build_view(model)
+    (pool,) = view.tasks.pools
+    assert pool.workers == ((6001, 6001), (6002, 6002))
+    assert pool.worker_labels[(6001, 6001)] == "process 6001"
+    (sentence,) = prose.pool_reading(view.tasks)
+    assert "on 2 worker processes" in sentence and "4 of 6 tasks waited 0.30-0.60 s" in sentence
+    events = trace_events(model)
+    slices = [e for e in events if e.get("cat") == "pool_task"]
+    assert sorted({(e["pid"], e["tid"]) for e in slices}) == [
+        (6001, function_tid(6001)), (6002, function_tid(6002))]
+    arrows = [e for e in events if e.get("cat") == "pool_flow"]
+    assert {e["pid"] for e in arrows if e["ph"] == "s"} == {PID}  # from the submitting process
+    assert {e["pid"] for e in arrows if e["ph"] == "f"} == {6001, 6002}
+    page = render_report_html(model)
+    assert "process 6001" in page and "fig-task-gantt" in page
+
+
+def test_a_process_pool_with_unrecorded_workers_says_why_its_waits_are_unknown() -> None:
+    from tests.unit.test_task_model import process_six_on_two
+    events = process_six_on_two(with_runs=False)
+    events[1] = ("pool", 1, 4242, "process_pool", "ProcessPoolExecutor-1", 2, T0, "spawn")
+    (sentence,) = prose.pool_reading(build_view(with_tasks(events)).tasks)
+    assert "started by multiprocessing's spawn method and are not recorded" in sentence
+    assert "waited" not in sentence.replace("how long they waited", "")

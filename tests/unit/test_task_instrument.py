@@ -313,3 +313,64 @@ def test_a_forked_childs_items_are_its_own(tmp_path: Path, python: Target) -> No
             seen.setdefault(pid, []).append(functions[(pid, event[1][2])])
     assert sorted(seen.values()) == [["abs"], ["divmod"]]
     assert traced["faults"] == {}
+
+
+PROCESS_POOLS = """
+import multiprocessing as mp, os, re
+from concurrent.futures import ProcessPoolExecutor
+def square(x):
+    if x == 3:
+        raise KeyError(x)
+    return x * x
+OUT = {"pid": os.getpid()}
+for method in ("fork", "spawn"):
+    # a spawned worker imports __main__ afresh, which a -c script cannot give it: a builtin
+    fn = square if method == "fork" else abs
+    with ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context(method)) as pool:
+        futures = [pool.submit(fn, n) for n in range(5)]
+        results = [repr(f.exception()) if f.exception() else f.result() for f in futures]
+        remote = [str(f.exception().__cause__) for f in futures if f.exception()]
+        mapped = list(pool.map(pow, [2, 3], [5, 2]))
+        unpicklable = pool.submit(lambda: 1).exception()
+    OUT[method] = {
+        "results": results, "mapped": mapped,
+        "raised_where": [t.count(", in square") for t in remote],
+        "unpicklable": (type(unpicklable).__name__,
+                        re.sub("0x[0-9a-f]+", "0x", str(unpicklable)))}
+"""
+
+
+def test_a_forking_process_pools_items_are_timed_in_its_workers(tmp_path: Path,
+                                                                python: Target) -> None:
+    """Results, exceptions (and where the remote traceback says they were raised) and an
+    unpicklable callable's error are the program's; a forked worker writes each run it made,
+    named by the submitting process and item; a spawned worker is left alone."""
+    traced, plain = _run(tmp_path, PROCESS_POOLS, python), \
+        _run(tmp_path, PROCESS_POOLS, python, "plain")
+    assert {k: v for k, v in traced["out"].items() if k != "pid"} == \
+        {k: v for k, v in plain["out"].items() if k != "pid"}
+    assert traced["out"]["fork"]["raised_where"] == [1]
+    parent = traced["out"]["pid"]
+    pid = 0
+    runs: list[tuple[int, int, int]] = []  # (worker pid, submitter, item)
+    items: dict[int, str] = {}  # item -> its pool's start method
+    methods: dict[int, str] = {}
+    for event in traced["events"]:
+        if event[0] == "start":
+            pid = event[2]
+        elif event[0] == "pool":
+            methods[event[1]] = event[7]
+        elif event[0] == "item":
+            items[event[1][0]] = methods[event[1][1]]
+        elif event[0] == "run":
+            runs.append((pid, event[1], event[2]))
+            assert event[3] <= event[4] and event[5] == pid  # the worker's main thread
+    assert sorted(methods.values()) == ["fork", "spawn"]
+    forked = sorted(n for n, method in items.items() if method == "fork")
+    assert len(forked) == 8  # 5 submits, 2 batches of map, the lambda
+    # Every item a forked worker ran, once, on a worker: not the lambda, never unpickled.
+    assert sorted(item for _, _, item in runs) == forked[:-1]
+    assert {owner for _, owner, _ in runs} == {parent}
+    assert 1 <= len({worker for worker, _, _ in runs}) <= 2 and parent not in \
+        {worker for worker, _, _ in runs}
+    assert traced["faults"] == {}

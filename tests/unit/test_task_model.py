@@ -93,7 +93,7 @@ def test_pool_figures() -> None:
 
 def test_queue_depth_steps() -> None:
     model = build_tasks(six_on_two(), T0, _s(1000))
-    times, depths = queue_depth(model.tasks, TaskKind.THREAD_POOL, 1.0)
+    times, depths = queue_depth(model.tasks, 1.0)
     assert depths[0] == 7 and times[0] == 0.0
     assert depths[1] == 5  # the first two started at 0.1 ms
     assert depths[-1] == 1 and times[-1] == 1.0
@@ -307,3 +307,50 @@ def test_a_target_on_the_python_hooks_says_why() -> None:
         ("start", 2, PID, T0, "3.11.7", "turned off by THREADSCOPE_PURE_TASKS=1")]
     assert build_tasks(events, T0, _s(1)).python_hooks == \
         "turned off by THREADSCOPE_PURE_TASKS=1"
+
+
+def process_six_on_two(with_runs: bool = True) -> list[tuple[object, ...]]:
+    """Six 300 ms process-pool items submitted at 0 on two forked workers: the parent writes
+    each submit and when it saw it done, each worker (its own chunk's pid) the run it made."""
+    workers = (6001, 6002)
+    events: list[tuple[object, ...]] = [
+        ("start", 2, PID, T0, "3.11.7", "c"),
+        ("pool", 1, PID, "process_pool", "ProcessPoolExecutor-1", 2, _s(0), "fork"),
+        ("fn", 1, "crunch", "/app/crunch.py:3"),
+    ]
+    runs: dict[int, list[tuple[object, ...]]] = {w: [] for w in workers}
+    for n in range(6):
+        wave = n // 2
+        worker = workers[n % 2]
+        start, end = wave * 300 + 5, wave * 300 + 305
+        events.append(item(n + 1, 0, None, end + 1, None))  # the parent: done 1 ms later
+        runs[worker].append(("run", PID, n + 1, _s(start), _s(end), worker))
+    if with_runs:
+        for worker in workers:
+            events += [("start", 0, worker, 0, ""), *runs[worker]]
+    return events
+
+
+def test_a_process_pools_items_take_start_end_and_worker_from_the_workers_runs() -> None:
+    model = build_tasks(process_six_on_two(), T0, _s(1000))
+    tasks = sorted(model.tasks, key=lambda t: t.id)
+    assert [t.queue_wait_s for t in tasks] == pytest.approx([0.005, 0.005, 0.305, 0.305,
+                                                              0.605, 0.605])
+    assert [t.run_s for t in tasks] == pytest.approx([0.3] * 6)
+    assert [t.end_s for t in tasks] == pytest.approx([0.305, 0.305, 0.605, 0.605, 0.905, 0.905])
+    assert {(t.pid, t.worker_pid, t.tid) for t in tasks} == {(PID, 6001, 6001),
+                                                             (PID, 6002, 6002)}
+    (pool,) = model.pools
+    assert (pool.workers_started, pool.waited, pool.start_method) == (2, 4, "fork")
+    assert pool.starts_seen and pool.utilisation == pytest.approx(1.0, abs=0.02)
+    times, depths = pool.depth_t, pool.depth
+    assert depths[0] == 6 and depths[times.index(pytest.approx(0.305))] == 2
+
+
+def test_a_process_pool_without_its_workers_runs_is_what_was_in_flight() -> None:
+    model = build_tasks(process_six_on_two(with_runs=False), T0, _s(1000))
+    assert all(t.start_s is None and t.worker_pid is None for t in model.tasks)
+    (pool,) = model.pools
+    assert not pool.starts_seen and pool.utilisation is None and pool.workers_started == 0
+    # Nothing left the queue before it was done: six in flight until the first two ended.
+    assert pool.depth[0] == 6 and pool.depth_t[1] == pytest.approx(0.306)

@@ -8,8 +8,10 @@ What is hooked, and why there:
   worker and outcome. The pool comes from a thread-local that our ``submit`` wrapper sets just
   before calling the real one (the work item does not know its executor).
 * ``ProcessPoolExecutor.submit``: submit in the parent, and the future's end there (a done
-  callback: the process pool already runs one per item); start, end and worker inside the
-  child are not seen.
+  callback: the process pool already runs one per item). When the pool forks its workers they
+  are recorded too (they inherit this recorder), so the submitted callable goes wrapped in a
+  :class:`_RunInChild`, which stamps start, end and worker inside the child; a spawned or
+  forkserver worker is not recorded, so its items stay as the parent sees them.
 * ``asyncio.events.Handle._run``: every callback the event loop runs, timed. A task's step and
   wake-up are callbacks whose ``__self__`` is the task (checked on 3.10-3.13, C and Python
   tasks); that names the task without touching the C ``Task.__step``. ``BaseEventLoop.create_task``
@@ -61,13 +63,17 @@ REC_ITEM, REC_STEP = 1, 2
 
 # Event tags (the first element of each tuple; tracer.model.tasks reads them).
 START = "start"  # (START, format, pid, t_ns, python, "c" or why the hooks are Python)
-POOL = "pool"  # (POOL, pool, pid, kind, name, max_workers, t_ns)
+# (POOL, pool, pid, kind, name, max_workers, t_ns[, a process pool's start method or None])
+POOL = "pool"
 FUNCTION = "fn"  # (FUNCTION, fn, qualname, site)
 # A work item: (ITEM, stamp, start_ns, end_ns, worker tid[, outcome, error]) where the stamp
 # is (item, pool, fn, submit_ns, submit_tid, asyncio task or 0); outcome "ok" when left out.
 # Start, end and worker are None for what the parent of a process pool does not see, and for
 # an item cancelled before it started.
 ITEM = "item"
+# A process-pool item's run in a forked worker, written by the worker (the chunk's pid):
+# (RUN, pid of the process that submitted it, its item number there, start_ns, end_ns, tid)
+RUN = "run"
 LOOP = "loop"  # (LOOP, loop, pid, tid, t_ns)
 TASK = "task"  # (TASK, task, pid, loop, name, fn, created_ns, parent task or 0)
 STEP = "step"  # (STEP, loop, task or 0, start_ns, end_ns, fn of a slow non-task callback or 0)
@@ -95,7 +101,7 @@ _asyncio: dict[str, Any] = {"running_loop": None, "current_task": None}
 _functions: dict[Any, int] = {}  # code object (or name) -> fn number
 _next = {"item": 0, "pool": 0, "fn": 0, "loop": 0, "task": 0}
 _state: dict[str, Any] = {"sink": None, "installed": False, "pid": os.getpid(), "writer": 0,
-                          "saved": [], "finder": None}
+                          "saved": [], "finder": None, "flushed": 0}
 
 
 def _load_core() -> tuple[Any, str]:
@@ -215,7 +221,8 @@ def _pool_id(executor: Any, kind: str) -> int:
         else:
             name = f"ProcessPoolExecutor-{number}"
         _events.append((POOL, number, _state["pid"], kind, faults.safe_text(name, "task_name"),
-                        executor.__dict__.get("_max_workers"), _mono()))
+                        executor.__dict__.get("_max_workers"), _mono(),
+                        _start_method(executor) if kind == PROCESS_POOL else None))
         executor.__dict__["_threadscope_workers"] = 0
     return int(number)
 
@@ -351,19 +358,80 @@ def _outcome(future: Any) -> tuple[str, str | None]:
 # Process pools: submit and end, seen from the parent
 
 
+class _RunInChild:
+    """What a forking process pool's worker runs instead of the submitted callable: the
+    callable, timed, on the worker. Pickled by reference to this module, which the forked worker
+    already has; the callable is pickled as it would have been (an unpicklable one fails the
+    same way). Its one visible trace: a frame of ours in a remote traceback."""
+
+    __slots__ = ("fn", "number", "owner")
+
+    def __init__(self, fn: Any, owner: int, number: int) -> None:
+        self.fn, self.owner, self.number = fn, owner, number
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _RunInChild, (self.fn, self.owner, self.number)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        start = _mono()
+        try:
+            return self.fn(*args, **kwargs)
+        finally:
+            end = _mono()
+            if _state["installed"]:
+                try:
+                    _events.append((RUN, self.owner, self.number, start, end, _tid()))
+                    if _state["writer"] == -1:  # a forked worker: no writer thread of its own
+                        _write_as_a_worker(end)
+                except Exception as exc:
+                    faults.note("task_event_lost", exc)
+
+
+def _write_as_a_worker(now: int) -> None:
+    """A worker writes every so often (one killed later loses at most that much) and when it
+    leaves: multiprocessing ends a worker with ``os._exit`` after its finalizers, and
+    ``atexit`` does not run (the bootstrap's ``os._exit`` flushes, but a program recorded by
+    ``tracer.record()`` has no bootstrap)."""
+    if _state.get("finalized") != _state["pid"]:
+        _state["finalized"] = _state["pid"]
+        util = sys.modules.get("multiprocessing.util")
+        if util is not None:
+            util.Finalize(None, flush, exitpriority=-1_000_000)  # after the program's own
+    if now - _state["flushed"] > FLUSH_INTERVAL_S * 1e9:
+        _state["flushed"] = now
+        flush()
+
+
+def _start_method(executor: Any) -> str | None:
+    """How a process pool starts its workers: only forked ones record their runs."""
+    context = executor.__dict__.get("_mp_context")
+    try:
+        method = context.get_start_method() if context is not None else None
+    except Exception:  # a context of another kind: its workers are not known to be ours
+        return None
+    return method if isinstance(method, str) else None
+
+
 def _wrap_process_submit(original: Callable[..., Any]) -> Callable[..., Any]:
     def submit(self: Any, /, *args: Any, **kwargs: Any) -> Any:
         submitted = _mono()
-        future = original(self, *args, **kwargs)  # raises like the original (after shutdown)
+        head = None
         try:
             fn = args[0] if args else kwargs.get("fn")
             number = _next_item()
             head = (number, _pool_id(self, PROCESS_POOL), _function_id(fn), submitted, _tid(),
                     _asyncio_task_now())
-            _process_pending[number] = (future, head)
-            future.add_done_callback(partial(_process_item_done, number))
+            if args and _start_method(self) == "fork":
+                args = (_RunInChild(fn, _state["pid"], number), *args[1:])
         except Exception as exc:
             faults.note("task_event_lost", exc)
+        future = original(self, *args, **kwargs)  # raises like the original (after shutdown)
+        if head is not None:
+            try:
+                _process_pending[head[0]] = (future, head)
+                future.add_done_callback(partial(_process_item_done, head[0]))
+            except Exception as exc:
+                faults.note("task_event_lost", exc)
         return future
 
     _copy_names(submit, original)
@@ -738,6 +806,8 @@ def _after_fork_in_child() -> None:
         _flush_lock = _thread.allocate_lock()
         _state["pid"] = os.getpid()
         _state["writer"] = -1
+        _state["flushed"] = _mono()
+        _tls.__dict__.clear()  # the forking thread's cached tid is the parent's, not this one's
         del _events[:]
         _functions.clear()  # declared again under the child's pid, which the model keys them by
         if _core is not None:

@@ -25,7 +25,9 @@ from tracer.runfolder import atomic_write_bytes
 # 5: child processes (``processes`` with their CPU and GIL figures, concurrency phases).
 # 6: tasks as first-class: pool work items and asyncio tasks (``tasks``), per-pool figures
 # (``pools``) and per-event-loop figures with its blocked steps (``loops``).
-SCHEMA_VERSION = 6
+# 7: a process-pool item's run in its forked worker (``tasks[].worker_pid``, start, tid),
+# ``pools[].starts_seen`` and ``start_method``.
+SCHEMA_VERSION = 7
 
 # Thread states, finest first. ``on_cpu``/``off_cpu`` are what the OS alone can tell; the GIL
 # recorders refine them into ``running``/``native`` and ``gil_wait``/``blocked``; the lock
@@ -518,7 +520,9 @@ class Task:
     """One pool work item or asyncio task. ``submit_s`` is when it was submitted (created, for
     asyncio), ``start_s`` when a worker (the loop, its first step) began it, ``queue_wait_s``
     the difference. For asyncio ``run_s`` is the sum of its steps (``steps``: each time the loop
-    ran it, on ``tid``); for a process pool the parent sees submit and end only."""
+    ran it, on ``tid``). A process-pool item's start, end and worker are its run in the worker
+    process (``worker_pid``) when the pool forked its workers (they record too); otherwise the
+    parent sees submit and end only."""
 
     id: int  # within its process: the order of submission or creation
     kind: TaskKind
@@ -541,15 +545,18 @@ class Task:
     # Pools: tasks of the same pool submitted before it and not yet ended when it was: from
     # max_workers on, it had to wait for a free worker (not for a worker thread to start).
     ahead: int | None = None
+    # The process whose thread ``tid`` is: ``pid`` for threads and asyncio, the worker process
+    # for a process pool; None when no worker was seen running it.
+    worker_pid: int | None = None
 
 
 @dataclass(slots=True)
 class PoolStats:
-    """One executor's figures. Queue depth is work submitted and not yet started (a process
-    pool: submitted and not yet done, the parent does not see starts); ``depth_t``/``depth``
-    are its steps (the depth is ``depth[i]`` from ``depth_t[i]`` on). ``utilisation`` is the
-    workers' busy seconds over ``max_workers`` times the pool's active span (first submit to
-    last end)."""
+    """One executor's figures. Queue depth is work submitted and not yet started (an item
+    whose start was not seen, a process pool's with unrecorded workers: until it was done);
+    ``depth_t``/``depth`` are its steps (the depth is ``depth[i]`` from ``depth_t[i]`` on).
+    ``utilisation`` is the workers' busy seconds over ``max_workers`` times the pool's active
+    span (first submit to last end), when every item's start was seen."""
 
     name: str
     kind: TaskKind
@@ -566,6 +573,10 @@ class PoolStats:
     mean_queue_depth: float
     utilisation: float | None
     active_s: float  # first submit to last end
+    # Every item that ended was seen starting: false for a process pool whose workers were not
+    # recorded (spawned), whose queue depth is then what was in flight.
+    starts_seen: bool = True
+    start_method: str | None = None  # a process pool's: fork, spawn or forkserver
     depth_t: list[float] = field(default_factory=list)
     depth: list[int] = field(default_factory=list)
 

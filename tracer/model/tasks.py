@@ -107,6 +107,7 @@ class _Pool:
     kind: TaskKind
     name: str
     max_workers: int | None
+    start_method: str | None = None
 
 
 @dataclass
@@ -141,6 +142,7 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
     loops: dict[tuple[int, int], _Loop] = {}
     async_tasks: dict[tuple[int, int], _AsyncTask] = {}
     items: list[tuple[Any, ...]] = []
+    runs: dict[tuple[int, int], tuple[int, int, int, int]] = {}  # in forked pool workers
     pid = 0
     python_hooks = ""
     for event in events:
@@ -154,10 +156,13 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
         elif tag == "fn":
             functions[(pid, event[1])] = (str(event[2]), str(event[3]))
         elif tag == "pool":
-            pools[(event[2], event[1])] = _Pool(event[1], event[2], TaskKind(event[3]),
-                                                str(event[4]), event[5])
+            pools[(event[2], event[1])] = _Pool(
+                event[1], event[2], TaskKind(event[3]), str(event[4]), event[5],
+                str(event[7]) if len(event) > 7 and event[7] else None)
         elif tag == "item":
             items.append(_item_row(pid, event))
+        elif tag == "run":  # (run, submitter's pid, item, start, end, tid), by the worker
+            runs[(int(event[1]), int(event[2]))] = (pid, event[3], event[4], event[5])
         elif tag == "loop":
             loops[(event[2], event[1])] = _Loop(event[1], event[2], event[3])
         elif tag == "task":
@@ -184,7 +189,7 @@ def build_tasks(events: list[tuple[Any, ...]], t0_ns: int, end_ns: int,
     model = TaskModel(hook_events=len(events), user_files=_user_files(functions.values()),
                       python_hooks=python_hooks)
     sec = _seconds(t0_ns)
-    pool_tasks = _pool_tasks(items, pools, functions, sec)
+    pool_tasks = _pool_tasks(items, pools, functions, runs, sec)
     loop_tasks = _asyncio_tasks(async_tasks, loops, functions, sec)
     model.tasks = sorted(pool_tasks + loop_tasks, key=lambda t: (t.submit_s, t.pid, t.id))
     model.pools = [_pool_stats(pool, [t for t in pool_tasks if t.pool == pool.name
@@ -220,8 +225,12 @@ def _seconds(t0_ns: int) -> Any:
 
 
 def _pool_tasks(items: list[tuple[Any, ...]], pools: Mapping[tuple[int, int], _Pool],
-                functions: Mapping[tuple[int, int], tuple[str, str]], sec: Any) -> list[Task]:
-    """One task per work item; an item written twice (never: but a fork's copy could) once."""
+                functions: Mapping[tuple[int, int], tuple[str, str]],
+                runs: Mapping[tuple[int, int], tuple[int, int, int, int]],
+                sec: Any) -> list[Task]:
+    """One task per work item; an item written twice (never: but a fork's copy could) once.
+    A process-pool item's start, end and worker are its run in the worker, when one was
+    recorded; its end is otherwise when the parent saw it done."""
     seen: set[tuple[int, int]] = set()
     out: list[Task] = []
     per_pool: dict[tuple[int, int], int] = defaultdict(int)
@@ -233,6 +242,10 @@ def _pool_tasks(items: list[tuple[Any, ...]], pools: Mapping[tuple[int, int], _P
         pool = pools.get((pid, pool_no))
         function, site = functions.get((pid, fn), ("?", ""))
         per_pool[(pid, pool_no)] += 1
+        worker = pid if tid is not None else None
+        run = runs.get((pid, number))
+        if run is not None:
+            worker, start, end, tid = run
         submit_s, start_s, end_s = sec(submitted), sec(start), sec(end)
         wait = round(start_s - submit_s, 6) if start_s is not None else None
         run = round(end_s - start_s, 6) if start_s is not None and end_s is not None else None
@@ -241,7 +254,7 @@ def _pool_tasks(items: list[tuple[Any, ...]], pools: Mapping[tuple[int, int], _P
             pool=pool.name if pool else "?", name=f"{function} #{per_pool[(pid, pool_no)]}",
             function=function, site=site, submit_s=submit_s, start_s=start_s, end_s=end_s,
             tid=tid, pid=pid, queue_wait_s=wait, run_s=run, outcome=TaskOutcome(outcome),
-            error=error, submit_tid=submitter, parent=task or None))
+            error=error, submit_tid=submitter, parent=task or None, worker_pid=worker))
     return out
 
 
@@ -264,14 +277,14 @@ def waited_for_worker(task: Task, max_workers: int | None) -> bool:
             and task.ahead >= max_workers)
 
 
-def queue_depth(tasks: list[Task], kind: TaskKind, end_s: float) -> tuple[list[float], list[int]]:
+def queue_depth(tasks: list[Task], end_s: float) -> tuple[list[float], list[int]]:
     """The pool's queue depth as a step function: +1 at each submit, -1 when the item leaves
-    the queue (its start; a cancelled item at its end; a process pool's at its end)."""
+    the queue (its start; when no start was seen, a cancelled item or a process pool's with
+    unrecorded workers, its end)."""
     changes: list[tuple[float, int]] = []
     for task in tasks:
         changes.append((task.submit_s, 1))
-        left = task.end_s if kind is TaskKind.PROCESS_POOL or task.start_s is None \
-            else task.start_s
+        left = task.start_s if task.start_s is not None else task.end_s
         if left is not None:
             changes.append((left, -1))
     changes.sort(key=lambda c: (c[0], c[1]))  # a start at the instant of a submit goes first
@@ -311,12 +324,16 @@ def _pool_stats(pool: _Pool, tasks: list[Task], wall_s: float) -> PoolStats:
     last = max((t.end_s for t in tasks if t.end_s is not None), default=first)
     if any(t.outcome is TaskOutcome.UNFINISHED for t in tasks):
         last = wall_s
-    times, depths = queue_depth(tasks, pool.kind, last)
+    times, depths = queue_depth(tasks, last)
     busy = sum((t.end_s if t.end_s is not None else wall_s) - t.start_s
                for t in tasks if t.start_s is not None)
     span = last - first
     waits = [t.queue_wait_s for t in tasks if t.queue_wait_s is not None]
-    workers = len({t.tid for t in tasks if t.tid is not None and t.start_s is not None})
+    workers = len({(t.worker_pid, t.tid) for t in tasks
+                   if t.tid is not None and t.start_s is not None})
+    # Only an item that returned surely started (a cancelled one may not have; when a process
+    # pool breaks, every item not yet run raises).
+    starts_seen = all(t.start_s is not None for t in tasks if t.outcome is TaskOutcome.OK)
     return PoolStats(
         name=pool.name, kind=pool.kind, pid=pool.pid, max_workers=pool.max_workers,
         workers_started=workers, tasks=len(tasks),
@@ -328,8 +345,9 @@ def _pool_stats(pool: _Pool, tasks: list[Task], wall_s: float) -> PoolStats:
         peak_queue_depth=max(depths, default=0),
         mean_queue_depth=round(_time_mean(times, depths, first, last), 4),
         utilisation=round(busy / (pool.max_workers * span), 4)
-        if pool.max_workers and span > 0 and pool.kind is TaskKind.THREAD_POOL else None,
-        active_s=round(span, 6), depth_t=times, depth=depths)
+        if pool.max_workers and span > 0 and starts_seen else None,
+        active_s=round(span, 6), starts_seen=starts_seen, start_method=pool.start_method,
+        depth_t=times, depth=depths)
 
 
 def _asyncio_tasks(async_tasks: Mapping[tuple[int, int], _AsyncTask],

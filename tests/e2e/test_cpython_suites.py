@@ -80,6 +80,7 @@ def test_a_thread_named_by_a_mock_runs_and_the_record_says_what_was_coerced(
 # cancel_futures, Task steps, eager tasks on 3.12+, to_thread).
 TASK_SUITES = ("test_asyncio.test_tasks", "test_asyncio.test_threads")
 TASK_MATCH = ("*ThreadPool*", "*CTask_CFuture*", "*test_threads*",  # C tasks: the default
+              "*test_process_pool.ProcessPoolFork*",  # items timed in forked workers
               "*test_eager_task_factory*")
 
 

@@ -5,6 +5,7 @@ interpreter the tool supports."""
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -55,10 +56,20 @@ def test_six_tasks_on_two_workers_wait_for_a_free_worker(tmp_path: Path, python:
     assert "4 of 6 tasks waited" in html and "max_workers=2" in html
 
 
-@pytest.mark.parametrize("python", INTERPRETERS)
-def test_a_handler_that_blocks_the_loop_three_times_is_named(tmp_path: Path,
-                                                             python: str) -> None:
-    model, out = _record(tmp_path, python, "loop_blocked_three.py")
+def _has_uvloop() -> bool:
+    return importlib.util.find_spec("uvloop") is not None
+
+
+LOOPS = [pytest.param(python.values[0], (), id=f"{python.id}-asyncio", marks=python.marks)
+         for python in INTERPRETERS] + [
+    pytest.param(sys.executable, ("uvloop",), id="running-uvloop",
+                 marks=pytest.mark.skipif(not _has_uvloop(), reason="no uvloop installed"))]
+
+
+@pytest.mark.parametrize(("python", "args"), LOOPS)
+def test_a_handler_that_blocks_the_loop_three_times_is_named(tmp_path: Path, python: str,
+                                                             args: tuple[str, ...]) -> None:
+    model, out = _record(tmp_path, python, "loop_blocked_three.py", args=args)
     (loop,) = model.loops
     blocked = [b for b in loop.blocked if b.task and b.task.startswith("handler")]
     assert len(blocked) == 3, [(b.task, b.end_s - b.start_s) for b in loop.blocked]

@@ -322,6 +322,8 @@ def square(x):
     if x == 3:
         raise KeyError(x)
     return x * x
+def capture(*args, **kwargs):
+    return args, sorted(kwargs)
 OUT = {"pid": os.getpid()}
 for method in ("fork", "spawn"):
     # a spawned worker imports __main__ afresh, which a -c script cannot give it: a builtin
@@ -332,7 +334,10 @@ for method in ("fork", "spawn"):
         remote = [str(f.exception().__cause__) for f in futures if f.exception()]
         mapped = list(pool.map(pow, [2, 3], [5, 2]))
         unpicklable = pool.submit(lambda: 1).exception()
-    OUT[method] = {
+        # "self" and "fn" as the function's keywords (CPython's test_submit_keyword)
+        keywords = repr(pool.submit(capture, 1, self=2, fn=3).result()) \
+            if method == "fork" else None
+    OUT[method] = {"keywords": keywords,
         "results": results, "mapped": mapped,
         "raised_where": [t.count(", in square") for t in remote],
         "unpicklable": (type(unpicklable).__name__,
@@ -367,10 +372,80 @@ def test_a_forking_process_pools_items_are_timed_in_its_workers(tmp_path: Path,
             assert event[3] <= event[4] and event[5] == pid  # the worker's main thread
     assert sorted(methods.values()) == ["fork", "spawn"]
     forked = sorted(n for n, method in items.items() if method == "fork")
-    assert len(forked) == 8  # 5 submits, 2 batches of map, the lambda
+    assert len(forked) == 9  # 5 submits, 2 batches of map, the lambda, capture
     # Every item a forked worker ran, once, on a worker: not the lambda, never unpickled.
-    assert sorted(item for _, _, item in runs) == forked[:-1]
+    assert sorted(item for _, _, item in runs) == [*forked[:7], forked[8]]
     assert {owner for _, owner, _ in runs} == {parent}
     assert 1 <= len({worker for worker, _, _ in runs}) <= 2 and parent not in \
         {worker for worker, _, _ in runs}
+    assert traced["faults"] == {}
+
+
+UVLOOP = """
+import asyncio, uvloop
+async def job(n):
+    await asyncio.sleep(0.01)
+    if n == 2:
+        raise KeyError(n)
+    return n
+def fails():
+    raise OSError("from a callback")
+async def main():
+    loop = asyncio.get_running_loop()
+    seen = []
+    loop.set_exception_handler(lambda loop, context: seen.append(
+        (context["message"].split(" at 0x")[0], repr(context.get("handle")),
+         repr(context.get("exception")))))
+    loop.set_debug(True)  # the handle's repr then says where it was made
+    loop.call_soon(fails)
+    await asyncio.sleep(0)
+    loop.set_debug(False)
+    loop.call_soon(fails)
+    await asyncio.sleep(0)
+    fired = []
+    later = loop.call_later(0.01, fired.append, "later")
+    loop.call_soon(fired.append, "soon")
+    loop.call_soon(fired.append, "never").cancel()
+    results = await asyncio.gather(*(asyncio.create_task(job(n), name=f"job-{n}")
+                                     for n in range(4)), return_exceptions=True)
+    await asyncio.sleep(0.02)
+    threaded = await asyncio.to_thread(sum, [1, 2])
+    return [repr(r) for r in results], seen, fired, type(later).__name__, threaded, \\
+        type(loop).__module__
+OUT = uvloop.run(main())
+"""
+
+
+def test_a_uvloop_loops_tasks_and_steps_are_recorded_and_it_behaves_as_untraced(
+        tmp_path: Path, python: Target) -> None:
+    """uvloop's loop never calls asyncio's Handle._run: its tasks' steps are timed through the
+    call_soon they are scheduled with. What the program sees (results, a failing callback's
+    message and handle, a cancelled handle, handle types) is as untraced."""
+    has_uvloop = subprocess.run([python.python, "-c", "import uvloop"], capture_output=True,
+                                check=False).returncode == 0
+    if not has_uvloop:
+        pytest.skip(f"no uvloop for {python.python}")
+    traced, plain = _run(tmp_path, UVLOOP, python), _run(tmp_path, UVLOOP, python, "plain")
+    if python.pure:
+        # The Python hook is a frame between the caller and the loop: in debug mode a handle's
+        # "created at" names it (the C hook calls the loop itself). The rest must be the same.
+        for found in (traced, plain):
+            handle = found["out"][1][0][1]
+            assert " created at " in handle
+            found["out"][1][0][1] = handle.split(" created at ")[0]
+    assert traced["out"] == plain["out"]
+    assert len(traced["out"][1]) == 2 and "fails" in traced["out"][1][0][1]
+    assert traced["out"][5] == "uvloop"
+    events = traced["events"]
+    # asyncio.create_task names the task after loop.create_task: its end says the name
+    names = {e[1]: e[5] for e in events if e[0] == "done" and len(e) > 5}
+    jobs = {number for number, name in names.items() if name.startswith("job-")}
+    assert len(jobs) == 4
+    steps = [e for e in events if e[0] == "step" and e[2] in jobs]
+    assert len(steps) >= 8  # each job: its first step, and the one after its sleep
+    assert all(e[3] <= e[4] for e in steps)
+    done = {e[1]: (e[3], e[4]) for e in events if e[0] == "done" and e[1] in jobs}
+    assert sorted(done.values(), key=str) == sorted(
+        [("ok", None)] * 3 + [("error", "KeyError")], key=str)
+    assert len({e[1] for e in events if e[0] == "loop"}) == 1
     assert traced["faults"] == {}

@@ -39,7 +39,7 @@
 #define Py_TPFLAGS_METHOD_DESCRIPTOR (1UL << 17)
 #endif
 
-enum { SUBMIT = 1, HANDLE_RUN = 2, ITEM_INIT = 3, ITEM_RUN = 4, CREATE_TASK = 5 };
+enum { SUBMIT = 1, HANDLE_RUN = 2, ITEM_INIT = 3, ITEM_RUN = 4, CREATE_TASK = 5, SCHEDULE = 6 };
 
 /* tasks.py's state and slow paths, from configure() (all NULL before: the hooks then only
  * call the original). */
@@ -753,6 +753,23 @@ handle_run(PyObject *original, PyObject *task_types, PyObject *args, PyObject *k
     return result;
 }
 
+/* A uvloop loop's call_soon and the like: ``rewrite(args)`` (Python) gives the arguments with
+ * the callback timed, and the original is called from here, so that no frame of ours is on the
+ * stack when the loop's debug mode notes where the handle was made. */
+static PyObject *
+schedule(PyObject *original, PyObject *rewrite, PyObject *args, PyObject *kwargs)
+{
+    PyObject *rewritten = PyObject_CallFunctionObjArgs(rewrite, args, NULL);
+    if (rewritten == NULL || !PyTuple_Check(rewritten)) {
+        Py_XDECREF(rewritten);
+        fault();
+        return PyObject_Call(original, args, kwargs);
+    }
+    PyObject *result = PyObject_Call(original, rewritten, kwargs);
+    Py_DECREF(rewritten);
+    return result;
+}
+
 /* ---- the hook object --------------------------------------------------------------------- */
 
 typedef struct {
@@ -760,7 +777,7 @@ typedef struct {
     int kind;
     int plain;            /* ITEM_INIT: store the four arguments instead of calling original */
     PyObject *original;   /* what the hook replaced, called by it */
-    PyObject *extra;      /* HANDLE_RUN: the task types */
+    PyObject *extra;      /* HANDLE_RUN: the task types; SCHEDULE: the arguments' rewriter */
 } Hook;
 
 static int
@@ -773,12 +790,16 @@ hook_init(PyObject *op, PyObject *args, PyObject *kwargs)
     if (!PyArg_ParseTupleAndKeywords(args, kwargs, "iO|Op", names, &kind, &original, &extra,
                                      &plain))
         return -1;
-    if (kind < SUBMIT || kind > CREATE_TASK || !PyCallable_Check(original)) {
+    if (kind < SUBMIT || kind > SCHEDULE || !PyCallable_Check(original)) {
         PyErr_SetString(PyExc_ValueError, "Hook(kind, original): unknown kind or not callable");
         return -1;
     }
     if (kind == HANDLE_RUN && !PyTuple_Check(extra)) {
         PyErr_SetString(PyExc_TypeError, "Hook(HANDLE_RUN, original, task_types): a tuple");
+        return -1;
+    }
+    if (kind == SCHEDULE && !PyCallable_Check(extra)) {
+        PyErr_SetString(PyExc_TypeError, "Hook(SCHEDULE, original, rewrite): a callable");
         return -1;
     }
     self->kind = kind;
@@ -805,6 +826,8 @@ hook_call(PyObject *op, PyObject *args, PyObject *kwargs)
         return item_run(self->original, args, kwargs);
     case CREATE_TASK:
         return create_task(self->original, args, kwargs);
+    case SCHEDULE:
+        return schedule(self->original, self->extra, args, kwargs);
     default:
         return handle_run(self->original, self->extra, args, kwargs);
     }
@@ -1071,6 +1094,7 @@ PyInit__taskcore(void)
         || PyModule_AddIntConstant(module, "ITEM_INIT", ITEM_INIT) < 0
         || PyModule_AddIntConstant(module, "ITEM_RUN", ITEM_RUN) < 0
         || PyModule_AddIntConstant(module, "CREATE_TASK", CREATE_TASK) < 0
+        || PyModule_AddIntConstant(module, "SCHEDULE", SCHEDULE) < 0
         || PyModule_AddIntConstant(module, "REC_ITEM", REC_ITEM) < 0
         || PyModule_AddIntConstant(module, "REC_STEP", REC_STEP) < 0
         || PyModule_AddIntConstant(module, "RECORD_SIZE", (long)sizeof(Rec)) < 0

@@ -372,7 +372,7 @@ class _RunInChild:
     def __reduce__(self) -> tuple[Any, ...]:
         return _RunInChild, (self.fn, self.owner, self.number)
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:  # "self" may be a keyword
         start = _mono()
         try:
             return self.fn(*args, **kwargs)
@@ -502,37 +502,17 @@ def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
     it runs for every callback of every loop."""
     if _core is not None:
         return cast(Callable[..., Any], _core.Hook(_core.HANDLE_RUN, original, task_types))
-    append = _events.append
-    numbers = _task_numbers
     mono = _mono
-    bound: dict[type, bool] = {}  # callback type -> has __self__ (a task step's, a method's)
 
     def _run(self: Any) -> Any:
         start = mono()
-        owner: Any = None
         try:
             return original(self)
         finally:
             end = mono()
             try:
-                loop = self._loop.__dict__.get(_ATTR) or _loop_id(self._loop)
-                callback = self._callback
-                kind = type(callback)
-                has_self = bound.get(kind)
-                if has_self is None:  # once per type: a plain function's miss raises inside
-                    has_self = bound[kind] = hasattr(callback, "__self__")
-                owner = callback.__self__ if has_self else None
-                callback = None
-                number = numbers.get(id(owner)) if owner is not None else None
-                if number is not None:
-                    append((STEP, loop, number, start, end, 0))
-                    if owner.done():
-                        _task_done(owner, number, end)
-                elif owner is not None and isinstance(owner, task_types):
-                    _untracked_step(owner, loop, start, end)
-                else:
-                    append((STEP, loop, 0, start, end, _function_id(self._callback)
-                            if end - start >= NAME_CALLBACK_NS else 0))
+                _step_ran(self._loop.__dict__.get(_ATTR) or _loop_id(self._loop),
+                          self._callback, start, end, task_types)
             except Exception as exc:
                 faults.note("task_event_lost", exc)
             # As Handle._run does ("self = None"): a task that raised keeps its traceback, whose
@@ -540,10 +520,34 @@ def _wrap_handle_run(original: Callable[..., Any], task_types: tuple[type, ...]
             # locals held would live on with it, and a task that died unreferenced would not be
             # collected when the program expects ("Task exception was never retrieved" then
             # came late or never: CPython's test_task_exc_handler_correct_context, 3.13).
-            self = owner = None
+            self = None
 
     _copy_names(_run, original)
     return _run
+
+
+_has_self: dict[type, bool] = {}  # callback type -> has __self__ (a task step's, a method's)
+
+
+def _step_ran(loop: int, callback: Any, start: int, end: int,
+              task_types: tuple[type, ...]) -> None:
+    """Write one callback the loop ran: a task's step (its callback's ``__self__`` is the
+    task) with the task's number, any other with its function when it ran long."""
+    kind = type(callback)
+    has_self = _has_self.get(kind)
+    if has_self is None:  # once per type: a plain function's miss raises inside
+        has_self = _has_self[kind] = hasattr(callback, "__self__")
+    owner: Any = callback.__self__ if has_self else None
+    number = _task_numbers.get(id(owner)) if owner is not None else None
+    if number is not None:
+        _events.append((STEP, loop, number, start, end, 0))
+        if owner.done():
+            _task_done(owner, number, end)
+    elif owner is not None and isinstance(owner, task_types):
+        _untracked_step(owner, loop, start, end)
+    else:
+        _events.append((STEP, loop, 0, start, end,
+                        _function_id(callback) if end - start >= NAME_CALLBACK_NS else 0))
 
 
 def _untracked_step(task: Any, loop: int, start: int, end: int) -> None:
@@ -592,6 +596,95 @@ def _wrap_create_task(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # ----------------------------------------------------------------------------------------------
+# uvloop: its loop is Cython and its handles never call asyncio's Handle._run, but a task (C or
+# Python) schedules each step through the loop's Python-visible call_soon, and
+# asyncio.create_task calls loop.create_task: both can be wrapped on uvloop.Loop, the Python
+# subclass that uvloop.new_event_loop() makes. Callbacks uvloop schedules inside its Cython code
+# (protocols' data_received, its own I/O) are not seen, so a uvloop loop's busy time counts
+# what its tasks and the program's own callbacks ran.
+
+_COROUTINE_FLAGS = 0x80 | 0x100 | 0x200  # CO_COROUTINE, CO_ITERABLE_COROUTINE, CO_ASYNC_GENERATOR
+
+
+class _TimedCallback:
+    """A callback handed to a uvloop loop, timed when the loop runs it. It answers for the
+    callback (name, ``__self__``, repr), which uvloop reads to name a handle in its debug-mode
+    and error messages."""
+
+    __slots__ = ("callback", "loop", "task_types")
+
+    def __init__(self, callback: Any, loop: int, task_types: tuple[type, ...]) -> None:
+        self.callback, self.loop, self.task_types = callback, loop, task_types
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.callback, name)
+
+    def __repr__(self) -> str:
+        return repr(self.callback)
+
+    def __call__(self, /, *args: Any) -> Any:
+        start = _mono()
+        try:
+            return self.callback(*args)
+        finally:
+            end = _mono()
+            try:
+                _step_ran(self.loop, self.callback, start, end, self.task_types)
+            except Exception as exc:
+                faults.note("task_event_lost", exc)
+
+
+def _timeable(callback: Any) -> bool:
+    """Whether wrapping hides nothing: a non-callable, a coroutine or a coroutine function
+    (refused by asyncio's debug mode, perhaps by uvloop's one day) meets uvloop as it is."""
+    if not callable(callback):
+        return False
+    code = getattr(getattr(callback, "__func__", callback), "__code__", None)
+    return code is None or not code.co_flags & _COROUTINE_FLAGS
+
+
+def _wrap_uvloop_schedule(original: Callable[..., Any], where: int,
+                          task_types: tuple[type, ...]) -> Callable[..., Any]:
+    """``call_soon(callback, ...)`` (``where`` 0: the callback after the loop) or
+    ``call_later(delay, callback, ...)`` (``where`` 1): the callback goes in timed. The C hook
+    calls the original itself, so no frame of ours is where the loop's debug mode notes that
+    the handle was made; the Python one's is (and debug mode times slow callbacks itself, so
+    there the callback goes in as it is)."""
+    at = where + 1  # in the arguments, after the loop
+
+    def rewrite(args: tuple[Any, ...]) -> tuple[Any, ...]:
+        try:
+            if len(args) > at and _timeable(args[at]):
+                loop = args[0]
+                number = loop.__dict__.get(_ATTR) or _loop_id(loop)
+                return (*args[:at], _TimedCallback(args[at], number, task_types),
+                        *args[at + 1:])
+        except Exception as exc:
+            faults.note("task_event_lost", exc)
+        return args
+
+    if _core is not None and hasattr(_core, "SCHEDULE"):
+        return cast(Callable[..., Any], _core.Hook(_core.SCHEDULE, original, rewrite))
+
+    def schedule(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if self.get_debug():
+            return original(self, *args, **kwargs)
+        return original(*rewrite((self, *args)), **kwargs)
+
+    _copy_names(schedule, original)
+    return schedule
+
+
+def _patch_uvloop(module: Any) -> None:
+    loop = module.Loop
+    task_types = _task_types()
+    for name, where in (("call_soon", 0), ("call_soon_threadsafe", 0), ("call_later", 1),
+                        ("call_at", 1)):
+        _patch(loop, name, _wrap_uvloop_schedule(getattr(loop, name), where, task_types))
+    _patch(loop, "create_task", _wrap_create_task(loop.create_task))
+
+
+# ----------------------------------------------------------------------------------------------
 # Patching at import
 
 
@@ -603,8 +696,13 @@ def _copy_names(wrapper: Callable[..., Any], original: Callable[..., Any]) -> No
 
 
 def _patch(owner: Any, name: str, replacement: Any) -> None:
-    _state["saved"].append((owner, name, owner.__dict__[name]))
+    """Put ``replacement`` on ``owner`` (an inherited attribute is shadowed, and removed again
+    by :func:`uninstall`)."""
+    _state["saved"].append((owner, name, owner.__dict__.get(name, _INHERITED)))
     setattr(owner, name, replacement)
+
+
+_INHERITED = object()
 
 
 def _patch_thread_pool(module: Any) -> None:
@@ -618,16 +716,20 @@ def _patch_process_pool(module: Any) -> None:
     _patch(executor, "submit", _wrap_process_submit(executor.__dict__["submit"]))
 
 
-def _patch_events(module: Any) -> None:
-    tasks = sys.modules.get("asyncio.tasks")
+def _task_types() -> tuple[type, ...]:
+    """asyncio's task classes, C and Python."""
     types: list[type] = []
-    for source in (tasks, sys.modules.get("_asyncio")):
+    for source in (sys.modules.get("asyncio.tasks"), sys.modules.get("_asyncio")):
         for name in ("Task", "_CTask", "_PyTask"):
             candidate = getattr(source, name, None) if source is not None else None
             if isinstance(candidate, type) and candidate not in types:
                 types.append(candidate)
+    return tuple(types)
+
+
+def _patch_events(module: Any) -> None:
     handle = module.Handle
-    _patch(handle, "_run", _wrap_handle_run(handle.__dict__["_run"], tuple(types)))
+    _patch(handle, "_run", _wrap_handle_run(handle.__dict__["_run"], _task_types()))
 
 
 def _patch_base_events(module: Any) -> None:
@@ -650,6 +752,7 @@ _WATCHED: dict[str, Callable[[Any], None]] = {
     "concurrent.futures.thread": _patch_thread_pool,
     "concurrent.futures.process": _patch_process_pool,
     "asyncio": lambda package: _patch_asyncio(),
+    "uvloop": _patch_uvloop,  # imports asyncio first: patched after it
 }
 
 
@@ -856,6 +959,9 @@ def uninstall() -> None:
     finish()
     _remove_finder()
     for owner, name, original in reversed(_state["saved"]):
-        setattr(owner, name, original)
+        if original is _INHERITED:
+            delattr(owner, name)
+        else:
+            setattr(owner, name, original)
     _state["saved"] = []
     _state["installed"] = False

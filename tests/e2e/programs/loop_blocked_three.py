@@ -1,8 +1,10 @@
 """An asyncio server-like program whose handler blocks the event loop three times in parse(),
 a CPU-bound function that spins until 0.3 s of wall time have passed (known by construction,
-however loaded the machine), while a ticker task would like to run every 10 ms."""
+however loaded the machine), while a ticker task would like to run every 10 ms.
+Usage: loop_blocked_three.py [uvloop] (uvloop's event loop instead of asyncio's)."""
 
 import asyncio
+import sys
 import time
 
 SECONDS = 0.3
@@ -40,4 +42,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    if sys.argv[1:] == ["uvloop"]:
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

@@ -1,5 +1,6 @@
-"""What the task recorder costs: 100,000 short pool tasks (and 100,000 asyncio tasks) with only
-the task instrumentation on, against the same work untraced.
+"""What the task recorder costs: 100,000 short pool tasks (and 100,000 asyncio tasks, on
+asyncio's loop and on uvloop's when the interpreter has it) with only the task instrumentation
+on, against the same work untraced.
 
 Both run in one interpreter, in turns: a round untraced, then the same round with the hooks
 installed (:func:`tracer.instrument.tasks.install`, then ``uninstall``), ``ROUNDS`` pairs, and
@@ -48,7 +49,12 @@ async def gathered():
 def asyncio_round():
     return asyncio.run(gathered())
 
-run = pool_round if KIND == "pool" else asyncio_round
+def uvloop_round():
+    return uvloop.run(gathered())
+
+if KIND == "uvloop":
+    import uvloop
+run = {"pool": pool_round, "asyncio": asyncio_round, "uvloop": uvloop_round}[KIND]
 run()  # warm: imports, the first thread starts, the adaptive interpreter
 pairs, size = [], 0
 with tempfile.TemporaryDirectory() as tmp:
@@ -75,7 +81,7 @@ print(json.dumps({"pairs": pairs, "bytes": size}))
 class TaskCost:
     python: str
     hooks: str  # C | Python (THREADSCOPE_PURE_TASKS=1)
-    kind: str  # pool | asyncio
+    kind: str  # pool | asyncio | uvloop
     tasks: int
     untraced_s: float  # medians of the rounds
     traced_s: float
@@ -153,7 +159,9 @@ def measure(pythons: list[str] | None = None, rounds: int = ROUNDS,
     for python in pythons or [sys.executable]:
         version = subprocess.run([python, "-c", "import sys; print(sys.version.split()[0])"],
                                  capture_output=True, text=True, check=True).stdout.strip()
-        for kind in ("pool", "asyncio"):
+        has_uvloop = subprocess.run([python, "-c", "import uvloop"], capture_output=True,
+                                    check=False).returncode == 0
+        for kind in ("pool", "asyncio", *(("uvloop",) if has_uvloop else ())):
             for hooks in HOOKS:
                 out = subprocess.run([python, "-c", _PROGRAM, kind, str(tasks), str(rounds)],
                                      capture_output=True, text=True, check=True, cwd=REPO,

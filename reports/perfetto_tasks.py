@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from reports.perfetto_tracks import function_tid
-from reports.tasks_view import worker_of
+from reports.tasks_view import Worker, worker_of
 from reports.view import ReportView
 from reports.vocabulary import task_outcome_words
 from tracer.model.schema import Task, TaskKind
@@ -34,14 +34,15 @@ def task_events(view: ReportView) -> list[TraceEvent]:
     flow = FLOW_BASE
     for pool in view.tasks.pools:
         for task in pool.started:
-            if worker_of(task) is None or task.start_s is None:
+            worker = worker_of(task)
+            if worker is None or task.start_s is None:
                 continue
             end = task.end_s if task.end_s is not None else view.span_s
-            events.append(_task_slice(task, end))
+            events.append(_task_slice(task, end, worker))
             if task.submit_tid is None:
                 continue
             flow += 1
-            events.extend(_submit_flow(task, flow))
+            events.extend(_submit_flow(task, flow, worker))
     for loop in view.tasks.loops:
         blocked = {(b.start_s, b.end_s) for b in loop.stats.blocked}
         for task in (*loop.rows, *loop.folded):
@@ -55,10 +56,10 @@ def task_events(view: ReportView) -> list[TraceEvent]:
     return events
 
 
-def _task_slice(task: Task, end: float) -> TraceEvent:
+def _task_slice(task: Task, end: float, worker: Worker) -> TraceEvent:
     return {
-        "ph": "X", "name": task.name, "cat": "pool_task", "pid": _worker_pid(task),
-        "tid": function_tid(task.tid or 0),
+        "ph": "X", "name": task.name, "cat": "pool_task", "pid": worker[0],
+        "tid": function_tid(worker[1]),
         "ts": _us(task.start_s or 0.0), "dur": max(_us(end - (task.start_s or 0.0)), 0.001),
         "args": {"pool": task.pool, "function": task.function, "site": task.site,
                  "queue_wait_s": task.queue_wait_s, "run_s": task.run_s,
@@ -66,7 +67,7 @@ def _task_slice(task: Task, end: float) -> TraceEvent:
                  "kind": str(TaskKind(task.kind))}}
 
 
-def _submit_flow(task: Task, flow: int) -> list[TraceEvent]:
+def _submit_flow(task: Task, flow: int, worker: Worker) -> list[TraceEvent]:
     """A moment slice where the task was submitted and the arrow from it to the task's start
     (flow events bind to the slice around them, so each end needs one)."""
     submit = _us(task.submit_s)
@@ -77,10 +78,5 @@ def _submit_flow(task: Task, flow: int) -> list[TraceEvent]:
         {"ph": "s", "name": "queued", "cat": "pool_flow", "id": flow, "pid": task.pid,
          "tid": function_tid(task.submit_tid or 0), "ts": round(submit + MOMENT_US / 2, 3)},
         {"ph": "f", "bp": "e", "name": "queued", "cat": "pool_flow", "id": flow,
-         "pid": _worker_pid(task), "tid": function_tid(task.tid or 0),
-         "ts": round(start + 0.001, 3)},
+         "pid": worker[0], "tid": function_tid(worker[1]), "ts": round(start + 0.001, 3)},
     ]
-
-
-def _worker_pid(task: Task) -> int:
-    return task.worker_pid if task.worker_pid is not None else task.pid

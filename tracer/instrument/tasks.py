@@ -88,6 +88,7 @@ NAME_CALLBACK_NS = 10_000_000
 _mono = time.monotonic_ns
 _native_id = _thread.get_native_id
 _ATTR = "_threadscope_task"  # our number on a pool executor or an event loop
+_FORKS = "_threadscope_forks"  # on a process pool: whether it forks its workers
 
 _events: list[tuple[Any, ...]] = []
 _tls = _thread._local()
@@ -220,10 +221,11 @@ def _pool_id(executor: Any, kind: str) -> int:
             name = executor.__dict__.get("_thread_name_prefix") or f"ThreadPoolExecutor-{number}"
         else:
             name = f"ProcessPoolExecutor-{number}"
+        method = _start_method(executor) if kind == PROCESS_POOL else None
         _events.append((POOL, number, _state["pid"], kind, faults.safe_text(name, "task_name"),
-                        executor.__dict__.get("_max_workers"), _mono(),
-                        _start_method(executor) if kind == PROCESS_POOL else None))
+                        executor.__dict__.get("_max_workers"), _mono(), method))
         executor.__dict__["_threadscope_workers"] = 0
+        executor.__dict__[_FORKS] = method == "fork"  # its workers record their runs
     return int(number)
 
 
@@ -421,7 +423,7 @@ def _wrap_process_submit(original: Callable[..., Any]) -> Callable[..., Any]:
             number = _next_item()
             head = (number, _pool_id(self, PROCESS_POOL), _function_id(fn), submitted, _tid(),
                     _asyncio_task_now())
-            if args and _start_method(self) == "fork":
+            if args and self.__dict__.get(_FORKS):
                 args = (_RunInChild(fn, _state["pid"], number), *args[1:])
         except Exception as exc:
             faults.note("task_event_lost", exc)

@@ -1,20 +1,12 @@
-"""Six tasks of 0.3 s (time.sleep: known by construction, whatever the load) on a process pool
-of two workers, submitted at once: tasks 1-2 start at once, 3-4 wait ~0.3 s, 5-6 ~0.6 s for a
-free worker. The fourth raises. Usage: process_pool_six_on_two.py [START_METHOD]."""
+"""pool_six_on_two.py's six tasks of 0.3 s on a process pool of two workers, submitted at
+once: tasks 1-2 start at once, 3-4 wait ~0.3 s, 5-6 ~0.6 s for a free worker. The fourth raises.
+Usage: process_pool_six_on_two.py [START_METHOD]."""
 
 import multiprocessing
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor, wait
 
-SECONDS = 0.3
-
-
-def fetch(n: int) -> int:
-    time.sleep(SECONDS)
-    if n == 3:
-        raise LookupError(n)
-    return n
+from pool_six_on_two import fetch
 
 
 def main() -> None:

@@ -109,8 +109,14 @@ class EventColumns:
             yield GilEvent(t, pid, tid, kinds[kind])
 
     def by_thread(self) -> Iterator[tuple[int, list[int], list[Ev]]]:
+        """:meth:`thread_arrays` as Python values: each thread's event times and kinds."""
+        kinds = EV_ORDER
+        for tid, times, codes in self.thread_arrays():
+            yield tid, times.tolist(), [kinds[k] for k in codes.tolist()]
+
+    def thread_arrays(self) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
         """Per thread, in the order of its first event (after sorting by time, perf's order
-        breaking ties): its tid, its event times and kinds, in time order."""
+        breaking ties): its tid, its event times (int64 ns) and kind codes, in time order."""
         if not len(self):
             return
         in_time = np.lexsort((self.line, self.t_ns))
@@ -119,9 +125,7 @@ class EventColumns:
         sorted_tids = tids[grouped]
         starts = np.flatnonzero(np.r_[True, sorted_tids[1:] != sorted_tids[:-1]])
         ends = np.r_[starts[1:], len(sorted_tids)]
-        kinds = EV_ORDER
         # grouped[start] is the thread's first event in time: threads in the order they appear
         for n in np.argsort(grouped[starts], kind="stable").tolist():
             mine = in_time[grouped[starts[n]:ends[n]]]
-            yield (int(sorted_tids[starts[n]]), self.t_ns[mine].tolist(),
-                   [kinds[k] for k in self.kind[mine].tolist()])
+            yield int(sorted_tids[starts[n]]), self.t_ns[mine], self.kind[mine]

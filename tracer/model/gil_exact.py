@@ -47,35 +47,30 @@ Everything here is pure: text in, values out.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 
 from tracer.errors import CorruptRecording
 from tracer.instrument.gil_probe import FutexWords
 from tracer.model.gil_events import Ev, EventColumns, GilEvent
-from tracer.model.schema import (
-    BLOCKED,
-    CPU_WAIT,
-    GIL_WAIT,
-    ON_CPU,
-    RUNNING,
-    Interval,
+from tracer.model.gil_walk import (
+    CPU_FALLBACK,
+    WAIT_LOOP_BOUND_NS,
+    WALK_STATES,
+    GilWait,
+    WalkOutput,
+    walk_thread,
 )
+from tracer.model.schema import GIL_WAIT, RUNNING, Interval
 
 # futex(2) commands, after masking FUTEX_PRIVATE_FLAG (128) and FUTEX_CLOCK_REALTIME (256).
 _FUTEX_CMD_MASK = ~(128 | 256)
 _FUTEX_WAITS = frozenset({0, 9})  # FUTEX_WAIT, FUTEX_WAIT_BITSET
 _FUTEX_WAKES = frozenset({1, 10})  # FUTEX_WAKE, FUTEX_WAKE_BITSET
 EAGAIN_RETURN = -11  # what futex WAIT returns when the word changed before it could sleep
-# take_gil's loop between two futex sleeps (re-take the mutex, check the GIL, ask for a drop) ran
-# 2-25 us on a CPU here (p99 ~40 us under uprobes, which slow it); a thread awake longer than this
-# before its next wait did something else, i.e. it got the GIL in between.
-WAIT_LOOP_BOUND_NS = 50_000
 
 # ``  6536/6586    323.066705634: rest``; perf pads pid/tid on the left. The fraction is 9 digits
 # with --ns and 6 without; both are read exactly (integers, never floats: a float of ~1e18 ns has
@@ -248,51 +243,8 @@ def _kind_of(rest: str, classify: FutexClassifier,
     return None
 
 
+
 # -- per-thread reconstruction ---------------------------------------------------------------------
-
-
-class _Phase(Enum):
-    IDLE = "idle"  # neither waiting for the GIL nor in a hold the events bracket
-    WAITING = "waiting"  # in a GIL wait, asleep or about to sleep in its futex
-    WOKEN = "woken"  # in a GIL wait, woken: either it got the GIL or it will wait again
-    HOLD = "hold"  # took the GIL for sure (handoff_wake); confirmed if a release follows
-
-
-class _Cpu(Enum):
-    UNKNOWN = "unknown"
-    ON = "on"
-    ASLEEP = "asleep"
-    PREEMPTED = "preempted"
-
-
-@dataclass(frozen=True, slots=True)
-class _Hold:
-    """A hold bracketed by its thread's own events: its stretches (start, end, cpu), from the
-    moment it took the GIL to the release that proved it held it."""
-
-    stretches: list[tuple[int, int, _Cpu]]
-    start_known: bool  # it began when the thread took the GIL (after a wait, or a hand-off)
-
-    @property
-    def start(self) -> int:
-        return self.stretches[0][0]
-
-    @property
-    def end(self) -> int:
-        return self.stretches[-1][1]
-
-
-@dataclass(frozen=True, slots=True)
-class GilWait:
-    """One GIL wait of one thread: ``[start_ns, end_ns]``; ``slept`` unless it never blocked."""
-
-    start_ns: int
-    end_ns: int
-    slept: bool
-
-    @property
-    def duration_ns(self) -> int:
-        return self.end_ns - self.start_ns
 
 
 @dataclass
@@ -301,207 +253,6 @@ class ThreadGil:
 
     intervals: list[Interval] = field(default_factory=list)
     waits: list[GilWait] = field(default_factory=list)
-
-
-def _cpu_state(cpu: _Cpu) -> str | None:
-    """The state of a stretch in which the thread neither waits for nor provably holds the GIL."""
-    return {_Cpu.ON: ON_CPU, _Cpu.ASLEEP: BLOCKED, _Cpu.PREEMPTED: CPU_WAIT}.get(cpu)
-
-
-class _ThreadWalk:
-    """Walks one thread's events in time order; see the module docstring for the rules."""
-
-    def __init__(self, t0_ns: int, end_ns: int) -> None:
-        self.t0_ns, self.end_ns = t0_ns, end_ns
-        self.out: list[tuple[int, int, str]] = []
-        self.waits: list[GilWait] = []
-        self.holds: list[_Hold] = []  # holds ended by a release, proven later against others
-        self.unsure: list[tuple[int, int, _Cpu]] = []  # idle stretches since the last release
-        self.wants: list[tuple[int, int]] = []  # forced releases until the next request
-        self.releases: list[int] = []  # times of wake/handoff_wait: releases with waiters
-        self.handoff_since: int | None = None
-        self.phase = _Phase.IDLE
-        self.cpu = _Cpu.UNKNOWN
-        self.since: int | None = None  # start of the open stretch (same phase and CPU state)
-        # Stretches whose GIL state is decided later: (start, end, cpu) since ``pending_from``.
-        self.pending: list[tuple[int, int, _Cpu]] = []
-        self.futex_pending = False  # a GIL futex call since the last sleep that may sleep yet
-        self.wait_start = 0
-        self.woke = 0
-        self.last_futex = 0  # the latest GIL futex call of the current wait
-        self.awake_ns = 0  # CPU time since the wake-up of a woken waiter, before ``on_since``
-        self.on_since: int | None = None
-        self.slept = False
-
-    # -- stretches --
-
-    def _close(self, now: int) -> None:
-        since = self.since
-        self.since = now
-        if since is None or now <= since:
-            return
-        if self.phase is _Phase.WAITING:
-            self._emit(since, now, GIL_WAIT)
-        elif self.phase in (_Phase.WOKEN, _Phase.HOLD):
-            self.pending.append((since, now, self.cpu))
-        elif self.cpu is not _Cpu.UNKNOWN:
-            # Neither waiting nor in a bracketed hold: it may hold the GIL without anyone
-            # knowing. A later release with waiters (wake) can still prove the last part.
-            self.unsure.append((since, now, self.cpu))
-
-    def _emit(self, start: int, end: int, state: str) -> None:
-        start, end = max(start, self.t0_ns), min(end, self.end_ns)
-        if end > start:
-            self.out.append((start, end, state))
-
-    def _resolve(self, held: bool | None) -> None:
-        """Decide the pending stretches: ``True`` held the GIL, ``False`` still waited for it,
-        ``None`` unknown (a silent release happened somewhere in them)."""
-        if held is True and self.pending:
-            self.holds.append(_Hold(list(self.pending), start_known=True))
-            self.pending = []
-            return
-        for start, end, cpu in self.pending:
-            if held is False:
-                self._emit(start, end, GIL_WAIT)
-            elif (state := _cpu_state(cpu)) is not None:
-                self._emit(start, end, state)
-        self.pending = []
-
-    def _flush_unsure(self, released: bool = False) -> None:
-        """The stretches since the thread was last known not to hold the GIL: a hold whose start
-        is unknown if it ``released`` the GIL now, else just what the CPU did."""
-        if released and self.unsure:
-            self.holds.append(_Hold(self.unsure, start_known=False))
-        else:
-            for start, end, cpu in self.unsure:
-                if (state := _cpu_state(cpu)) is not None:
-                    self._emit(start, end, state)
-        self.unsure = []
-
-    def _end_wait(self, at: int) -> None:
-        self.waits.append(GilWait(self.wait_start, max(at, self.wait_start), self.slept))
-
-    # -- events --
-
-    def step(self, now: int, kind: Ev) -> bool:
-        """Apply one event (what the thread did at ``now``); False once it has exited."""
-        phase = self.phase
-        self._close(now)
-        if kind is Ev.EXIT:
-            self.finish(now)
-            return False
-        if kind is Ev.START:
-            return True
-        if kind in (Ev.SWITCH_OUT, Ev.PREEMPTED, Ev.SWITCH_IN):
-            self._switch(now, kind)
-            return True
-        if self.cpu is not _Cpu.ON:  # a futex call runs on a CPU
-            self.cpu, self.on_since = _Cpu.ON, now
-        if kind is Ev.NO_SLEEP:
-            self.futex_pending = False
-            if phase is _Phase.WAITING:  # its wait's futex did not sleep: it is awake at once
-                self.phase, self.woke, self.awake_ns = _Phase.WOKEN, now, 0
-                self.on_since = now
-        elif kind in (Ev.WAIT, Ev.MUTEX_WAIT):
-            self.futex_pending = True
-            self.last_futex = now
-            if phase is _Phase.WOKEN and self._awake_ns(now) > WAIT_LOOP_BOUND_NS:
-                # Too long awake for the wait loop: it got the GIL in between, and lost it again.
-                self._end_wait(self.woke)
-                self._resolve(held=None)
-                phase = self.phase = _Phase.IDLE
-            if phase is _Phase.WOKEN:  # it woke, found the GIL still taken, and waits on
-                self._resolve(held=False)
-                self.phase = _Phase.WAITING
-            elif kind is Ev.WAIT and phase in (_Phase.IDLE, _Phase.HOLD):
-                self._resolve(held=None)  # a hold that ended silently, if any
-                self._flush_unsure()
-                self.phase, self.wait_start, self.slept = _Phase.WAITING, now, False
-                if self.handoff_since is not None:
-                    self.wants.append((self.handoff_since, now))
-                    self.handoff_since = None
-        elif kind is Ev.HANDOFF_WAKE:
-            if phase in (_Phase.WAITING, _Phase.WOKEN):
-                self._resolve(held=False)
-                self._end_wait(now)
-            else:
-                self._resolve(held=None)
-                self._flush_unsure()
-            self.phase = _Phase.HOLD
-        elif kind in (Ev.WAKE, Ev.HANDOFF_WAIT):
-            self.releases.append(now)
-            if kind is Ev.HANDOFF_WAIT:  # forced to release: it wants the GIL back right away
-                self.handoff_since = now
-            # It released the GIL: a wait it was in ended when it woke, and it held since then.
-            if phase is _Phase.WOKEN:
-                self._end_wait(self.woke)
-                self._resolve(held=True)
-            elif phase is _Phase.WAITING:  # its futex returned without sleeping or saying so
-                self._end_wait(self.last_futex)
-            elif phase is _Phase.HOLD:
-                self._resolve(held=True)
-            else:  # it took the GIL unseen, while nobody waited: since when is unknown
-                self._flush_unsure(released=True)
-            self.phase = _Phase.IDLE
-            self.futex_pending = kind is Ev.HANDOFF_WAIT
-        return True
-
-    def _awake_ns(self, now: int) -> int:
-        return self.awake_ns + (now - self.on_since if self.on_since is not None else 0)
-
-    def _switch(self, now: int, kind: Ev) -> None:
-        if kind is Ev.SWITCH_IN:
-            if self.cpu is _Cpu.ASLEEP and self.phase is _Phase.WAITING:
-                self.phase, self.woke, self.awake_ns = _Phase.WOKEN, now, 0
-            self.cpu, self.on_since = _Cpu.ON, now
-            return
-        if self.on_since is not None:
-            self.awake_ns += now - self.on_since
-            self.on_since = None
-        if kind is Ev.PREEMPTED:
-            self.cpu = _Cpu.PREEMPTED
-            return
-        # Asleep: in the GIL futex it just called, or in something else entirely.
-        in_gil_futex = self.futex_pending
-        self.futex_pending = False
-        self.cpu = _Cpu.ASLEEP
-        if in_gil_futex:
-            if self.phase is _Phase.WAITING:
-                self.slept = True
-            return
-        if self.phase is _Phase.WOKEN:  # it got the GIL after waking, then blocked elsewhere
-            self._end_wait(self.woke)
-            self._resolve(held=None)
-        elif self.phase is _Phase.WAITING:  # its futex returned unseen; it got the GIL
-            self._end_wait(self.last_futex)
-        elif self.phase is _Phase.HOLD:
-            self._resolve(held=None)
-        self.phase = _Phase.IDLE
-
-    def finish(self, now: int) -> None:
-        """The thread exited (or the record ended) at ``now``."""
-        self._close(now)
-        if self.phase is _Phase.WAITING:
-            self._end_wait(now)
-        elif self.phase is _Phase.WOKEN:
-            self._end_wait(self.woke)
-        self._resolve(held=None)
-        self._flush_unsure()
-        self.phase, self.since = _Phase.IDLE, None
-
-    def intervals(self) -> list[Interval]:
-        intervals: list[Interval] = []
-        for start, end, state in sorted(self.out):
-            s, e = (start - self.t0_ns) / 1e9, (end - self.t0_ns) / 1e9
-            last = intervals[-1] if intervals else None
-            if last is not None and last.state == state and abs(last.end - s) < 1e-12:
-                last.end = e
-            elif last is not None and s < last.end:  # cannot happen; keep the order if it does
-                continue
-            else:
-                intervals.append(Interval(s, e, state))
-        return intervals
 
 
 def reconstruct(events: Iterable[GilEvent], t0_ns: int, end_ns: int, *,
@@ -519,22 +270,13 @@ def reconstruct_columns(events: EventColumns, t0_ns: int, end_ns: int) -> dict[i
     """:func:`reconstruct` of one process's events held as columns."""
     if end_ns < t0_ns:
         raise ValueError(f"end_ns {end_ns} is before t0_ns {t0_ns}")
-    walks: dict[int, _ThreadWalk] = {}
-    for tid, times, kinds in events.by_thread():
-        walk = walks[tid] = _ThreadWalk(t0_ns, end_ns)
-        step = walk.step
-        alive = True
-        for now, kind in zip(times, kinds):  # events past the window still settle stretches
-            alive = step(now, kind)
-            if not alive:
-                break
-        if alive:
-            walk.finish(max(end_ns, times[-1]))
-    _prove_holds(walks)
+    walks = {tid: walk_thread(times, kinds, t0_ns, end_ns)
+             for tid, times, kinds in events.thread_arrays()}
+    proven = _prove_holds(walks, t0_ns, end_ns)
     out: dict[int, ThreadGil] = {}
     for tid, walk in walks.items():
         waits = [w for w in walk.waits if w.end_ns > t0_ns and w.start_ns < end_ns]
-        intervals = walk.intervals()
+        intervals = _intervals(walk, proven[tid], t0_ns)
         if intervals or waits:
             out[tid] = ThreadGil(intervals, waits)
     return out
@@ -558,84 +300,156 @@ class _OthersWanting:
                                                 self._tids[order])
         self._gap = gap_ns
         timed = sorted((t, tid) for tid, times in releases.items() for t in times)
-        self._release_times = [t for t, _ in timed]
-        self._release_tids = [tid for _, tid in timed]
+        self._release_times = np.array([t for t, _ in timed], dtype=np.int64)
+        self._release_tids = np.array([tid for _, tid in timed], dtype=np.int64)
         # the latest release before each one that another thread made than that one's
-        self._other_before: list[int] = []
-        for n, tid in enumerate(self._release_tids):
-            self._other_before.append(n - 1 if n and self._release_tids[n - 1] != tid
-                                      else self._other_before[n - 1] if n else -1)
+        other_before: list[int] = []
+        tids = self._release_tids.tolist()
+        for n, tid in enumerate(tids):
+            other_before.append(n - 1 if n and tids[n - 1] != tid
+                                else other_before[n - 1] if n else -1)
+        self._other_before = np.array(other_before, dtype=np.int64)
 
-    def merged(self, tid: int) -> tuple[list[int], list[int]]:
+    def merged(self, tid: int) -> tuple[np.ndarray, np.ndarray]:
         """Starts and ends of the others' merged spans, sorted."""
         keep = self._tids != tid
         starts, ends = self._starts[keep], self._ends[keep]
         if not len(starts):
-            return [], []
+            return starts, ends
         reach = np.maximum.accumulate(ends)
         # a span begins a new merged one when it starts past the reach of those before it
         first = np.flatnonzero(np.r_[True, starts[1:] > reach[:-1] + self._gap])
         last = np.r_[first[1:] - 1, len(starts) - 1]
-        return starts[first].tolist(), reach[last].tolist()
+        return starts[first], reach[last]
 
-    def last_release_before(self, tid: int, at: int) -> int | None:
-        """The latest release at or before ``at`` by a thread other than ``tid``."""
-        n = bisect.bisect_right(self._release_times, at) - 1
-        if n >= 0 and self._release_tids[n] == tid:
-            n = self._other_before[n]
-        return self._release_times[n] if n >= 0 else None
-
-
-def _covering(starts: list[int], ends: list[int], at: int, slack_ns: int
-              ) -> tuple[int, int] | None:
-    """The merged span that covers ``at`` (or starts at most ``slack_ns`` after it)."""
-    i = bisect.bisect_right(starts, at + slack_ns) - 1
-    if i >= 0 and ends[i] >= at:
-        return starts[i], ends[i]
-    return None
+    def last_release_before(self, tid: int, at: np.ndarray) -> np.ndarray:
+        """Per time in ``at``, the latest release at or before it by a thread other than
+        ``tid`` (-1 where there is none)."""
+        if not len(self._release_times):
+            return np.full(len(at), -1, dtype=np.int64)
+        n = np.searchsorted(self._release_times, at, side="right") - 1
+        mine = (n >= 0) & (self._release_tids[np.maximum(n, 0)] == tid)
+        n = np.where(mine, self._other_before[np.maximum(n, 0)], n)
+        return np.where(n >= 0, self._release_times[np.maximum(n, 0)], -1)
 
 
-def _prove_holds(walks: dict[int, _ThreadWalk]) -> None:
-    """Emit each thread's bracketed holds as ``running`` where other threads' waits prove them.
+def _covering(starts: np.ndarray, ends: np.ndarray, at: np.ndarray, slack_ns: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per time in ``at``: whether a merged span covers it (or starts at most ``slack_ns``
+    after it), and that span's start and end."""
+    i = np.searchsorted(starts, at + slack_ns, side="right") - 1
+    safe = np.maximum(i, 0)
+    if not len(starts):
+        return np.zeros(len(at), dtype=bool), at, at
+    return (i >= 0) & (ends[safe] >= at), starts[safe], ends[safe]
+
+
+# Emitted by the proof, beside the walk's own states (codes into _ASSEMBLED)
+_RUNNING_CODE = len(WALK_STATES)
+_ASSEMBLED: tuple[str, ...] = (*WALK_STATES, RUNNING)
+_FALLBACK_CODE = np.array([-1 if state is None else WALK_STATES.index(state)
+                           for state in CPU_FALLBACK], dtype=np.int8)
+# sorted() of (start, end, state) tuples broke ties by the state's name: so does the sort here
+_NAME_RANK = np.argsort(np.argsort(np.array(_ASSEMBLED)))
+
+
+@dataclass(frozen=True)
+class _Proven:
+    """The pieces of one thread's holds, as the proof settled them: ns and codes into
+    :data:`_ASSEMBLED`, clipped to the window."""
+
+    start: np.ndarray
+    end: np.ndarray
+    state: np.ndarray
+
+
+def _prove_holds(walks: dict[int, WalkOutput], t0_ns: int, end_ns: int) -> dict[int, _Proven]:
+    """Each thread's bracketed holds as ``running`` where other threads' waits prove them.
 
     A thread releases the GIL silently only when nobody waits for it, so while others wait, the
     holder keeps it: a hold is proven from its start for as long as other threads kept wanting the
     GIL (waiting for it, or forced out and about to ask again), and back from its release for as
     long as others were waiting and no other thread released it. Gaps up to the wait loop's
     bound are bridged. Whatever is not proven takes the CPU state it had (``on_cpu`` or
-    ``cpu_wait``)."""
+    ``cpu_wait``). Per thread in arrays: a minute of 64 threads has ~a million holds."""
     others = _OthersWanting(
         {tid: [(w.start_ns, w.end_ns) for w in walk.waits] + walk.wants
          for tid, walk in walks.items()},
         {tid: walk.releases for tid, walk in walks.items()}, WAIT_LOOP_BOUND_NS)
+    empty = np.zeros(0, dtype=np.int64)
+    proven: dict[int, _Proven] = {}
     for tid, walk in walks.items():
-        if not walk.holds:
+        holds = len(walk.hold_known)
+        if not holds:
+            proven[tid] = _Proven(empty, empty, np.zeros(0, dtype=np.int8))
             continue
         starts, ends = others.merged(tid)
-        for hold in walk.holds:
-            start, end = hold.start, hold.end
-            ahead = (_covering(starts, ends, start, WAIT_LOOP_BOUND_NS) if hold.start_known
-                     else None)
-            proven_to = min(end, ahead[1]) if ahead is not None else start
-            behind = _covering(starts, ends, end, 0)
-            proven_from = end
-            if behind is not None:
-                # ...and nobody else released the GIL in between (then it was not this one's).
-                last_other_release = others.last_release_before(tid, end)
-                proven_from = max(start, behind[0],
-                                  last_other_release if last_other_release is not None
-                                  and last_other_release >= start else start)
-            for s_ns, e_ns, cpu in hold.stretches:
-                for lo, hi in _split(s_ns, e_ns, proven_to, proven_from):
-                    proven = hi <= proven_to or lo >= proven_from
-                    state = RUNNING if proven else _cpu_state(cpu)
-                    if state is not None:
-                        walk._emit(lo, hi, state)
+        # each hold's stretches are together and in order: its first and last
+        count = np.bincount(walk.stretch_hold, minlength=holds)
+        last = np.cumsum(count) - 1
+        first = last - count + 1
+        start, end = walk.stretch_start[first], walk.stretch_end[last]
+        ahead, _, ahead_end = _covering(starts, ends, start, WAIT_LOOP_BOUND_NS)
+        proven_to = np.where(ahead & walk.hold_known, np.minimum(end, ahead_end), start)
+        behind, behind_start, _ = _covering(starts, ends, end, 0)
+        # ...and nobody else released the GIL in between (then it was not this one's).
+        other = others.last_release_before(tid, end)
+        since = np.maximum(np.maximum(start, behind_start), np.where(other >= start, other, start))
+        proven_from = np.where(behind, since, end)
+        proven[tid] = _settle(walk, proven_to[walk.stretch_hold],
+                              proven_from[walk.stretch_hold], t0_ns, end_ns)
+    return proven
 
 
-def _split(start: int, end: int, *cuts: int) -> list[tuple[int, int]]:
-    points = sorted({start, end, *(c for c in cuts if start < c < end)})
-    return list(zip(points, points[1:]))
+def _settle(walk: WalkOutput, proven_to: np.ndarray, proven_from: np.ndarray, t0_ns: int,
+            end_ns: int) -> _Proven:
+    """Each stretch of a hold cut at where its proof ends and resumes: ``running`` up to
+    ``proven_to`` and from ``proven_from``, its CPU state between (nothing for an unknown one)."""
+    lo, hi = walk.stretch_start, walk.stretch_end
+    cut_to = np.clip(proven_to, lo, hi)
+    cut_from = np.maximum(cut_to, np.clip(proven_from, lo, hi))
+    fallback = _FALLBACK_CODE[walk.stretch_cpu]
+    running = np.full(len(lo), _RUNNING_CODE, dtype=np.int8)
+    start = np.concatenate([lo, cut_to, cut_from])
+    end = np.concatenate([cut_to, cut_from, hi])
+    state = np.concatenate([running, fallback, running])
+    start, end = np.maximum(start, t0_ns), np.minimum(end, end_ns)
+    keep = (end > start) & (state >= 0)
+    return _Proven(start[keep], end[keep], state[keep])
+
+
+def _intervals(walk: WalkOutput, proven: _Proven, t0_ns: int) -> list[Interval]:
+    """The walk's stretches and the proven pieces as sorted intervals in seconds from ``t0_ns``,
+    neighbours in one state joined."""
+    start = np.concatenate([walk.out_start, proven.start])
+    end = np.concatenate([walk.out_end, proven.end])
+    state = np.concatenate([walk.out_state, proven.state])
+    if not len(start):
+        return []
+    order = np.lexsort((_NAME_RANK[state], end, start))
+    s, e, state = (start[order] - t0_ns) / 1e9, (end[order] - t0_ns) / 1e9, state[order]
+    joins = (state[1:] == state[:-1]) & (np.abs(e[:-1] - s[1:]) < 1e-12)
+    if np.any((s[1:] < e[:-1]) & ~joins):  # overlaps cannot happen; if they do, keep the order
+        return _intervals_one_by_one(s.tolist(), e.tolist(), state.tolist())
+    first = np.flatnonzero(np.r_[True, ~joins])
+    last = np.r_[first[1:] - 1, len(s) - 1]
+    names = _ASSEMBLED
+    return [Interval(a, b, names[code]) for a, b, code in
+            zip(s[first].tolist(), e[last].tolist(), state[first].tolist())]
+
+
+def _intervals_one_by_one(starts: list[float], ends: list[float], states: list[int]
+                          ) -> list[Interval]:
+    intervals: list[Interval] = []
+    for s, e, code in zip(starts, ends, states):
+        last = intervals[-1] if intervals else None
+        if last is not None and last.state == _ASSEMBLED[code] and abs(last.end - s) < 1e-12:
+            last.end = e
+        elif last is not None and s < last.end:
+            continue
+        else:
+            intervals.append(Interval(s, e, _ASSEMBLED[code]))
+    return intervals
 
 
 def gil_timelines(events: Iterable[GilEvent], t0_ns: int, end_ns: int, *,
